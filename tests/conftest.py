@@ -1,0 +1,56 @@
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tlbench.cli import main
+
+TINY = """
+[suite]
+name = "tiny"
+seeds = [0, 1]
+label_fractions = [0.5, 1.0]
+
+[[backbone]]
+plugin = "tiny_cnn"
+width = 8
+input_size = 8
+
+[[dataset]]
+plugin = "digits"
+image_size = 8
+
+[[strategy]]
+plugin = "finetune"
+lr = 3e-3
+
+[[strategy]]
+plugin = "linear_probe"
+C = [0.1, 1.0]
+
+[train]
+epochs = 1
+min_steps = 3
+batch_size = 256
+"""
+
+
+@pytest.fixture
+def write_suite(tmp_path, monkeypatch):
+    """Write a suite file (TINY by default) into a temporary working directory."""
+    monkeypatch.chdir(tmp_path)
+
+    def write(text: str = TINY, name: str = "suite.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text))
+        return path
+    return write
+
+
+@pytest.fixture
+def cli():
+    """Run the tlbench command line in-process; returns the click Result."""
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return invoke

@@ -1,0 +1,137 @@
+"""`tlbench run` end to end on a tiny suite: records, exports, resume, sweeps, failures."""
+import csv
+import json
+import sqlite3
+
+from click.testing import CliRunner
+from conftest import TINY
+
+from tlbench.cli import main
+
+EXPECTED_COLUMNS = {"cell_id", "backbone", "dataset", "strategy", "seed", "label_fraction", "status", "error",
+                    "test_acc", "val_acc", "train_seconds", "peak_memory_mb", "trainable_params",
+                    "total_params", "variant", "test_macro_f1"}
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_records_csv_and_summary(write_suite, cli):
+    path = write_suite()
+    result = cli("run", path, "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "[6/12]" in result.stdout and "ETA" in result.stdout
+    rows = read_csv(path.parent / "results/tiny/results.csv")
+    assert len(rows) == 2 * 2 * (1 + 2)  # seeds x fractions x (finetune + 2 linear-probe variants)
+    assert EXPECTED_COLUMNS <= set(rows[0])
+    assert {r["status"] for r in rows} == {"ok"}
+    for r in rows:
+        assert 0.0 <= float(r["test_acc"]) <= 1.0
+        assert int(r["trainable_params"]) <= int(r["total_params"])
+    probe = [r for r in rows if r["strategy"] == "linear_probe"]
+    assert all(int(r["trainable_params"]) == 8 * 4 * 10 + 10 for r in probe)  # 32 features x 10 classes + bias
+    summary = (path.parent / "results/tiny/summary.md").read_text()
+    assert "| tiny_cnn" in summary and "linear_probe" in summary and "±" in summary
+    db = sqlite3.connect(path.parent / "results/tiny/tlbench.sqlite")
+    record = json.loads(db.execute("SELECT record FROM records LIMIT 1").fetchone()[0])
+    assert record["schema_version"] == 1
+    assert set(record) >= {"config", "metrics", "cost", "run", "status", "cell_id"}
+    assert record["run"]["packages"]["torch"]
+
+
+def test_rerun_skips_finished_cells_and_new_axis_runs_only_new_cells(write_suite, cli):
+    path = write_suite()
+    assert cli("run", path, "--no-report").exit_code == 0
+    again = cli("run", path, "--no-report")
+    assert "12 cells, 0 to run" in again.stdout
+    forced = cli("run", path, "--no-report", "--rerun")
+    assert "12 cells, 12 to run" in forced.stdout
+    write_suite(TINY.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    grown = cli("run", path, "--no-report")
+    assert "18 cells, 6 to run" in grown.stdout
+    assert len(read_csv(path.parent / "results/tiny/results.csv")) == 18
+
+
+def test_dry_run_prints_plan_with_skips_and_trains_nothing(write_suite, cli):
+    path = write_suite(TINY + '\n[[strategy]]\nplugin = "target_oracle"\nlr = 1e-3\n')
+    result = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 0
+    assert "16 cells" in result.stdout and "12 to run, 0 already done, 4 skipped" in result.stdout
+    assert "skip: strategy 'target_oracle' needs a target domain and dataset 'digits' has none" in result.stdout
+    assert not (path.parent / "results").exists()
+
+
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(write_suite, cli):
+    text = TINY + '\n[[strategy]]\nplugin = "explode"\n\n[[strategy]]\nplugin = "nan_loss"\n'
+    path = write_suite(text)
+    result = cli("run", path, "--no-report", "--plugin", "helpers.faulty_plugins")
+    assert result.exit_code == 1
+    assert "8 cell(s) failed or diverged" in result.stderr
+    assert "RuntimeError: boom from a plugin" in result.stderr
+    rows = read_csv(path.parent / "results/tiny/results.csv")
+    by_strategy = {}
+    for r in rows:
+        by_strategy.setdefault(r["strategy"], set()).add(r["status"])
+    assert by_strategy == {"finetune": {"ok"}, "linear_probe": {"ok"}, "explode": {"failed"},
+                           "nan_loss": {"diverged"}}
+    assert all("boom from a plugin" in r["error"] for r in rows if r["strategy"] == "explode")
+    assert all("loss became nan" in r["error"] for r in rows if r["strategy"] == "nan_loss")
+    # failed cells are retried on the next run, ok and diverged ones are finished
+    again = cli("run", path, "--no-report", "--plugin", "helpers.faulty_plugins")
+    assert "20 cells, 4 to run" in again.stdout
+
+
+def test_ctrl_c_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatch):
+    from tlbench import runner
+    path = write_suite()
+    original, calls = runner.Workbench.run, []
+
+    def interrupted_after_five(self, cell):
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        calls.append(cell.id)
+        return original(self, cell)
+    monkeypatch.setattr(runner.Workbench, "run", interrupted_after_five)
+    result = cli("run", path, "--no-report")
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    assert len(read_csv(path.parent / "results/tiny/results.csv")) == 5
+    monkeypatch.setattr(runner.Workbench, "run", original)
+    resumed = cli("run", path, "--no-report")
+    assert resumed.exit_code == 0 and "12 cells, 7 to run" in resumed.stdout
+
+
+def test_cell_ids_are_stable_and_depend_on_config(write_suite):
+    from tlbench.plugins import plugin_manager
+    from tlbench.registry import Registry
+    from tlbench.suite import load_suite
+    registry = Registry.collect(plugin_manager()[0])
+    a = load_suite(write_suite(), registry)
+    b = load_suite(write_suite(), registry)
+    assert [c.id for c in a.cells] == [c.id for c in b.cells]
+    assert len({c.id for c in a.cells}) == len(a.cells)
+    c = load_suite(write_suite(TINY.replace("lr = 3e-3", "lr = 1e-3")), registry)
+    changed = {x.id for x in c.cells} ^ {x.id for x in a.cells}
+    assert len(changed) == 2 * 4  # the four finetune cells, old and new
+
+
+def test_default_grid_applies_when_the_suite_leaves_an_option_out(write_suite):
+    from tlbench.plugins import plugin_manager
+    from tlbench.registry import Registry
+    from tlbench.suite import load_suite
+    registry = Registry.collect(plugin_manager()[0])
+    suite = load_suite(write_suite(TINY.replace("lr = 3e-3\n", "")), registry)
+    lrs = {c.strategy.options.lr for c in suite.cells if c.strategy.plugin == "finetune"}
+    assert lrs == set(registry.get("strategy", "finetune").grid["lr"])
+
+
+def test_list_and_plugins(cli):
+    listed = cli("list", "strategies")
+    assert listed.exit_code == 0
+    for name in ("linear_probe", "finetune", "scratch"):
+        assert name in listed.stdout
+    assert "lr:" in listed.stdout
+    plugins = cli("plugins")
+    assert "tlbench" in plugins.stdout and "0.1.0" in plugins.stdout

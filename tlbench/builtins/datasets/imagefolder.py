@@ -1,0 +1,124 @@
+"""``imagefolder``: the user's own images, one folder per class.
+
+Two layouts are understood::
+
+    root/<class>/**/*.jpg                    -> one pool, split by the core (train/val/test)
+    root/train/<class>/..., root/test/<class>/...[, root/val/<class>/...]
+                                             -> those splits (val carved from train if absent)
+
+A ``root/train/`` alone is treated like the first layout. Class names are the sorted names of
+the class folders (of ``train/`` in the second layout); ``val/`` and ``test/`` may lack a class
+but may not bring a new one. Files are read in sorted order, so loading is deterministic.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from PIL import UnidentifiedImageError
+from pydantic import Field
+
+import tlbench
+from tlbench.builtins.datasets.images import IMG_EXTENSIONS, ExistingFolder, is_image_file, load_image, stack_images
+from tlbench.errors import UserError
+
+__all__ = ["ImageFolderOptions", "load", "load_folder_split", "tlbench_datasets"]
+
+SPLIT_FOLDERS = ("train", "val", "test")
+
+
+class ImageFolderOptions(tlbench.Options):
+    root: ExistingFolder = Field(description="folder with one subfolder of images per class, or with "
+                                       "train/ and test/ (and optionally val/) subfolders laid out so")
+    image_size: int = Field(64, ge=1, description="side in pixels of the square RGB images: the "
+                                                  "shorter side is resized to it, then center-cropped")
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir() and not entry.name.startswith("."))
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files anywhere under ``folder``, in sorted (deterministic) order."""
+    found = []
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(current) / name for name in sorted(files) if is_image_file(name))
+    return found
+
+
+def _no_images(folder: Path) -> UserError:
+    return UserError(f"imagefolder: no images in {folder} (looked for {', '.join(IMG_EXTENSIONS)} "
+                     f"files in one subfolder per class)")
+
+
+def load_folder_split(folder: Path, classes: list[str], image_size: int,
+                      require_every_class: bool) -> tlbench.Split:
+    """The images under ``folder/<class>/`` as a :class:`tlbench.Split` labelled by ``classes``."""
+    index = {name: i for i, name in enumerate(classes)}
+    paths: list[Path] = []
+    labels: list[int] = []
+    for name in _class_folders(folder):
+        if name not in index:
+            raise UserError(f"imagefolder: class folder {folder / name} is not a class of the training "
+                            f"images ({', '.join(classes)})")
+        files = _image_files(folder / name)
+        if not files and require_every_class:
+            raise UserError(f"imagefolder: class folder {folder / name} has no images; add some or remove it")
+        paths.extend(files)
+        labels.extend([index[name]] * len(files))
+    if not paths:
+        raise _no_images(folder)
+
+    def get(i: int) -> torch.Tensor:
+        try:
+            return load_image(paths[i], image_size)
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+            raise UserError(f"imagefolder: cannot read image {paths[i]}: {exc}") from exc
+
+    images = stack_images(len(paths), image_size, get)
+    return tlbench.Split(images, torch.tensor(labels, dtype=torch.int64))
+
+
+def _layout(root: Path) -> dict[str, Path]:
+    """Split name -> folder of class folders."""
+    present = [name for name in SPLIT_FOLDERS if (root / name).is_dir()]
+    if not present:
+        return {"all": root}
+    others = [name for name in _class_folders(root) if name not in SPLIT_FOLDERS]
+    if others:
+        raise UserError(f"imagefolder: {root} has split folders ({', '.join(present)}) and other folders "
+                        f"({', '.join(others)}); use either class folders or train/ and test/ (and val/)")
+    if present == ["train"]:
+        return {"all": root / "train"}
+    if present in (["train", "test"], ["train", "val", "test"]):
+        return {name: root / name for name in present}
+    raise UserError(f"imagefolder: {root} has only {', '.join(n + '/' for n in present)}; give train/ and "
+                    f"test/ (val/ optional), or put the class folders directly in {root}")
+
+
+def load(options: ImageFolderOptions) -> tlbench.LoadedDataset:
+    root = options.root
+    if not root.exists():
+        raise UserError(f"imagefolder: root {root} does not exist")
+    if not root.is_dir():
+        raise UserError(f"imagefolder: root {root} is not a folder")
+    layout = _layout(root)
+    first = layout.get("train", layout.get("all"))
+    classes = _class_folders(first)
+    if not classes:
+        if _image_files(first):
+            raise UserError(f"imagefolder: {first} holds images but no class folders; put each class's "
+                            f"images in a subfolder named after the class")
+        raise _no_images(first)
+    source = {name: load_folder_split(folder, classes, options.image_size,
+                                      require_every_class=name in ("train", "all"))
+              for name, folder in layout.items()}
+    return tlbench.LoadedDataset(classes=classes, source=source)
+
+
+@tlbench.hookimpl
+def tlbench_datasets():
+    return [tlbench.DatasetPlugin("imagefolder", "your own images: one folder per class, optionally under "
+                                  "train/ val/ test/", ImageFolderOptions, load)]

@@ -1,0 +1,16 @@
+"""The domain-adaptation upper reference: fine-tune on the *labelled target* training split.
+
+It uses target labels that no adaptation method may see, so it bounds what adaptation can reach;
+reports label it as an oracle."""
+import tlbench
+from tlbench.builtins.strategies.finetune import GRID, FinetuneOptions, train_classifier
+
+
+def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
+    return train_classifier(ctx, options, pretrained=True, split="target_train")
+
+
+@tlbench.hookimpl
+def tlbench_strategies():
+    return [tlbench.StrategyPlugin("target_oracle", "ORACLE: fine-tune on labelled target-domain data",
+                                   FinetuneOptions, run, needs_target_domain=True, grid=GRID)]

@@ -1,0 +1,231 @@
+"""The command line: ``tlbench run | list | plugins | report``.
+
+Exit status: 0 all cells ok (or skipped), 1 some cell failed or diverged, 2 a user error (one line on
+stderr, nothing trained), 130 interrupted (finished cells kept).
+"""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tlbench.errors import UserError
+from tlbench.plugins import plugin_manager
+from tlbench.registry import KINDS, DuplicateName, Registry
+
+PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _load_plugins(plugins: tuple[str, ...], strict: bool):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pm, infos = plugin_manager(list(plugins), strict=strict)
+    for w in caught:
+        if "plugin" in str(w.message):
+            err.print(f"warning: {w.message}", markup=False)
+    try:
+        return pm, infos, Registry.collect(pm)
+    except DuplicateName as exc:
+        raise UserError(str(exc)) from None
+
+
+plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
+                             help="also load plugins from this importable module (repeatable)")
+strict_option = click.option("--strict-plugins", is_flag=True, help="a plugin that fails to load is an error")
+
+
+class Main(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+            sys.exit(2)
+
+
+@click.group(cls=Main)
+@click.version_option(package_name="tlbench")
+def main():
+    """Benchmark transfer-learning strategies across backbones, datasets, label budgets and seeds."""
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="print the expanded plan and exit without training")
+@click.option("--rerun", is_flag=True, help="run finished cells again")
+@click.option("--output", metavar="DIR", help="results go to DIR/<suite name> (default from the suite: results)")
+@click.option("--no-report", is_flag=True, help="skip the report at the end")
+@plugin_option
+@strict_option
+def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
+    """Run every cell of SUITE_FILE not already finished."""
+    from tlbench.runner import run_suite
+    from tlbench.store import Store
+    from tlbench.suite import load_suite
+
+    pm, _, registry = _load_plugins(plugins, strict_plugins)
+    suite = load_suite(suite_file, registry, output)
+    store = Store(suite.results_dir) if not dry_run or suite.results_dir.exists() else None
+    finished = store.finished() if store and not rerun else set()
+    if dry_run:
+        _print_plan(suite, finished)
+        return
+    todo = sum(c.id not in finished for c in suite.cells)
+    out.print(f"suite {suite.options.name}: {len(suite.cells)} cells, {todo} to run, "
+              f"results in {suite.results_dir}")
+    with _Progress(todo) as progress:
+        result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update)
+    csv_path, summary_path = store.export()
+    _print_summary(store)
+    out.print(f"results: {csv_path}  summary: {summary_path}")
+    if not no_report:
+        _report(store, suite.results_dir)
+    store.close()
+    if result.interrupted:
+        err.print("interrupted: finished cells are stored; run the same command again to resume")
+        sys.exit(130)
+    if result.failures:
+        err.print(f"{len(result.failures)} cell(s) failed or diverged:", markup=False)
+        for r in result.failures[:20]:
+            err.print(f"  {r['cell_id']} {r['backbone']} · {r['dataset']} · {r['strategy']} · "
+                      f"{r['label_fraction']:g} · seed {r['seed']}: {r['status']}: {r['error']}", markup=False)
+        sys.exit(1)
+
+
+class _Progress:
+    """A bar with cells done / total, the current cell and an ETA; one line per finished cell."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.started = total, 0, time.perf_counter()
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=out,
+                            transient=True)
+        self.task = self.bar.add_task("starting", total=total, eta="?")
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def eta(self) -> str:
+        if not self.done:
+            return "?"
+        left = (time.perf_counter() - self.started) / self.done * (self.total - self.done)
+        return time.strftime("%H:%M:%S", time.gmtime(left))
+
+    def update(self, event: str, cell, record) -> None:
+        if event == "start":
+            self.bar.update(self.task, description=cell.describe())
+            return
+        self.done += 1
+        self.bar.update(self.task, advance=1, eta=self.eta())
+        metric = record["metrics"].get("test_acc")
+        shown = f"test {metric:.3f}" if metric is not None else (record["error"] or "")[:120]
+        self.bar.console.print(f"[{self.done}/{self.total}] {record['status']:8s} {cell.describe()}  {shown}  "
+                               f"({record['cost']['wall_seconds']:.1f}s, ETA {self.eta()})", markup=False)
+
+
+def _print_plan(suite, finished: set[str]) -> None:
+    table = Table(title=f"suite {suite.options.name}: {len(suite.cells)} cells")
+    for col in ("cell", "backbone", "dataset", "strategy", "variant", "labels", "seed", "plan"):
+        table.add_column(col)
+    for c in suite.cells:
+        plan = f"skip: {c.skip_reason}" if c.skip_reason else "done" if c.id in finished else "run"
+        table.add_row(c.id, c.backbone.label, c.dataset.label, c.strategy.label, c.variant,
+                      f"{c.label_fraction:g}", str(c.seed), plan)
+    out.print(table)
+    skipped = sum(bool(c.skip_reason) for c in suite.cells)
+    done = sum(c.id in finished for c in suite.cells)
+    out.print(f"{len(suite.cells) - skipped - done} to run, {done} already done, {skipped} skipped")
+
+
+def _print_summary(store) -> None:
+    from tlbench.store import summary_table
+    table = summary_table(store.frame())
+    if table.empty:
+        out.print("no successful cells")
+        return
+    view = Table(title="test accuracy (mean ± std over seeds; variant chosen on validation)")
+    for col in table.columns:
+        view.add_column(col)
+    for row in table.itertuples(index=False):
+        view.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])
+    out.print(view)
+
+
+def _report(store, directory: Path, filters=None) -> Path | None:
+    from tlbench.report import write_report
+    meta = {"suite_name": store.meta("suite_name", directory.name), "suite_toml": store.meta("suite_toml", ""),
+            "environment": store.meta("environment", {})}
+    path = write_report(store.frame(), directory, meta, filters)
+    out.print(f"report: {path}")
+    return path
+
+
+@main.command(name="list")
+@click.argument("kind", required=False, type=click.Choice(list(PLURALS)))
+@plugin_option
+@strict_option
+def list_(kind, plugins, strict_plugins):
+    """Show every registered backbone, dataset, strategy and executor with its options."""
+    _, _, registry = _load_plugins(plugins, strict_plugins)
+    for k in [PLURALS[kind]] if kind else KINDS:
+        out.print(f"[bold]{k} plugins[/bold]")
+        for name, record in sorted(registry.records[k].items()):
+            out.print(f"  [bold]{name}[/bold]  {record.help}  [dim]({registry.sources[k][name]})[/dim]")
+            options = getattr(record, "options", None)
+            for field, info in (options.model_fields.items() if options else ()):
+                default = "required" if info.is_required() else f"default {info.default!r}"
+                grid = getattr(record, "grid", {}).get(field)
+                default += f", grid {grid}" if grid else ""
+                out.print(f"      {field}: {info.description or ''} [dim]({default})[/dim]", highlight=False)
+
+
+@main.command()
+@plugin_option
+@strict_option
+def plugins(plugins, strict_plugins):
+    """Show each plugin with the distribution and version that provides it."""
+    _, infos, registry = _load_plugins(plugins, strict_plugins)
+    table = Table()
+    for col in ("plugin", "module", "distribution", "version", "provides"):
+        table.add_column(col)
+    for info in infos:
+        provides = {k: [n for n, src in registry.sources[k].items() if src == info.name] for k in KINDS}
+        table.add_row(info.name, info.module, info.distribution, info.version,
+                      "; ".join(f"{k}: {', '.join(names)}" for k, names in provides.items() if names))
+    out.print(table)
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path))
+@click.option("--filter", "filters", multiple=True, metavar="KEY=A,B",
+              help="keep only these datasets/backbones/strategies, e.g. --filter strategy=lora,finetune")
+def report(results_dir, filters):
+    """Rebuild tables, figures and report.html from the stored results alone."""
+    from tlbench.store import Store
+    if not (results_dir / "tlbench.sqlite").is_file():
+        raise UserError(f"{results_dir}: no results here (no tlbench.sqlite); run `tlbench run SUITE` first "
+                        "or give the folder results/<suite name>")
+    parsed = {}
+    for item in filters:
+        key, sep, values = item.partition("=")
+        if not sep or key not in ("dataset", "backbone", "strategy"):
+            raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of dataset, backbone, strategy")
+        parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
+    store = Store(results_dir)
+    try:
+        store.export()
+        _report(store, results_dir, parsed or None)
+    finally:
+        store.close()

@@ -1,0 +1,131 @@
+"""The shared train and evaluation loops: device placement, bf16 autocast on CUDA, batches sliced
+from device-resident tensors, timing and peak memory."""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import torch
+from torch import nn
+
+from tlbench.errors import Diverged, UserError
+from tlbench.records import Split, take
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"[train] device = {name!r} but no CUDA device is available; use \"auto\" or \"cpu\"")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast where it pays (CUDA, precision auto|bf16), else nothing."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if not use_bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def batches(split: Split, batch_size: int, shuffle: bool = False,
+            generator: torch.Generator | None = None) -> Iterator[tuple[Any, torch.Tensor]]:
+    """Slices of a split already on its device; the last, smaller batch is kept."""
+    n = len(split)
+    order = torch.randperm(n, generator=generator).to(split.labels.device) if shuffle else None
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
+        yield take(split.inputs, index), split.labels[index]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, split: Split, batch_size: int, precision_ctx, call=None) -> torch.Tensor:
+    """Float outputs of ``call`` (default: ``model`` itself) for every example, on the CPU, in order."""
+    call = call or model
+    was_training = model.training
+    model.eval()
+    outs = []
+    for inputs, _ in batches(split, batch_size):
+        with precision_ctx():
+            outs.append(call(inputs).float().cpu())
+    model.train(was_training)
+    return torch.cat(outs)
+
+
+def cosine_with_warmup(optimizer, total_steps: int, warmup_steps: int):
+    def factor(step):
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def planned_steps(n_examples: int, batch_size: int, epochs: int, min_steps: int) -> int:
+    """Optimizer steps for ``epochs`` passes, but at least ``min_steps`` (small label fractions)."""
+    return max(min_steps, epochs * math.ceil(n_examples / batch_size))
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    if not torch.isfinite(loss):
+        raise Diverged(f"loss became {loss.item()} at step {step}")
+
+
+class Clock:
+    """Accumulates training time and images seen; ``peak_memory_mb`` after :meth:`watch_memory`."""
+
+    def __init__(self):
+        self.train_seconds = 0.0
+        self.images = 0
+
+    @contextlib.contextmanager
+    def training(self, device: torch.device):
+        _sync(device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            _sync(device)
+            self.train_seconds += time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device, out: dict):
+    """Sets ``out["peak_memory_mb"]``: CUDA peak allocated, or on CPU the peak growth of this
+    process's resident memory above its level at the start (sampled every 5 ms)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        try:
+            yield
+        finally:
+            out["peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        return
+    process = psutil.Process(os.getpid())
+    base = process.memory_info().rss
+    peak = [base]
+    stop = threading.Event()
+
+    def sample():
+        while not stop.wait(0.005):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+        peak[0] = max(peak[0], process.memory_info().rss)
+        out["peak_memory_mb"] = (peak[0] - base) / 2**20

@@ -1,0 +1,53 @@
+"""The plugin manager: built-ins and third-party plugins through the ``tlbench`` entry-point
+group, then modules named with ``--plugin``. A plugin that fails to import is reported with a
+warning naming it and its distribution; ``strict=True`` re-raises instead."""
+from __future__ import annotations
+
+import importlib
+import warnings
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+import pluggy
+
+from tlbench import hookspecs
+from tlbench.errors import UserError
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    module: str
+    distribution: str
+    version: str
+
+
+def plugin_manager(extra_modules: list[str] = (), strict: bool = False) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """A checked plugin manager and where each of its plugins came from."""
+    pm = pluggy.PluginManager("tlbench")
+    pm.add_hookspecs(hookspecs)
+    infos = []
+    for ep in entry_points(group="tlbench"):
+        dist = ep.dist.name if ep.dist else "?"
+        version = ep.dist.version if ep.dist else "?"
+        try:
+            module = ep.load()
+        except Exception as exc:  # a broken third-party plugin must not take the tool down
+            if strict:
+                raise
+            warnings.warn(f"plugin {ep.name!r} from {dist} {version} failed to load and is skipped: "
+                          f"{type(exc).__name__}: {exc}", stacklevel=2)
+            continue
+        if pm.is_registered(module):
+            continue
+        pm.register(module, name=ep.name)
+        infos.append(PluginInfo(ep.name, ep.value, dist, version))
+    for name in extra_modules:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise UserError(f"--plugin {name}: cannot import it ({exc}); give an importable module name") from exc
+        pm.register(module, name=name)
+        infos.append(PluginInfo(name, name, "--plugin", ""))
+    pm.check_pending()
+    return pm, infos

@@ -1,0 +1,193 @@
+"""The records frame: checks, filters, selection and the statistics every table and figure shares.
+
+Everything here works on the stored records only. Hyper-parameter variants are chosen on
+validation accuracy by :func:`tlbench.selection.select_variants`; test numbers of the chosen
+variant are then summarised over seeds.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from tlbench.errors import UserError
+from tlbench.selection import GROUP, select_variants
+
+REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
+            "status", "error", "test_acc", "val_acc"]
+NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc",
+           "wall_seconds", "train_seconds", "images_per_second", "peak_memory_mb",
+           "trainable_params", "total_params", "forward_gflops"]
+FILTER_KEYS = ("dataset", "backbone", "strategy")
+ALPHA = 0.05
+CONFIDENCE = 0.95
+
+
+def prepare(frame: pd.DataFrame) -> pd.DataFrame:
+    """A clean copy: required columns present, types fixed, optional columns filled with NaN."""
+    if frame is None or len(frame) == 0:
+        raise UserError("no records to report: the results hold no cells yet "
+                        "(run `tlbench run` first)")
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise UserError(f"the records lack column(s) {', '.join(missing)}; "
+                        "they were not written by this version of tlbench")
+    df = frame.copy()
+    for col in NUMERIC:
+        df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
+    for col in ("cell_id", "backbone", "dataset", "strategy", "variant", "status", "device"):
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str)
+    df["error"] = df["error"].fillna("").astype(str)
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
+    df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
+    if "has_target_domain" not in df.columns:
+        df["has_target_domain"] = False
+    df["has_target_domain"] = df["has_target_domain"].map(_truthy)
+    # A "finished" row without a test number cannot be averaged: treat it as failed, visibly.
+    bad = (df["status"] == "ok") & df["test_acc"].isna()
+    if bad.any():
+        df.loc[bad, "status"] = "failed"
+        df.loc[bad & (df["error"] == ""), "error"] = "record has status ok but no test_acc"
+    return df.reset_index(drop=True)
+
+
+def _truthy(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "y", "t"}
+    try:
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def apply_filters(frame: pd.DataFrame, filters: dict[str, list[str]] | None) -> pd.DataFrame:
+    """Keep the rows whose dataset/backbone/strategy is among the given names.
+
+    ``filters`` maps "dataset", "backbone" or "strategy" to a list of names (a name may also
+    be a comma-separated list). Unknown keys or names raise :class:`UserError` listing the
+    valid ones; a filter that leaves nothing raises one too.
+    """
+    if not filters:
+        return frame
+    mask = pd.Series(True, index=frame.index)
+    used = []
+    for key, values in filters.items():
+        if key not in FILTER_KEYS:
+            raise UserError(f"unknown filter {key!r}; valid filters: {', '.join(FILTER_KEYS)}")
+        if isinstance(values, str):
+            values = [values]
+        names = [n.strip() for v in (values or []) for n in str(v).split(",") if n.strip()]
+        if not names:
+            continue
+        valid = sorted(frame[key].dropna().astype(str).unique())
+        unknown = [n for n in names if n not in valid]
+        if unknown:
+            raise UserError(f"unknown {key} {', '.join(map(repr, unknown))} in --filter; "
+                            f"valid {key}s: {', '.join(valid) or '(none)'}")
+        mask &= frame[key].astype(str).isin(names)
+        used.append(f"{key}={','.join(names)}")
+    out = frame[mask]
+    if out.empty:
+        raise UserError(f"--filter {' '.join(used)} matches no records: "
+                        "no cell has that combination")
+    return out.reset_index(drop=True)
+
+
+def describe_filters(filters: dict[str, list[str]] | None) -> str:
+    if not filters:
+        return ""
+    parts = []
+    for key, values in filters.items():
+        if isinstance(values, str):
+            values = [values]
+        names = [n.strip() for v in (values or []) for n in str(v).split(",") if n.strip()]
+        if names:
+            parts.append(f"{key} = {', '.join(names)}")
+    return "; ".join(parts)
+
+
+def mean_ci(values) -> tuple[float, float, int]:
+    """Mean, half-width of the two-sided 95% Student-t interval, and count (NaNs dropped).
+
+    One value: the half-width is NaN (no interval from one seed).
+    """
+    x = np.asarray(pd.Series(values, dtype=float).dropna(), dtype=float)
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(x.mean())
+    if n < 2:
+        return mean, math.nan, n
+    sd = float(x.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n))
+    return mean, half, n
+
+
+def summarize(selected: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Per group (backbone, dataset, strategy, label fraction) of the selected variant:
+    mean, std, 95% CI and seed count of ``metric``."""
+    cols = GROUP + ["variant", "has_target_domain", "seeds", "mean", "std", "ci_half",
+                    "ci_low", "ci_high"]
+    rows = []
+    for key, g in selected.groupby(GROUP + ["variant"], dropna=False, sort=True):
+        mean, half, n = mean_ci(g[metric])
+        if n == 0:
+            continue
+        sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
+        lo, hi = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
+        rows.append(list(key) + [bool(g["has_target_domain"].iloc[0]), n, mean, sd, half, lo,
+                                 hi])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def select(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ok rows of the variant chosen on validation accuracy, per group (all seeds)."""
+    return select_variants(frame, by="val_acc")
+
+
+def paired_worse_test(best: pd.Series, other: pd.Series) -> tuple[float, int]:
+    """One-sided paired t-test over seeds of H1: ``other`` < ``best``.
+
+    Both series are indexed by seed; only seeds present in both are paired. Returns
+    ``(p_value, n_pairs)``; the p-value is NaN with fewer than 2 pairs. Identical
+    differences (no variance) give p = 1 when ``other`` is not lower, else p = 0.
+    """
+    joined = pd.concat([best.rename("b"), other.rename("o")], axis=1, join="inner").dropna()
+    n = len(joined)
+    if n < 2:
+        return math.nan, n
+    diff = (joined["o"] - joined["b"]).to_numpy(float)
+    if np.allclose(diff, diff[0], rtol=0.0, atol=1e-12):
+        return (1.0 if diff[0] >= -1e-12 else 0.0), n
+    res = stats.ttest_rel(joined["o"].to_numpy(float), joined["b"].to_numpy(float),
+                          alternative="less")
+    return float(res.pvalue), n
+
+
+def no_success_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Groups (backbone, dataset, strategy, label fraction) without one ok record.
+
+    Columns: the group keys, ``status`` (the statuses seen, e.g. "failed×3"), ``records``.
+    """
+    rows = []
+    for key, g in frame.groupby(GROUP, dropna=False, sort=True):
+        if (g["status"] == "ok").any():
+            continue
+        counts = g["status"].value_counts()
+        summary = ", ".join(f"{s}×{c}" for s, c in counts.items())
+        rows.append(list(key) + [summary, len(g)])
+    return pd.DataFrame(rows, columns=GROUP + ["status", "records"])
+
+
+def error_summary(error: str, limit: int = 240) -> str:
+    """The last non-empty line of an error (a traceback's message), shortened."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    text = lines[-1] if lines else ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fraction_label(f: float) -> str:
+    return f"{100 * f:g}%"

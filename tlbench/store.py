@@ -1,0 +1,114 @@
+"""The results store: one SQLite file per suite, WAL mode, one transaction per finished cell, so a
+crash or Ctrl-C loses at most the cells in flight and concurrent workers can write safely.
+
+``results.csv`` and ``summary.md`` are exports of it; reports are built from it alone.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from tlbench.selection import summarize
+
+SCHEMA_VERSION = 1
+FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
+METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
+COST = ["wall_seconds", "train_seconds", "images_per_second", "peak_memory_mb",
+        "trainable_params", "total_params", "forward_gflops"]
+COLUMNS = (["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
+            "status", "error"] + METRICS + COST + ["device", "has_target_domain", "finished_at"])
+
+
+class Store:
+    def __init__(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.db = sqlite3.connect(directory / "tlbench.sqlite", timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
+                        "record TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def put(self, record: dict) -> None:
+        """Insert or replace one cell's record, atomically."""
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
+                            (record["cell_id"], record["status"], json.dumps(record)))
+
+    def finished(self) -> set[str]:
+        marks = ",".join("?" * len(FINISHED))
+        rows = self.db.execute(f"SELECT cell_id FROM records WHERE status IN ({marks})", FINISHED)
+        return {r[0] for r in rows}
+
+    def set_meta(self, key: str, value) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def records(self, plan_only: bool = True) -> list[dict]:
+        """Stored records, by default only those of the cells in the latest run's plan."""
+        records = [json.loads(r[0]) for r in self.db.execute("SELECT record FROM records ORDER BY rowid")]
+        plan = self.meta("plan")
+        if plan_only and plan is not None:
+            records = [r for r in records if r["cell_id"] in plan]
+            for r in records:  # labels may have been renamed since the cell ran
+                r.update(plan[r["cell_id"]])
+        return records
+
+    def frame(self, plan_only: bool = True) -> pd.DataFrame:
+        """One row per cell with the columns in ``COLUMNS`` (README, "Results")."""
+        rows = [flatten(r) for r in self.records(plan_only)]
+        return pd.DataFrame(rows, columns=COLUMNS)
+
+    def export(self) -> tuple[Path, Path]:
+        """Write ``results.csv`` and ``summary.md`` next to the database."""
+        frame = self.frame()
+        csv_path = self.directory / "results.csv"
+        frame.to_csv(csv_path, index=False)
+        summary_path = self.directory / "summary.md"
+        summary_path.write_text(summary_markdown(frame, self.meta("suite_name", self.directory.name)))
+        return csv_path, summary_path
+
+
+def flatten(record: dict) -> dict:
+    row = {k: record.get(k) for k in ("cell_id", "backbone", "dataset", "strategy", "variant", "seed",
+                                      "label_fraction", "status", "error", "has_target_domain", "finished_at")}
+    row.update({k: record.get("metrics", {}).get(k) for k in METRICS})
+    row.update({k: record.get("cost", {}).get(k) for k in COST})
+    row["device"] = record.get("run", {}).get("device")
+    return row
+
+
+def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std of test accuracy over seeds, the variant chosen on validation, per
+    backbone × dataset × strategy × label fraction."""
+    table = summarize(frame)
+    table["test_acc"] = [f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}" for m, s in zip(table["mean"], table["std"])]
+    return table[["backbone", "dataset", "strategy", "label_fraction", "variant", "test_acc", "seeds"]]
+
+
+def summary_markdown(frame: pd.DataFrame, name: str) -> str:
+    counts = frame["status"].value_counts().to_dict()
+    lines = [f"# {name}", "",
+             "Test accuracy, mean ± std over seeds, of the variant with the best mean validation accuracy "
+             "(for a domain-shift pair: target-domain test accuracy, variant chosen on source validation).", "",
+             "cells: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "diverged", "skipped")), ""]
+    table = summary_table(frame)
+    lines.append(table.to_markdown(index=False) if not table.empty else "_no successful cells_")
+    problems = frame[frame["status"].isin(["failed", "diverged", "skipped"])]
+    if not problems.empty:
+        lines += ["", "## Not ok", ""]
+        lines += [f"- `{r.cell_id}` {r.backbone} · {r.dataset} · {r.strategy} {r.variant} · "
+                  f"{r.label_fraction:g} · seed {r.seed}: **{r.status}** {r.error or ''}"
+                  for r in problems.itertuples()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,232 @@
+"""Suite TOML -> validated suite -> expanded cells.
+
+Every value is validated before anything trains; every error names the file and the key. A list
+given where an option takes one value sweeps it; each combination is a *variant* of that entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tlbench.errors import UserError
+from tlbench.records import Options
+from tlbench.registry import Registry
+
+SECTIONS = ("suite", "train", "backbone", "dataset", "strategy")
+ENTRY_KEYS = ("plugin", "label")
+
+
+class SuiteOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names the results folder")
+    description: str = Field("", description="free text, shown in reports")
+    seeds: list[int] = Field([0], min_length=1, description="one cell per seed")
+    label_fractions: list[float] = Field([1.0], min_length=1,
+                                         description="fractions of the training labels kept, each in (0, 1]")
+    output: str = Field("results", description="results go to <output>/<name>/")
+    executor: str = Field("inprocess", description="executor plugin that runs the cells")
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, values):
+        for v in values:
+            if not 0 < v <= 1:
+                raise ValueError(f"label fraction {v} is outside (0, 1]")
+        return values
+
+
+class TrainOptions(Options):
+    epochs: int = Field(10, gt=0, description="passes over the labelled training data")
+    min_steps: int = Field(0, ge=0, description="at least this many optimizer steps, so that small label "
+                           "fractions are not starved of updates")
+    batch_size: int = Field(128, gt=0, description="training batch size")
+    eval_batch_size: int = Field(512, gt=0, description="evaluation and feature-extraction batch size")
+    device: str = Field("auto", description='"auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", ...')
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One validated variant of a [[backbone]], [[dataset]] or [[strategy]] table."""
+
+    plugin: str
+    label: str
+    options: Options
+    variant: dict[str, Any]
+
+    def config(self) -> dict:
+        return {"plugin": self.plugin, **self.options.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    backbone: Entry
+    dataset: Entry
+    strategy: Entry
+    train: TrainOptions
+    train_variant: dict[str, Any]
+    seed: int
+    label_fraction: float
+    skip_reason: str | None = None
+
+    def config(self) -> dict:
+        """Everything that determines the result (not the device it runs on)."""
+        return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
+                "strategy": self.strategy.config(),
+                "train": self.train.model_dump(mode="json", exclude={"device"}),
+                "seed": self.seed, "label_fraction": self.label_fraction}
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(canonical(self.config()).encode()).hexdigest()[:16]
+
+    @property
+    def variant(self) -> str:
+        return canonical({**self.strategy.variant, **self.train_variant})
+
+    def describe(self) -> str:
+        return (f"{self.backbone.label} · {self.dataset.label} · {self.strategy.label} {self.variant} · "
+                f"{self.label_fraction:g} labels · seed {self.seed}")
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    text: str
+    options: SuiteOptions
+    cells: list[Cell]
+
+    @property
+    def results_dir(self) -> Path:
+        """``<output>/<name>``; a relative output is taken from the current directory."""
+        return Path(self.options.output) / self.options.name
+
+
+def canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def load_suite(path: str | Path, registry: Registry, output: str | None = None) -> Suite:
+    """Parse, validate and expand a suite file; raises :class:`UserError` naming file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the suite file ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+    where = f"{path}: "
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
+    if "suite" not in raw:
+        raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
+    suite_opts = _validate(SuiteOptions, raw["suite"], f"{where}[suite]")
+    if output:
+        suite_opts = suite_opts.model_copy(update={"output": output})
+    registry.get("executor", suite_opts.executor, f"{where}[suite] executor: ")
+    trains = _variants(TrainOptions, raw.get("train", {}), f"{where}[train]")
+    axes = {kind: _entries(kind, raw, registry, where) for kind in ("backbone", "dataset", "strategy")}
+    cells = []
+    for backbone, dataset, strategy, (train, train_variant), fraction, seed in itertools.product(
+            axes["backbone"], axes["dataset"], axes["strategy"], trains,
+            suite_opts.label_fractions, suite_opts.seeds):
+        cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
+                          _skip_reason(registry, backbone, dataset, strategy)))
+    return Suite(path, text, suite_opts, cells)
+
+
+def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:
+    b = registry.get("backbone", backbone.plugin)
+    d = registry.get("dataset", dataset.plugin)
+    s = registry.get("strategy", strategy.plugin)
+    if s.needs_target_domain and not d.has_target_domain:
+        return f"strategy {strategy.label!r} needs a target domain and dataset {dataset.label!r} has none"
+    if b.modality != d.modality:
+        return f"backbone {backbone.label!r} takes {b.modality} and dataset {dataset.label!r} is {d.modality}"
+    return None
+
+
+def _entries(kind: str, raw: dict, registry: Registry, where: str) -> list[Entry]:
+    tables = raw.get(kind)
+    if not tables:
+        raise UserError(f"{where}no [[{kind}]] table; add at least one, e.g. [[{kind}]] plugin = \"...\"")
+    if not isinstance(tables, list):
+        raise UserError(f"{where}[{kind}] must be an array of tables: write [[{kind}]]")
+    entries: dict[tuple[str, str], Entry] = {}
+    for i, table in enumerate(tables):
+        at = f"{where}[[{kind}]] #{i + 1}"
+        if "plugin" not in table:
+            raise UserError(f"{at}: missing key 'plugin'; see `tlbench list {kind}s`")
+        record = registry.get(kind, table["plugin"], f"{at}: ")
+        options = {k: v for k, v in table.items() if k not in ENTRY_KEYS}
+        if kind == "strategy":  # the strategy's default grid, for what the suite leaves out
+            options = {**{k: v for k, v in record.grid.items() if k not in options}, **options}
+        at = f"{at} ({record.name})"
+        for opts, variant in _variants(record.options, options, at):
+            label = _label(kind, table.get("label") or _base_label(kind, record.name, opts), variant)
+            key = (label, canonical(variant) if kind == "strategy" else "")
+            if key in entries and entries[key].options != opts:
+                raise UserError(f"{at}: label {label!r} is already used by another [[{kind}]] with other "
+                                "options; give this one a distinct label = \"...\"")
+            entries.setdefault(key, Entry(record.name, label, opts, variant))
+    return list(entries.values())
+
+
+def _base_label(kind: str, plugin: str, options: Options) -> str:
+    """Backbones are named by their model, other entries by their plugin."""
+    return getattr(options, "model", plugin) if kind == "backbone" else plugin
+
+
+def _label(kind: str, base: str, variant: dict) -> str:
+    """A backbone or dataset sweep makes different rows, not hyper-parameters: name them apart."""
+    if kind == "strategy" or not variant:
+        return base
+    return base + "[" + ",".join(f"{k}={v}" for k, v in variant.items()) + "]"
+
+
+def _variants(model: type[BaseModel], options: dict, at: str) -> list[tuple[Any, dict]]:
+    """Expand list-valued options that the model takes as scalars; validate each combination."""
+    swept = {k: v for k, v in options.items() if isinstance(v, list) and k in model.model_fields
+             and not _takes_list(model.model_fields[k].annotation)}
+    for key, values in swept.items():
+        if not values:
+            raise UserError(f"{at}.{key}: empty sweep []; give at least one value")
+    combos = [dict(zip(swept, values)) for values in itertools.product(*swept.values())]
+    return [(_validate(model, {**options, **combo}, at), combo) for combo in combos]
+
+
+def _takes_list(annotation) -> bool:
+    origins = {typing.get_origin(a) for a in (annotation, *typing.get_args(annotation))}
+    return bool(origins & {list, tuple})
+
+
+def _validate(model: type[BaseModel], values: dict, at: str):
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(model.model_fields) or "(none)"
+            raise UserError(f"{at}.{key}: unknown key; valid keys: {valid}") from None
+        if err["type"] == "missing":
+            raise UserError(f"{at}.{key}: missing required key ({_help(model, key)})") from None
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        raise UserError(f"{at}.{key}: {err['msg']}{got}") from None
+
+
+def _help(model: type[BaseModel], key: str) -> str:
+    field = model.model_fields.get(key)
+    return field.description if field and field.description else "see `tlbench list`"
