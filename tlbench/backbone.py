@@ -28,9 +28,16 @@ class Backbone(nn.Module):
         if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
             x = nn.functional.interpolate(x, size=(self.input_size, self.input_size),
                                           mode="bilinear", align_corners=False, antialias=True)
-        mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
-        return (x - mean) / std
+        mean, std = self._normalisation(x.device)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+
+    def _normalisation(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as ``1×C×1×1`` tensors on ``device``, made once (no copy per batch)."""
+        cache = self.__dict__.setdefault("_norm_cache", {})
+        if device not in cache:
+            cache[device] = tuple(torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std))
+        return cache[device]
 
     def extract(self, inputs) -> torch.Tensor:
         """Features of a raw batch: ``forward(prepare(inputs))``."""

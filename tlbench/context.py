@@ -70,12 +70,13 @@ class CellContext:
         opt, schedule = self.optimizer(params, lr, weight_decay, steps)
         model.train()
         step = 0
+        check = engine.FiniteCheck()
         with self.clock.training(self.device):
             while step < steps:
                 for inputs, labels in self.batches(split):
                     with self.autocast():
                         loss = nn.functional.cross_entropy(model(inputs), labels)
-                    engine.check_finite(loss, step)
+                    check(loss, step, last=step == steps - 1)
                     loss.backward()
                     opt.step()
                     opt.zero_grad(set_to_none=True)

@@ -72,9 +72,20 @@ def planned_steps(n_examples: int, batch_size: int, epochs: int, min_steps: int)
     return max(min_steps, epochs * math.ceil(n_examples / batch_size))
 
 
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    if not torch.isfinite(loss):
-        raise Diverged(f"loss became {loss.item()} at step {step}")
+class FiniteCheck:
+    """Raises :class:`Diverged` once a loss was not finite, without a GPU sync at every step:
+    the flag stays on the device and is read every ``every`` steps and at the end."""
+
+    def __init__(self, every: int = 25):
+        self.every, self.flag, self.first_step = every, None, 0
+
+    def __call__(self, loss: torch.Tensor, step: int, last: bool = False) -> None:
+        bad = ~torch.isfinite(loss.detach())
+        self.flag = bad if self.flag is None else self.flag | bad
+        if (step + 1) % self.every == 0 or last:
+            if self.flag.item():
+                raise Diverged(f"loss became non-finite (nan or inf) between steps {self.first_step} and {step}")
+            self.first_step = step + 1
 
 
 class Clock:
