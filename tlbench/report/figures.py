@@ -17,7 +17,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, NullFormatter,
+                               NullLocator)
 
 from tlbench.report import data as D
 from tlbench.report.style import (DANN, ORACLE, PANEL_H, PANEL_W, RC, SOURCE_ONLY,
@@ -67,6 +68,24 @@ def _pct_axis(ax, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
+def _human(v: float, _pos=None) -> str:
+    """Tick label for a count or a duration: 0.5, 20, 300, 20k, 1.5M, 2G."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{suffix}"
+    return f"{v:g}"
+
+
+def _log_ticks(ax, lo: float, hi: float) -> None:
+    """Readable ticks on a log x axis whatever its span: 1-2-5 steps on a short one."""
+    span = math.log10(hi / lo) if lo > 0 and hi > 0 else 3
+    subs = (1.0,) if span >= 2.5 else (1.0, 3.0) if span >= 1.2 else (1.0, 2.0, 5.0)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(_human))
+    ax.xaxis.set_minor_locator(LogLocator(base=10, subs=np.arange(2, 10), numticks=12))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _strategy_handles(strategies, labels=None) -> list[Line2D]:
     labels = labels or {}
     return [Line2D([], [], color=strategy_color(s), marker=strategy_marker(s),
@@ -112,11 +131,13 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             ax = axes.flat[idx]
             r, c = divmod(idx, ncols)
             sub = summary[(summary["dataset"] == dataset) & (summary["backbone"] == backbone)]
-            for s in present:
+            fr = sorted(sub["label_fraction"].unique())
+            here = [s for s in present if s in set(sub["strategy"])]
+            for j, s in enumerate(here):
                 g = sub[sub["strategy"] == s].sort_values("label_fraction")
-                if g.empty:
-                    continue
                 x, y = g["label_fraction"].to_numpy(), 100 * g["mean"].to_numpy()
+                if len(fr) == 1:  # one fraction: no curve; set the strategies side by side
+                    x = x * 10 ** (0.05 * (j - (len(here) - 1) / 2))
                 lo, hi = 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy()
                 color = strategy_color(s)
                 ax.plot(x, y, color=color, marker=strategy_marker(s),
@@ -128,13 +149,11 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
                     ax.errorbar(x[ok], y[ok], yerr=(hi - y)[ok], color=color, lw=1,
                                 capsize=2, ls="none", zorder=2)
             ax.set_xscale("log")
-            fr = sorted(sub["label_fraction"].unique())
             ax.xaxis.set_major_locator(FixedLocator(fr))
             ax.xaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: D.fraction_label(v)))
-            if len(fr) > 1:
-                span = math.log10(fr[-1] / fr[0])
-                ax.set_xlim(fr[0] / 10 ** (0.06 * span), fr[-1] * 10 ** (0.06 * span))
+            pad = 0.06 * math.log10(fr[-1] / fr[0]) if len(fr) > 1 else 0.025 * (len(here) + 1)
+            ax.set_xlim(fr[0] / 10 ** pad, fr[-1] * 10 ** pad)
             _pct_axis(ax)
             if grid:
                 if r == 0:
@@ -256,23 +275,34 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
     present = [s for s in strategies if s in set(pts["strategy"])]
     fracs = pts.groupby("dataset")["fraction"].first()
     same_frac = fracs.nunique() == 1
-    axes_spec = [("seconds", "Training time per run (s, log)"),
-                 ("params", "Trainable parameters (log)")]
+    axes_spec = [(col, label) for col, label in
+                 (("seconds", "Training time per run (s, log)"),
+                  ("params", "Trainable parameters (log)")) if (pts[col] > 0).any()]
+    if not axes_spec:
+        return None
+    nspec = len(axes_spec)
     blocks, ncols = _grid(len(datasets))
     with _style():
-        fig = _new_figure(max(PANEL_W * ncols, 4.4) + 1.3, PANEL_H * 2 * blocks + 0.5)
-        axes = fig.subplots(2 * blocks, ncols, squeeze=False)
+        fig = _new_figure(max(PANEL_W * ncols, 4.4) + 1.3, PANEL_H * nspec * blocks + 0.5)
+        axes = fig.subplots(nspec * blocks, ncols, squeeze=False)
         labels = []
         for k, dataset in enumerate(datasets):
             b, c = divmod(k, ncols)
             sub = pts[pts["dataset"] == dataset]
             for r, (xcol, xlabel) in enumerate(axes_spec):
-                ax = axes[2 * b + r, c]
+                ax = axes[nspec * b + r, c]
+                if not (sub[xcol] > 0).any():
+                    ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center",
+                            va="center", color="#888888")
+                    ax.set_xticks([])
                 for row in sub.itertuples(index=False):
+                    if not getattr(row, xcol) > 0:
+                        continue
                     ax.scatter(getattr(row, xcol), row.acc, s=30,
                                color=strategy_color(row.strategy), marker=bmark[row.backbone],
                                edgecolor="white", linewidth=0.5, zorder=3)
-                front = pareto_front(sub[sub["strategy"] != ORACLE], xcol, "acc")
+                front = pareto_front(sub[(sub["strategy"] != ORACLE) & (sub[xcol] > 0)], xcol,
+                                     "acc")
                 if len(front):
                     ax.plot(front[xcol], front["acc"], color="#555555", lw=0.9, ls=(0, (4, 2)),
                             drawstyle="steps-post", zorder=2)
@@ -280,12 +310,13 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                              for p in front.itertuples(index=False)]
                     labels.append((ax, items, sub[[xcol, "acc"]].to_numpy(),
                                    (front[xcol].to_numpy(), front["acc"].to_numpy())))
-                ax.set_xscale("log")
-                xs = sub[xcol].dropna()
+                xs = sub[xcol][sub[xcol] > 0]
                 if len(xs):
+                    ax.set_xscale("log")
                     lo, hi = xs.min(), xs.max()
                     pad = max(math.log10(hi / lo), 0.6)
                     ax.set_xlim(lo / 10 ** (0.15 * pad), hi * 10 ** (0.3 * pad))
+                    _log_ticks(ax, *ax.get_xlim())
                 ax.margins(y=0.18)
                 _pct_axis(ax)
                 ax.set_xlabel(xlabel)
@@ -297,8 +328,8 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                     ax.set_title(title)
         for k in range(len(datasets), blocks * ncols):
             b, c = divmod(k, ncols)
-            axes[2 * b, c].set_visible(False)
-            axes[2 * b + 1, c].set_visible(False)
+            for r in range(nspec):
+                axes[nspec * b + r, c].set_visible(False)
         if same_frac:
             fig.suptitle(f"At {D.fraction_label(fracs.iloc[0])} of the labels", fontsize=8.5)
         strat_handles = [Line2D([], [], color=strategy_color(s), marker="o", ls="none",
@@ -317,8 +348,11 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
             _place_labels(fig, ax, items, obstacles, line)
         png = _save(fig, directory, "fig2_cost_accuracy")
     marker_txt = "marker shape: backbone; " if len(backbones) > 1 else ""
-    cap = ("Accuracy against cost at each dataset's largest label fraction: top row training "
-           "time per run, bottom row trainable parameters (both log scale). One point per "
+    rows_txt = (("top row training time per run, bottom row trainable parameters (both log "
+                 "scale)") if nspec == 2 else f"{axes_spec[0][1].lower()}; the other cost was "
+                "not recorded")
+    cap = (f"Accuracy against cost at each dataset's largest label fraction: {rows_txt}. "
+           "One point per "
            f"backbone and strategy, mean over seeds (colour: strategy; {marker_txt}the oracle "
            "is left out of the frontier). Dashed: the Pareto frontier, the points no other "
            "point beats on both cost and accuracy; they are labelled.")
@@ -343,7 +377,7 @@ def overview_heatmap(summary: pd.DataFrame, strategies: list[str], shift: dict[s
     if vmax - vmin < 1e-9:
         vmin, vmax = vmin - 1, vmax + 1
     nrows, ncols = _grid(len(datasets), 4)
-    pw = 0.7 * len(backbones) + 0.35
+    pw = max(0.7 * len(backbones) + 0.35, 1.3)
     ph = 0.27 * len(rows) + 0.75
     partial = False
     with _style(), mpl.rc_context({"axes.grid": False}):
@@ -445,6 +479,9 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                         ax.annotate(f"{mean:.1f}", (x, max(top_y, vals.max())), xytext=(0, 1.5),
                                     textcoords="offset points", ha="center", va="bottom",
                                     fontsize=5.5, color="#222222", zorder=6)
+                if sub[metric].isna().all():
+                    ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center",
+                            va="center", color="#888888")
                 ax.set_xticks(range(len(backbones)), backbones)
                 ax.set_xlim(-0.55, len(backbones) - 0.45)
                 ax.set_ylim(0, 108)

@@ -17,7 +17,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
        sans-serif; color: var(--fg); background: var(--bg); margin: 0; }
-main { max-width: 1180px; margin: 0 auto; padding: 1.5rem 1.5rem 4rem; }
+main { max-width: 1280px; margin: 0 auto; padding: 1.5rem 1.5rem 4rem; }
 h1 { font-size: 1.7rem; margin: .2rem 0 .3rem; }
 h2 { font-size: 1.25rem; margin: 2.2rem 0 .6rem; padding-bottom: .25rem;
      border-bottom: 2px solid var(--rule); }
@@ -33,10 +33,10 @@ figure img { max-width: 100%; height: auto; display: block; border: 1px solid #e
 figcaption { font-size: .9rem; color: #333; margin-top: .4rem; max-width: 60rem; }
 figcaption .dl a { color: var(--accent); margin-right: .6rem; }
 .tablewrap { overflow-x: auto; margin: .8rem 0 1.8rem; }
-table.data { border-collapse: collapse; font-size: .86rem; font-variant-numeric: tabular-nums; }
+table.data { border-collapse: collapse; font-size: .84rem; font-variant-numeric: tabular-nums; }
 table.data caption { caption-side: top; text-align: left; font-size: .88rem; color: #333;
                      padding-bottom: .5rem; max-width: 60rem; }
-table.data th, table.data td { padding: .22rem .6rem; white-space: nowrap; }
+table.data th, table.data td { padding: .22rem .5rem; white-space: nowrap; }
 table.data thead th { border-top: 2px solid var(--fg); border-bottom: 1px solid var(--fg); }
 table.data tbody tr:last-child td { border-bottom: 2px solid var(--fg); }
 table.data tr.group td { border-top: 1px solid var(--rule); }
@@ -74,10 +74,24 @@ def _img(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
+def _png_width(path: Path) -> int | None:
+    head = path.read_bytes()[:24]
+    if head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big")
+
+
+# Figures are saved at savefig.dpi (200); shown at 120 CSS px per inch, every figure's text
+# appears at the same size on the page (a little above print size).
+DISPLAY_SCALE = 120 / 200
+
+
 def _figure(f: FigureOut, n: int) -> str:
     links = " ".join(f'<a href="figures/{esc(f.name)}.{ext}">{ext.upper()}</a>'
                      for ext in FORMATS)
-    return (f'<figure id="{esc(f.name)}"><img src="{_img(f.png)}" alt="{esc(f.title)}">'
+    w = _png_width(f.png)
+    size = f' width="{round(w * DISPLAY_SCALE)}"' if w else ""
+    return (f'<figure id="{esc(f.name)}"><img src="{_img(f.png)}"{size} alt="{esc(f.title)}">'
             f"<figcaption><strong>Figure {n}. {esc(f.title)}.</strong> {esc(f.caption)} "
             f'<span class="dl">Files: {links}</span></figcaption></figure>')
 

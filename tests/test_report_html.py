@@ -1,0 +1,106 @@
+"""Open report.html from disk in headless Chromium, as a reader would, and check it rendered.
+
+The page marks ``<body>`` once loaded: data-images-ok / data-images-loaded / data-tables, and
+every ``<img>`` with data-loaded (naturalWidth > 0). ``--dump-dom`` shows those attributes.
+Needs Debian's chromium (``apt-get install -y chromium``); skipped when it is not installed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tlbench.report import write_report
+
+CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
+    "chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--hide-scrollbars"]
+
+
+def realistic_frame(seed: int = 0) -> pd.DataFrame:
+    """2 backbones × 2 datasets (one a shift pair) × strategies × 3 label fractions × 3 seeds."""
+    rng = np.random.default_rng(seed)
+    plain = {"scratch": .3, "linear_probe": .70, "partial_finetune": .72, "lora": .74,
+             "finetune": .73, "my_adapter": .71}
+    shifted = {"linear_probe": .50, "finetune": .55, "dann": .65, "target_oracle": .85}
+    rows = []
+    for b, scale in (("efficientnet_lite0", 1.0), ("vit_small", 1.05)):
+        for d, shift in (("digits", False), ("mnist->usps", True)):
+            for s, base in (shifted if shift else plain).items():
+                variants = [{"lr": 1e-3}, {"lr": 1e-4}] if s == "finetune" else [{}]
+                for v in variants:
+                    for frac in (0.01, 0.1, 1.0):
+                        for k in range(3):
+                            gain = (1 - base) * 0.7 * (math.log10(frac) + 2) / 2
+                            acc = min(.99, (base - .1 + gain) * scale + rng.normal(0, .015))
+                            failed = s == "lora" and b == "vit_small" and frac == .01 and k == 2
+                            t = (20 + 300 * frac) * (0.1 if s == "linear_probe" else 1)
+                            rows.append(dict(
+                                cell_id=f"c{len(rows)}", backbone=b, dataset=d, strategy=s,
+                                variant=json.dumps(v), seed=k, label_fraction=frac,
+                                status="failed" if failed else "ok",
+                                error="RuntimeError: CUDA out of memory" if failed else "",
+                                test_acc=np.nan if failed else acc,
+                                test_macro_f1=np.nan if failed else acc - .02,
+                                val_acc=np.nan if failed else acc + rng.normal(0, .01),
+                                source_test_acc=(.95 - .04 * (s == "dann")) if shift else np.nan,
+                                target_val_acc=acc if shift else np.nan,
+                                wall_seconds=t + 5, train_seconds=t, images_per_second=900.0,
+                                peak_memory_mb=1500.0 * scale,
+                                trainable_params=12_810 if s == "linear_probe" else 4_000_000,
+                                total_params=4_000_000, forward_gflops=0.4, device="cuda",
+                                has_target_domain=shift))
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("results") / "demo"
+    meta = {"suite_name": "demo", "suite_toml": '[suite]\nname = "demo"\n',
+            "environment": {"python": "3.11", "device": "cuda"}}
+    return write_report(realistic_frame(), out, meta)
+
+
+def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_page_renders_every_figure_and_table(page, tmp_path):
+    res = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
+                   tmp_path / "profile")
+    dom = res.stdout
+    assert "<body" in dom, f"chromium gave no DOM (rc={res.returncode}): {res.stderr[-2000:]}"
+    body = re.search(r"<body[^>]*>", dom).group(0)
+    attrs = dict(re.findall(r'(data-[\w-]+)="([^"]*)"', body))
+    assert attrs.get("data-images-ok") == "true", attrs
+    assert attrs["data-images-total"] == attrs["data-images-loaded"] == "4"
+    imgs = re.findall(r"<img[^>]*>", dom)
+    assert len(imgs) == 4 and all('data-loaded="true"' in i for i in imgs)
+    for tid in ("tab-accuracy", "tab-ranks", "tab-cost", "tab-failures"):
+        assert f'id="{tid}"' in dom, tid
+    assert int(attrs["data-tables"]) >= 4
+    assert "CUDA out of memory" in dom
+
+
+def test_page_screenshot(page, tmp_path):
+    shot = tmp_path / "report.png"
+    res = chromium(["--window-size=1280,4000", "--virtual-time-budget=10000",
+                    f"--screenshot={shot}", page.as_uri()], tmp_path / "profile")
+    assert shot.exists() and shot.stat().st_size > 50_000, res.stderr[-2000:]
+    keep = os.environ.get("TLBENCH_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copy(shot, keep)
