@@ -1,4 +1,5 @@
 """Linear probe: logistic regression on frozen pretrained features (extracted once, cached)."""
+import numpy as np
 import torch
 from pydantic import Field
 from sklearn.linear_model import LogisticRegression
@@ -23,7 +24,9 @@ def run(ctx, options: LinearProbeOptions) -> tlbench.Outcome:
     ctx.clock.images += len(train)
     logits = {}
     for name in ctx.eval_splits:
-        scores = head.predict_log_proba(scaler.transform(features.splits[name].numpy()))
+        scores = head.decision_function(scaler.transform(features.splits[name].numpy()))
+        if scores.ndim == 1:  # two classes: sklearn gives one margin
+            scores = np.stack([-scores, scores], axis=1)
         full = torch.full((len(scores), ctx.num_classes), float("-inf"))  # classes absent from train
         full[:, torch.as_tensor(head.classes_)] = torch.as_tensor(scores, dtype=torch.float32)
         logits[name] = full
