@@ -1,0 +1,57 @@
+"""Tiny cells for the strategy tests: a :class:`CellContext` factory and a toy domain-shift pair
+(dataset plugin ``toy-shift``, loaded with ``--plugin helpers.toy_cells``).
+
+The pair: source = half of scikit-learn's handwritten digits, white on black; target = the other
+half, drawn in random dark background and light ink colours per image, so that the domains differ
+in colour statistics while the digits stay readable.
+"""
+import torch
+from pydantic import Field
+from sklearn.datasets import load_digits
+
+import tlbench
+from tlbench import data as data_mod
+from tlbench.context import CellContext
+from tlbench.suite import TrainOptions
+
+
+class ToyShiftOptions(tlbench.Options):
+    image_size: int = Field(8, ge=8, description="the 8x8 digits are upsampled (bilinear) to this size")
+
+
+def colour_shift(gray: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``N×1×H×W`` in [0, 1] -> ``N×3×H×W``: a per-image dark background and light ink colour."""
+    n = gray.shape[0]
+    background = torch.rand(n, 3, 1, 1, generator=generator) * 0.5
+    ink = 0.5 + torch.rand(n, 3, 1, 1, generator=generator) * 0.5
+    return background + (ink - background) * gray
+
+
+def load(options: ToyShiftOptions) -> tlbench.LoadedDataset:
+    digits = load_digits()
+    x = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    x = torch.nn.functional.interpolate(x, size=options.image_size, mode="bilinear", align_corners=False).clamp(0, 1)
+    y = torch.as_tensor(digits.target, dtype=torch.long)
+    src, tgt = torch.arange(0, len(y), 2), torch.arange(1, len(y), 2)
+    to_uint8 = lambda t: (t * 255).round().to(torch.uint8).contiguous()  # noqa: E731
+    source = tlbench.Split(to_uint8(x[src].expand(-1, 3, -1, -1)), y[src])
+    target = tlbench.Split(to_uint8(colour_shift(x[tgt], torch.Generator().manual_seed(0))), y[tgt])
+    return tlbench.LoadedDataset([str(c) for c in digits.target_names], {"all": source}, {"all": target})
+
+
+def make_ctx(build, loaded: tlbench.LoadedDataset, epochs: int = 1, batch_size: int = 64, min_steps: int = 0,
+             seed: int = 0, label_fraction: float = 1.0) -> CellContext:
+    """The context the runner would give one CPU cell of ``loaded`` with the backbone ``build``."""
+    splits = data_mod.prepare(loaded)
+    index = data_mod.label_subset(splits["train"], label_fraction, seed)
+    torch.manual_seed(seed)
+    return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
+                       num_classes=len(loaded.classes), device=torch.device("cpu"),
+                       train=TrainOptions(epochs=epochs, batch_size=batch_size, min_steps=min_steps, device="cpu"),
+                       seed=seed, build=build, features_cache=None)
+
+
+@tlbench.hookimpl
+def tlbench_datasets():
+    return [tlbench.DatasetPlugin("toy-shift", "digits -> digits in random colours (tests)", ToyShiftOptions, load,
+                                  has_target_domain=True)]

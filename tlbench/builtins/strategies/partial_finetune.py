@@ -1,0 +1,101 @@
+"""Partial fine-tuning: train the top ``k`` blocks of the pretrained backbone and a new head.
+
+The blocks are the backbone's own ``blocks()`` (input to output), so this works for any backbone:
+timm models group their stages as timm's layer-wise LR decay does (a convnet's stem, its stages,
+the head conv joined to the last; a ViT's patch embedding, then each transformer block), and the
+tiny CNN gives its three conv blocks.
+
+Batch normalisation in the frozen part keeps its pretrained running statistics (the layers run in
+eval mode while the top blocks train): *frozen* then means that the lower network computes exactly
+the function it computed before training, as a feature extractor does, and only the parameters
+counted as trainable change. This is the usual practice for frozen stages (e.g. detectron2's
+FrozenBatchNorm). ``bn_stats = "update"`` lets every BN layer re-estimate its statistics on the
+target data instead (an AdaBN-like effect that a few extra buffers buy).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from torch import nn
+
+import tlbench
+from tlbench.context import count_params
+from tlbench.errors import UserError
+
+#: The top blocks are pretrained weights being adapted, like full fine-tuning, so the same AdamW
+#: range as ``finetune``; the new head trains with them at the same rate.
+GRID = {"lr": [3e-4, 1e-3, 3e-3]}
+
+BN_STATS_HELP = ('"frozen": batch-norm layers whose parameters are frozen keep their pretrained running '
+                 'statistics (eval mode while training); "update": every batch-norm layer re-estimates them')
+
+
+class PartialFinetuneOptions(tlbench.Options):
+    k: int = Field(2, ge=1, description="number of top backbone blocks (backbone.blocks(), counted from the "
+                                        "output) trained with the head; the rest stays frozen")
+    lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (warm-up, then cosine decay)")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
+    bn_stats: Literal["frozen", "update"] = Field("frozen", description=BN_STATS_HELP)
+
+
+class FrozenNormStats(nn.Module):
+    """Wraps ``model`` so that ``train()`` leaves the given batch-norm layers in eval mode.
+
+    ``ctx.fit`` calls ``model.train()``; through this wrapper the frozen layers keep normalising
+    with, and never update, their running statistics. Evaluation (``eval()``) is unchanged.
+    """
+
+    def __init__(self, model: nn.Module, frozen: list[nn.Module]):
+        super().__init__()
+        self.model = model
+        self._frozen = list(frozen)  # a plain list: not registered twice as submodules
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
+
+    def forward(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+
+def batch_norms(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def top_blocks(backbone, k: int, option: str = "k") -> list[nn.Module]:
+    """The last ``k`` of ``backbone.blocks()``; a :class:`UserError` when there are fewer."""
+    blocks = backbone.blocks()
+    if k > len(blocks):
+        raise UserError(f"partial_finetune: {option} = {k} but the backbone {type(backbone).__name__} has only "
+                        f"{len(blocks)} blocks; choose {option} between 1 and {len(blocks)}")
+    return blocks[len(blocks) - k:]
+
+
+def build_model(ctx, options: PartialFinetuneOptions) -> tuple[nn.Module, nn.Module]:
+    """(model to train, the Classifier inside it) with only the top ``k`` blocks and the head trainable."""
+    classifier = ctx.classifier(pretrained=True)
+    trained = top_blocks(classifier.backbone, options.k)
+    classifier.requires_grad_(False)
+    for block in trained:
+        block.requires_grad_(True)
+    classifier.head.requires_grad_(True)
+    if options.bn_stats == "update":
+        return classifier, classifier
+    inside = {id(m) for block in trained for m in block.modules()}
+    frozen = [m for m in batch_norms(classifier.backbone) if id(m) not in inside]
+    return FrozenNormStats(classifier, frozen), classifier
+
+
+def run(ctx, options: PartialFinetuneOptions) -> tlbench.Outcome:
+    model, classifier = build_model(ctx, options)
+    ctx.fit(model, options.lr, options.weight_decay)
+    return tlbench.Outcome(ctx.predict(classifier), *count_params(classifier))
+
+
+@tlbench.hookimpl
+def tlbench_strategies():
+    return [tlbench.StrategyPlugin("partial_finetune", "train the top k backbone blocks and a new head; "
+                                   "the rest stays frozen", PartialFinetuneOptions, run, grid=GRID)]
