@@ -20,7 +20,7 @@ from tlbench.plugins import plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
-out = Console(highlight=False)
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -138,7 +138,9 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
                 x, y = g["label_fraction"].to_numpy(), 100 * g["mean"].to_numpy()
                 if len(fr) == 1:  # one fraction: no curve; set the strategies side by side
                     x = x * 10 ** (0.05 * (j - (len(here) - 1) / 2))
-                lo, hi = 100 * g["ci_low"].to_numpy(), 100 * g["ci_high"].to_numpy()
+                # accuracy lives in [0, 100]: with few seeds a Student-t interval reaches past it
+                lo = np.clip(100 * g["ci_low"].to_numpy(), 0, 100)
+                hi = np.clip(100 * g["ci_high"].to_numpy(), 0, 100)
                 color = strategy_color(s)
                 ax.plot(x, y, color=color, marker=strategy_marker(s),
                         linestyle=strategy_linestyle(s), zorder=3, clip_on=False)
@@ -172,11 +174,11 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             ax.set_visible(False)
         if len(backbones) == 1:
             fig.suptitle(f"Backbone: {backbones[0]}", fontsize=8.5)
-        _legend_below(fig, _strategy_handles(present))
+        _legend_below(fig, _strategy_handles(present), ncol_max=max(2, 2 * ncols))
         png = _save(fig, directory, "fig1_data_efficiency")
     cap = ("Test accuracy against the fraction of training labels used (log scale), per dataset"
            " and backbone. Lines: mean over seeds of the variant selected on validation; bands:"
-           " 95% Student-t confidence interval over seeds (whiskers where a point has fewer "
+           " 95% Student-t confidence interval over seeds, clipped to [0, 100] (whiskers where a point has fewer "
            "than 2 seeds around it). For shift pairs (target) the accuracy is on the target "
            "domain; the dashed line is the oracle trained on target labels.")
     return FigureOut("fig1_data_efficiency", "Data efficiency", cap, png)

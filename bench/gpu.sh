@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The GPU measurements quoted in bench/RESULTS.md and the README, in one go:
+# throughput of tlbench's training loop vs a plain timm loop, then the default and domain-shift suites.
+# Usage: bash bench/gpu.sh OUTDIR   (needs tlbench installed; ~6 min on an H100)
+set -u
+out=${1:-bench-out}
+mkdir -p "$out"
+python3 bench/throughput.py --model tf_efficientnet_lite0 | tee "$out/bench_lite0.json"
+timeout 150 tlbench run suites/vision.toml --output "$out/results" --no-report | tail -25
+timeout 300 tlbench run suites/domain-shift.toml --output "$out/results" --no-report | tail -25
+tar czf "$out/results.tgz" -C "$out" results
