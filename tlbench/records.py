@@ -103,12 +103,16 @@ class Outcome:
     strategy is scored by the same code.
 
     ``logits`` maps each split name in ``ctx.eval_splits`` to a ``N×num_classes`` tensor.
+    ``select_on`` names the split whose accuracy is ``val_acc``, the score that hyper-parameter
+    selection uses: ``"val"`` (source validation), or ``"target_val"`` for a strategy trained on
+    target labels (an oracle).
     """
 
     logits: dict[str, torch.Tensor]
     trainable_params: int
     total_params: int
     extra: dict[str, float] = field(default_factory=dict)
+    select_on: str = "val"
 
 
 @dataclass(frozen=True)

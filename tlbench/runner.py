@@ -138,23 +138,24 @@ class Workbench:
         cost = record["cost"]
         with engine.peak_memory(self.device, cost):
             outcome = strategy.run(ctx, cell.strategy.options)
-        record["metrics"] = score(outcome.logits, cell_splits)
+        record["metrics"] = score(outcome.logits, cell_splits, outcome.select_on)
         record["metrics"].update(outcome.extra)
         cost.update(train_seconds=ctx.clock.train_seconds,
                     images_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,
                     trainable_params=outcome.trainable_params, total_params=outcome.total_params)
 
 
-def score(logits: dict[str, torch.Tensor], splits: dict) -> dict[str, float]:
+def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val") -> dict[str, float]:
     """Accuracy (and macro-F1 on the evaluation domain) from each split's logits. On a shift pair
-    ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one."""
+    ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one;
+    ``val_acc`` is the accuracy on ``select_on``."""
     acc = {}
     for name, out in logits.items():
         labels = splits[name].labels.cpu()
         acc[name] = (out.argmax(1) == labels).float().mean().item()
     shift = "target_test" in logits
     test = "target_test" if shift else "test"
-    metrics = {"val_acc": acc["val"], "test_acc": acc[test],
+    metrics = {"val_acc": acc[select_on], "test_acc": acc[test],
                "test_macro_f1": f1_score(splits[test].labels.cpu(), logits[test].argmax(1), average="macro")}
     if shift:
         metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
