@@ -213,6 +213,10 @@ hidden = 64
 plugin = "finetune"
 lr = 3e-3
 
+[[strategy]]
+plugin = "target_oracle"
+lr = 3e-3
+
 [train]
 epochs = 2
 batch_size = 128
@@ -224,7 +228,7 @@ def test_dann_is_skipped_with_a_reason_on_a_dataset_without_target_domain(write_
     result = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["run", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "skip: strategy 'dann' needs a target domain and dataset 'digits' has none" in result.stdout
-    assert "1 to run, 0 already done, 1 skipped" in result.stdout
+    assert "1 to run, 0 already done, 2 skipped" in result.stdout  # dann and target_oracle
 
 
 def shift_datasets():
@@ -260,3 +264,7 @@ def test_dann_runs_end_to_end_on_a_shift_pair(dataset, write_suite, cli):
     [record] = [r for r in records if r["strategy"] == "dann"]
     assert {"test_acc", "source_test_acc", "target_val_acc", "domain_acc"} <= set(record["metrics"])
     assert record["cost"]["images_per_second"] > 0
+    # hyper-parameters are selected on source validation, except the oracle's, on target validation
+    by_strategy = {r["strategy"]: r["metrics"] for r in records}
+    assert by_strategy["target_oracle"]["val_acc"] == by_strategy["target_oracle"]["target_val_acc"]
+    assert by_strategy["finetune"]["val_acc"] != by_strategy["finetune"]["target_val_acc"]
