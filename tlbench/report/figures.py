@@ -446,7 +446,7 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
     backbones = sorted(sel["backbone"].unique())
     present = [s for s in wanted if s in set(sel["strategy"])]
     metrics = [("test_acc", "Target domain"),
-               ("source_test_acc", "Source domain after training (forgetting)")]
+               ("source_test_acc", "Source domain (forgetting)")]
     width = 0.8 / len(present)
     panel_w = max(0.75 + 0.36 * len(backbones) * len(present), 2.2)
     with _style():
