@@ -5,6 +5,7 @@ stderr, nothing trained), 130 interrupted (finished cells kept).
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -20,7 +21,8 @@ from tlbench.plugins import plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# Off a terminal (logs, CI) rich would wrap at 80 columns; $COLUMNS still wins.
+out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
