@@ -21,8 +21,7 @@ from tlbench.plugins import plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
-# Off a terminal (logs, CI) rich would wrap at 80 columns; $COLUMNS still wins.
-out = Console(highlight=False, width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
+out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
@@ -57,6 +56,8 @@ class Main(click.Group):
 @click.version_option(package_name="tlbench")
 def main():
     """Benchmark transfer-learning strategies across backbones, datasets, label budgets and seeds."""
+    # Off a terminal (logs, CI) rich would wrap at 80 columns; $COLUMNS still wins.
+    out.width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 
 
 @main.command()
