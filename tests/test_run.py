@@ -135,3 +135,10 @@ def test_list_and_plugins(cli):
     assert "lr:" in listed.stdout
     plugins = cli("plugins")
     assert "tlbench" in plugins.stdout and "0.1.0" in plugins.stdout
+
+
+def test_a_sweep_where_every_cell_fails_exits_1_with_the_failures(write_suite, cli):
+    text = TINY.split("[[strategy]]")[0] + '[[strategy]]\nplugin = "explode"\n\n[train]\nepochs = 1\n'
+    result = cli("run", write_suite(text), "--plugin", "helpers.faulty_plugins")
+    assert result.exit_code == 1
+    assert "warning: no report" in result.stderr and "4 cell(s) failed" in result.stderr

@@ -90,7 +90,10 @@ def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
     _print_summary(store)
     out.print(f"results: {csv_path}  summary: {summary_path}")
     if not no_report:
-        _report(store, suite.results_dir)
+        try:
+            _report(store, suite.results_dir)
+        except UserError as exc:  # e.g. every cell failed: the failures below say more
+            err.print(f"warning: no report: {exc}", markup=False)
     store.close()
     if result.interrupted:
         err.print("interrupted: finished cells are stored; run the same command again to resume")
