@@ -89,7 +89,7 @@ class FiniteCheck:
 
 
 class Clock:
-    """Accumulates training time and images seen; ``peak_memory_mb`` after :meth:`watch_memory`."""
+    """Accumulates the training time and the number of images a strategy trained on."""
 
     def __init__(self):
         self.train_seconds = 0.0
