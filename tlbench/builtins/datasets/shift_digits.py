@@ -5,7 +5,8 @@ Built only from data that ships inside PyPI wheels, so they load with no network
 ``digits-printed2hand``
     *source*: printed digits rendered from matplotlib's bundled fonts (21 faces of DejaVu Sans /
     Sans Mono / Serif, STIX and Computer Modern, regular/bold/italic) with random stroke
-    thickening, rotation, shear, aspect and shift, then reduced exactly the way the UCI
+    thickening (0-3 px at 64 px), scan skew (+-5 deg), aspect jitter (+-10%) and horizontal
+    shift (+-2 px of 32), kept upright as print is, then reduced exactly the way the UCI
     "optdigits" bitmaps were: height-normalised 32x32 binary bitmap, on-pixels counted in 4x4
     blocks -> 8x8 with 17 grey levels. *target*: scikit-learn's 1,797 real handwritten digits.
     Same resolution and pipeline, so the shift is the writing style alone (synthetic -> real,
@@ -17,12 +18,21 @@ Built only from data that ships inside PyPI wheels, so they load with no network
     *target*: the other half drawn MNIST-M style onto patches of real scikit-image photographs:
     the image is the (blurred, dimmed) photo patch where there is no ink and its colour
     inverse where the digit is. ``background_brightness`` dims the patch into ``[0, b]``;
-    1.0 is the classic full-contrast MNIST-M recipe, which with only ~630 training images
-    is too hard to say anything about adaptation (small-CNN oracle ~70%), hence 0.4.
+    1.0 is the classic full-contrast MNIST-M recipe, which with only ~630 target training
+    images is hard to learn at all (small-CNN oracle ~81%), hence the default 0.4.
 
 Both return 8x8 content upsampled (bilinear) to ``image_size``, as uint8 ``N x 3 x H x W``.
-Measured with a 3-layer CNN (see the README's dataset section): printed2hand source-only ~75%
-vs target-trained ~99%; hand2photo source-only ~45% vs target-trained ~97%.
+Checked learnable in both domains with a real shift: 3-conv CNN (32/64/128 channels, BN,
+global pooling), 20 epochs AdamW + one-cycle, 32 px, fixed stratified 70/30 split of each
+domain, mean of 3 seeds (CPU):
+
+====================  ================  ===========  =============  ====================
+pair                  source -> source  source-only  target oracle  DANN (GRL) -> target
+====================  ================  ===========  =============  ====================
+printed2hand          99.9              71.2         99.9           76.2
+hand2photo (b=0.4)    99.3              48.1         98.4           59.5
+hand2photo (b=1.0)    99.3              28.8         81.4           42.2
+====================  ================  ===========  =============  ====================
 """
 from __future__ import annotations
 
@@ -125,7 +135,8 @@ def _load_fonts(size: int):
     return fonts
 
 
-def render_printed(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def render_printed(per_class: int, seed: int, rotation: float = 5.0, shear: float = 0.0,
+                   aspect: tuple[float, float] = (0.9, 1.1)) -> tuple[np.ndarray, np.ndarray]:
     """Printed digits in the optdigits format: float32 ``N x 8 x 8`` in [0, 1] (multiples of
     1/16), int64 labels, ``per_class`` of each digit in class order."""
     from PIL import Image, ImageDraw
@@ -143,9 +154,10 @@ def render_printed(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
             ImageDraw.Draw(img).text((centre, centre), str(digit), fill=255, font=fonts[key[0]],
                                      anchor="mm", stroke_width=key[2], stroke_fill=255)
             glyphs[key] = img
-        # rotation (+-15 deg) and shear (+-0.3) about the centre
-        a = np.deg2rad(rng.uniform(-15, 15))
-        s = rng.uniform(-0.3, 0.3)
+        # scan skew: a small rotation (and optional shear) about the centre; slant comes
+        # from the italic faces, as in print
+        a = np.deg2rad(rng.uniform(-rotation, rotation))
+        s = rng.uniform(-shear, shear)
         m = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]]) @ np.array([[1, s], [0, 1]])
         mi = np.linalg.inv(m)
         off = np.array([centre, centre]) - mi @ np.array([centre, centre])
@@ -156,7 +168,7 @@ def render_printed(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         crop = img.crop((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
         # optdigits normalisation: full 32 px height, width by aspect (jittered), shifted
         w, h = crop.size
-        nw = int(round(min(32, max(4, w * 32 / h * rng.uniform(0.75, 1.25)))))
+        nw = int(round(min(32, max(4, w * 32 / h * rng.uniform(*aspect)))))
         crop = crop.resize((nw, 32), Image.BILINEAR)
         x0 = min(max(0, (32 - nw) // 2 + int(rng.integers(-2, 3))), 32 - nw)
         bitmap = np.zeros((32, 32), np.float32)
@@ -251,7 +263,7 @@ def tlbench_datasets():
             PrintedToHandOptions, load_printed2hand, has_target_domain=True),
         tlbench.DatasetPlugin(
             "digits-hand2photo",
-            "domain shift: sklearn handwritten digits (898) -> the other half (899) drawn "
-            "MNIST-M style on real scikit-image photo patches, RGB",
+            "domain shift: one half of sklearn's handwritten digits (896) -> the other half (901) "
+            "drawn MNIST-M style on real scikit-image photo patches, RGB",
             HandToPhotoOptions, load_hand2photo, has_target_domain=True),
     ]
