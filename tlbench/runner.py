@@ -31,7 +31,6 @@ from tlbench.suite import Cell, Suite, canonical
 
 @dataclass
 class RunResult:
-    statuses: dict[str, int] = field(default_factory=dict)
     failures: list[dict] = field(default_factory=list)
     interrupted: bool = False
 
@@ -58,8 +57,8 @@ def run_info(device: torch.device) -> dict:
 class Workbench:
     """Runs one cell at a time in this process, with the caches that cells share."""
 
-    def __init__(self, registry: Registry, pm: pluggy.PluginManager, device: torch.device):
-        self.registry, self.pm, self.device = registry, pm, device
+    def __init__(self, registry: Registry, device: torch.device):
+        self.registry, self.device = registry, device
         self.info = run_info(device)
         self._data_key = None
         self._data = None
@@ -182,7 +181,7 @@ def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store:
     finished = set() if rerun else store.finished()
     todo = sorted((c for c in suite.cells if c.id not in finished),
                   key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))
-    bench = Workbench(registry, pm, device)
+    bench = Workbench(registry, device)
     store.set_meta("environment", bench.info)
     result = RunResult()
     progress = progress or (lambda *a: None)
@@ -194,7 +193,6 @@ def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store:
 
     def on_record(cell: Cell, record: dict) -> None:
         store.put(record)
-        result.statuses[record["status"]] = result.statuses.get(record["status"], 0) + 1
         if record["status"] in ("failed", "diverged"):
             result.failures.append(record)
         pm.hook.tlbench_cell_finished(cell=cell, record=record)
