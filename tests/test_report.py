@@ -21,6 +21,7 @@ from tlbench.report import apply_filters, write_report
 from tlbench.report import data as D
 from tlbench.report import tables as T
 from tlbench.report.style import order_strategies, strategy_color
+from tlbench.selection import mean_ci, summarize
 
 NAN = math.nan
 LR1, LR2 = json.dumps({"lr": 0.1}), json.dumps({"lr": 0.01})
@@ -94,7 +95,7 @@ def report(tmp_path_factory):
 def built_tables():
     df = D.prepare(small_frame())
     selected = D.select(df)
-    summary = D.summarize(selected)
+    summary = summarize(selected)
     strategies = order_strategies(df["strategy"].unique())
     return df, selected, summary, strategies
 
@@ -185,7 +186,7 @@ def test_single_seed_has_no_marks_and_says_so():
     df = D.prepare(small_frame())
     df = df[df["seed"] == 0]
     selected = D.select(df)
-    t = T.accuracy_table(df, selected, D.summarize(selected),
+    t = T.accuracy_table(df, selected, summarize(selected),
                          order_strategies(df["strategy"].unique()))
     assert not t.data["not_significantly_worse"].any()
     assert "could not be run" in t.caption
@@ -261,7 +262,7 @@ def test_status_ok_without_number_is_a_failure_not_a_zero():
     f.loc[(f["strategy"] == "dann") & (f["seed"] == 2), "test_acc"] = NAN
     df = D.prepare(f)
     assert (df[(df["strategy"] == "dann") & (df["seed"] == 2)]["status"] == "failed").all()
-    s = D.summarize(D.select(df))
+    s = summarize(D.select(df))
     assert s[s["strategy"] == "dann"]["mean"].iloc[0] == pytest.approx(0.705)
 
 
@@ -363,5 +364,5 @@ def test_paired_test_edge_cases():
     p, n = D.paired_worse_test(s([0.9, 0.92, 0.94], index=[0, 1, 2]),
                                s([0.89, 0.915, 0.93, 0.1], index=[0, 1, 2, 7]))
     assert n == 3 and p == pytest.approx(0.018875, abs=1e-6)
-    mean, half, n = D.mean_ci([0.9, np.nan, 0.92, 0.94])
+    mean, half, n = mean_ci([0.9, np.nan, 0.92, 0.94])
     assert (round(mean, 6), round(half, 6), n) == (0.92, 0.049683, 3)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tlbench.selection import summarize
+from tlbench.selection import select_variants, summarize
 
 SCHEMA_VERSION = 1
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
@@ -92,7 +92,7 @@ def flatten(record: dict) -> dict:
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Mean ± std of test accuracy over seeds, the variant chosen on validation, per
     backbone × dataset × strategy × label fraction."""
-    table = summarize(frame)
+    table = summarize(select_variants(frame))
     table["test_acc"] = [f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}" for m, s in zip(table["mean"], table["std"])]
     return table[["backbone", "dataset", "strategy", "label_fraction", "variant", "test_acc", "seeds"]]
 

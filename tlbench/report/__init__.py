@@ -22,6 +22,7 @@ from tlbench.report import tables as T
 from tlbench.report.data import apply_filters
 from tlbench.report.html import render
 from tlbench.report.style import order_strategies
+from tlbench.selection import summarize
 
 __all__ = ["write_report", "apply_filters"]
 
@@ -60,7 +61,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
                         f"skipped ({what})" + (f"; first error: {first}" if first else ""))
 
     selected = D.select(df)
-    summary = D.summarize(selected, "test_acc")
+    summary = summarize(selected, "test_acc")
     strategies = order_strategies(df["strategy"].unique())
     shift = df.groupby("dataset")["has_target_domain"].any().to_dict()
 
@@ -78,7 +79,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
         "no_success": T.no_success_table(df),
     }
     if selected["test_macro_f1"].notna().any():
-        f1 = D.summarize(selected.dropna(subset=["test_macro_f1"]), "test_macro_f1")
+        f1 = summarize(selected.dropna(subset=["test_macro_f1"]), "test_macro_f1")
         tables["macro_f1"] = T.accuracy_table(df, selected, f1, strategies,
                                               metric="test_macro_f1", name="macro_f1",
                                               what="Test macro-F1 (%)")

@@ -2,7 +2,7 @@
 
 Everything here works on the stored records only. Hyper-parameter variants are chosen on
 validation accuracy by :func:`tlbench.selection.select_variants`; test numbers of the chosen
-variant are then summarised over seeds.
+variant are then summarised over seeds by :func:`tlbench.selection.summarize`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_va
            "trainable_params", "total_params", "forward_gflops"]
 FILTER_KEYS = ("dataset", "backbone", "strategy")
 ALPHA = 0.05
-CONFIDENCE = 0.95
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -107,40 +106,6 @@ def describe_filters(filters: dict[str, list[str]] | None) -> str:
         if names:
             parts.append(f"{key} = {', '.join(names)}")
     return "; ".join(parts)
-
-
-def mean_ci(values) -> tuple[float, float, int]:
-    """Mean, half-width of the two-sided 95% Student-t interval, and count (NaNs dropped).
-
-    One value: the half-width is NaN (no interval from one seed).
-    """
-    x = np.asarray(pd.Series(values, dtype=float).dropna(), dtype=float)
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    mean = float(x.mean())
-    if n < 2:
-        return mean, math.nan, n
-    sd = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, n - 1) * sd / math.sqrt(n))
-    return mean, half, n
-
-
-def summarize(selected: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """Per group (backbone, dataset, strategy, label fraction) of the selected variant:
-    mean, std, 95% CI and seed count of ``metric``."""
-    cols = GROUP + ["variant", "has_target_domain", "seeds", "mean", "std", "ci_half",
-                    "ci_low", "ci_high"]
-    rows = []
-    for key, g in selected.groupby(GROUP + ["variant"], dropna=False, sort=True):
-        mean, half, n = mean_ci(g[metric])
-        if n == 0:
-            continue
-        sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
-        lo, hi = (mean - half, mean + half) if n > 1 else (math.nan, math.nan)
-        rows.append(list(key) + [bool(g["has_target_domain"].iloc[0]), n, mean, sd, half, lo,
-                                 hi])
-    return pd.DataFrame(rows, columns=cols)
 
 
 def select(frame: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,7 @@ from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, NullForm
                                NullLocator)
 
 from tlbench.report import data as D
+from tlbench.selection import mean_ci
 from tlbench.report.style import (DANN, ORACLE, PANEL_H, PANEL_W, RC, SOURCE_ONLY,
                                   backbone_markers, strategy_color, strategy_linestyle,
                                   strategy_marker)
@@ -464,7 +465,7 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                             .dropna() * 100
                         if vals.empty:
                             continue
-                        mean, half, n = D.mean_ci(vals)
+                        mean, half, n = mean_ci(vals)
                         x = i + (j - (len(present) - 1) / 2) * width
                         color = strategy_color(s)
                         ax.bar(x, mean, width * 0.9, color=color, zorder=2,
