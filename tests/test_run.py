@@ -1,8 +1,11 @@
 """`tlbench run` end to end on a tiny suite: records, exports, resume, sweeps, failures."""
 import csv
 import json
+import os
+import signal
 import sqlite3
 
+import pytest
 from click.testing import CliRunner
 from conftest import TINY
 
@@ -83,14 +86,26 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(write_suite, cli):
     assert "20 cells, 4 to run" in again.stdout
 
 
-def test_ctrl_c_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatch):
+def ctrl_c():
+    raise KeyboardInterrupt
+
+
+def sigterm():
+    """What a scheduler (SLURM, Kubernetes) or `kill` sends; without a handler it would end pytest."""
+    assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL, "tlbench run installs no SIGTERM handler"
+    os.kill(os.getpid(), signal.SIGTERM)
+    raise AssertionError("SIGTERM did not interrupt the run")
+
+
+@pytest.mark.parametrize("stop", [ctrl_c, sigterm])
+def test_interrupt_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatch, stop):
     from tlbench import runner
     path = write_suite()
     original, calls = runner.Workbench.run, []
 
     def interrupted_after_five(self, cell):
         if len(calls) == 5:
-            raise KeyboardInterrupt
+            stop()
         calls.append(cell.id)
         return original(self, cell)
     monkeypatch.setattr(runner.Workbench, "run", interrupted_after_five)

@@ -1,11 +1,12 @@
 """The command line: ``tlbench run | list | plugins | report``.
 
 Exit status: 0 all cells ok (or skipped), 1 some cell failed or diverged, 2 a user error (one line on
-stderr, nothing trained), 130 interrupted (finished cells kept).
+stderr, nothing trained), 130 interrupted by Ctrl-C or SIGTERM (finished cells kept).
 """
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 import warnings
@@ -84,8 +85,12 @@ def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
     todo = sum(c.id not in finished for c in suite.cells)
     out.print(f"suite {suite.options.name}: {len(suite.cells)} cells, {todo} to run, "
               f"results in {suite.results_dir}")
-    with _Progress(todo) as progress:
-        result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
+    try:
+        with _Progress(todo) as progress:
+            result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     csv_path, summary_path = store.export()
     _print_summary(store)
     out.print(f"results: {csv_path}  summary: {summary_path}")
@@ -104,6 +109,10 @@ def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
             err.print(f"  {r['cell_id']} {r['backbone']} · {r['dataset']} · {r['strategy']} · "
                       f"{r['label_fraction']:g} · seed {r['seed']}: {r['status']}: {r['error']}", markup=False)
         sys.exit(1)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 class _Progress:
