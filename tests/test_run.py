@@ -157,3 +157,22 @@ def test_a_sweep_where_every_cell_fails_exits_1_with_the_failures(write_suite, c
     result = cli("run", write_suite(text), "--plugin", "helpers.faulty_plugins")
     assert result.exit_code == 1
     assert "warning: no report" in result.stderr and "4 cell(s) failed" in result.stderr
+
+
+def test_filter_runs_only_the_chosen_cells_and_a_full_run_completes_the_rest(write_suite, cli):
+    path = write_suite()
+    part = cli("run", path, "--no-report", "--filter", "strategy=finetune", "--filter", "dataset=digits")
+    assert part.exit_code == 0 and "4 cells, 4 to run" in part.stdout
+    assert {r["strategy"] for r in read_csv(path.parent / "results/tiny/results.csv")} == {"finetune"}
+    rest = cli("run", path, "--no-report")
+    assert rest.exit_code == 0 and "12 cells, 8 to run" in rest.stdout
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("strategy=lora", "--filter strategy=lora is not in this suite; its strategy labels: finetune, linear_probe"),
+    ("seed=1", "--filter 'seed=1': write KEY=A,B with KEY one of dataset, backbone, strategy"),
+])
+def test_filter_errors_name_what_the_suite_has(write_suite, cli, flag, message):
+    result = cli("run", write_suite(), "--filter", flag)
+    assert result.exit_code == 2 and message in result.stderr
+    assert result.stderr.count("\n") == 1

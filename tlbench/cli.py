@@ -20,6 +20,7 @@ from rich.table import Table
 from tlbench.errors import UserError
 from tlbench.plugins import plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
+from tlbench.suite import FILTER_KEYS
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
 out = Console(highlight=False)
@@ -42,6 +43,23 @@ def _load_plugins(plugins: tuple[str, ...], strict: bool):
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
                              help="also load plugins from this importable module (repeatable)")
 strict_option = click.option("--strict-plugins", is_flag=True, help="a plugin that fails to load is an error")
+
+
+def _parse_filters(ctx, param, items) -> dict[str, list[str]]:
+    """``("strategy=lora,finetune", ...)`` -> ``{"strategy": ["lora", "finetune"]}``."""
+    parsed = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of {', '.join(FILTER_KEYS)}")
+        parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
+    return parsed
+
+
+def filter_option(verb: str):
+    return click.option("--filter", "filters", multiple=True, metavar="KEY=A,B", callback=_parse_filters,
+                        help=f"{verb} these datasets/backbones/strategies (repeatable), "
+                             "e.g. --filter strategy=lora,finetune")
 
 
 class Main(click.Group):
@@ -67,9 +85,10 @@ def main():
 @click.option("--rerun", is_flag=True, help="run finished cells again")
 @click.option("--output", metavar="DIR", help="results go to DIR/<suite name> (default from the suite: results)")
 @click.option("--no-report", is_flag=True, help="skip the report at the end")
+@filter_option("run only the cells of")
 @plugin_option
 @strict_option
-def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
+def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
     from tlbench.runner import run_suite
     from tlbench.store import Store
@@ -77,6 +96,8 @@ def run(suite_file, dry_run, rerun, output, no_report, plugins, strict_plugins):
 
     pm, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
+    if filters:
+        suite = suite.only(filters)
     store = Store(suite.results_dir) if not dry_run or suite.results_dir.exists() else None
     finished = store.finished() if store and not rerun else set()
     if dry_run:
@@ -224,23 +245,16 @@ def plugins(plugins, strict_plugins):
 
 @main.command()
 @click.argument("results_dir", type=click.Path(path_type=Path))
-@click.option("--filter", "filters", multiple=True, metavar="KEY=A,B",
-              help="keep only these datasets/backbones/strategies, e.g. --filter strategy=lora,finetune")
+@filter_option("keep only")
 def report(results_dir, filters):
     """Rebuild tables, figures and report.html from the stored results alone."""
     from tlbench.store import Store
     if not (results_dir / "tlbench.sqlite").is_file():
         raise UserError(f"{results_dir}: no results here (no tlbench.sqlite); run `tlbench run SUITE` first "
                         "or give the folder results/<suite name>")
-    parsed = {}
-    for item in filters:
-        key, sep, values = item.partition("=")
-        if not sep or key not in ("dataset", "backbone", "strategy"):
-            raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of dataset, backbone, strategy")
-        parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
     store = Store(results_dir)
     try:
         store.export()
-        _report(store, results_dir, parsed or None)
+        _report(store, results_dir, filters or None)
     finally:
         store.close()

@@ -10,7 +10,7 @@ import itertools
 import json
 import tomllib
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from tlbench.registry import Registry
 
 SECTIONS = ("suite", "train", "backbone", "dataset", "strategy")
 ENTRY_KEYS = ("plugin", "label")
+FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
 
 
 class SuiteOptions(BaseModel):
@@ -109,6 +110,21 @@ class Suite:
     def results_dir(self) -> Path:
         """``<output>/<name>``; a relative output is taken from the current directory."""
         return Path(self.options.output) / self.options.name
+
+    def only(self, filters: dict[str, list[str]]) -> Suite:
+        """This suite with only the cells whose backbone, dataset and strategy labels are among
+        ``filters`` (``{"dataset": ["digits"], ...}``); a name the suite lacks is a UserError."""
+        cells = self.cells
+        for kind, names in filters.items():
+            valid = sorted({getattr(c, kind).label for c in self.cells})
+            unknown = [n for n in names if n not in valid]
+            if unknown:
+                raise UserError(f"{self.path}: --filter {kind}={','.join(unknown)} is not in this suite; "
+                                f"its {kind} labels: {', '.join(valid)}")
+            cells = [c for c in cells if getattr(c, kind).label in names]
+        if not cells:
+            raise UserError(f"{self.path}: no cell has that combination of --filter values")
+        return replace(self, cells=cells)
 
 
 def canonical(value) -> str:
