@@ -238,6 +238,32 @@ def test_cost_table(report):
     assert "GFLOPs" not in md                        # no FLOPs recorded: no column
 
 
+# --------------------------------------------------------------------- domain shift table
+
+def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
+    page, rdir = report
+    # a second DANN variant: worse on source validation, better on the target domain
+    extra = [rec("s1", "dann", 1.0, s, .85, val=.8, variant=LR2, shift=True, source=.7)
+             for s in (0, 1, 2)]
+    df = D.prepare(pd.concat([small_frame(), pd.DataFrame(extra)], ignore_index=True))
+    t = T.shift_table(df, D.select(df))
+    assert len(t.data) == 1
+    row = t.data.iloc[0]
+    assert row["dataset"] == "s1"
+    assert row["finetune_target_mean"] == pytest.approx(.62)
+    assert row["dann_target_mean"] == pytest.approx(.72)          # chosen on source validation
+    assert row["target_oracle_target_mean"] == pytest.approx(.9)
+    assert row["gap_closed_by_dann"] == pytest.approx((.72 - .62) / (.9 - .62))
+    assert row["dann_target_val_selected_mean"] == pytest.approx(.85)  # the oracle choice
+    md = T.to_markdown(t)
+    assert "**36%**" in md and "85.0 ± 0.0" in md and "96.0 / 91.0 / 50.0" in md
+    # written by the report, shown in the page; no table without a shift pair
+    assert (rdir / "tables" / "domain_shift.md").is_file()
+    assert "Domain shift: source-only vs DANN vs oracle" in page.read_text()
+    plain = df[df["dataset"] == "d1"]
+    assert T.shift_table(plain, D.select(plain)) is None
+
+
 # --------------------------------------------------------------------- failures
 
 def test_failed_and_skipped_section(report):

@@ -5,8 +5,8 @@ re-made at any time without training. Layout under ``out_dir/report/``::
 
     report.html                         self-contained page (figures inlined)
     figures/fig*.{png,pdf,svg}          data efficiency, cost vs accuracy, overview, shift
-    tables/*.{md,csv,tex}               accuracy, macro_f1, ranks, cost, selected_variants,
-                                        failures, no_success
+    tables/*.{md,csv,tex}               accuracy, macro_f1, ranks, cost, domain_shift,
+                                        selected_variants, failures, no_success
 """
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
         "accuracy": T.accuracy_table(df, selected, summary, strategies),
         "ranks": T.rank_table(summary, strategies),
         "cost": T.cost_table(selected, strategies),
+        "domain_shift": T.shift_table(df, selected),
         "selected_variants": T.selection_table(df, selected, strategies),
         "failures": T.failures_table(df),
         "no_success": T.no_success_table(df),

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from tlbench.report import data as D
-from tlbench.report.style import ORACLE
+from tlbench.report.style import DANN, ORACLE, SOURCE_ONLY
+from tlbench.selection import select_variants, summarize
 
 MARK = "†"
 
@@ -266,6 +267,60 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
            "head grows with the number of classes).")
     return Table("cost", "Cost per strategy", cap, header, rows, frame, numeric_from=2,
                  key_cols=1, breaks=breaks)
+
+
+def shift_table(df: pd.DataFrame, selected: pd.DataFrame) -> Table | None:
+    """Per source→target pair, backbone and label fraction: target accuracy of source-only
+    (finetune), DANN and the oracle; the share of the source-only → oracle gap DANN closes;
+    DANN with its variant chosen on target validation (an oracle choice, for reference); and
+    the source-domain accuracy after training (forgetting). None without a shift pair."""
+    pairs = [d for d, s in df.groupby("dataset")["has_target_domain"].any().items() if s]
+    wanted = [SOURCE_ONLY, DANN, ORACLE]
+    sel = selected[selected["dataset"].isin(pairs) & selected["strategy"].isin(wanted)]
+    if sel.empty:
+        return None
+    dann_rows = df[df["dataset"].isin(pairs) & (df["strategy"] == DANN)]
+    stats = {"target": summarize(sel, "test_acc"),
+             "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
+             "dann_oracle_choice": summarize(select_variants(dann_rows, by="target_val_acc"))}
+    means = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
+                 for r in v.itertuples(index=False)} for k, v in stats.items()}
+    rows, records = [], []
+    keys = sel[["dataset", "backbone", "label_fraction"]].drop_duplicates().sort_values(
+        ["dataset", "backbone", "label_fraction"]).itertuples(index=False)
+    for dataset, backbone, frac in keys:
+        target = {s: means["target"].get((dataset, backbone, frac, s)) for s in wanted}
+        source = {s: means["source"].get((dataset, backbone, frac, s)) for s in wanted}
+        chosen = means["dann_oracle_choice"].get((dataset, backbone, frac, DANN))
+        so, da, orc = (target[s].mean if target[s] is not None else math.nan for s in wanted)
+        gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
+        row = [Cell(dataset), Cell(backbone), Cell(D.fraction_label(frac))]
+        row += [Cell(fmt_acc(r.mean, r.ci_half)) if r is not None else Cell("–", muted=True)
+                for r in target.values()]
+        row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
+        row.append(Cell(fmt_acc(chosen.mean, chosen.ci_half) if chosen is not None else "–",
+                        title=f"variant {chosen.variant}" if chosen is not None else ""))
+        row.append(Cell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
+                                   for r in source.values())))
+        rows.append(row)
+        record = {"dataset": dataset, "backbone": backbone, "label_fraction": frac,
+                  "gap_closed_by_dann": gap,
+                  "dann_target_val_selected_mean": chosen.mean if chosen is not None else math.nan}
+        for s in wanted:
+            for what, r in (("target", target[s]), ("source", source[s])):
+                record[f"{s}_{what}_mean"] = r.mean if r is not None else math.nan
+                record[f"{s}_{what}_ci_half"] = r.ci_half if r is not None else math.nan
+        records.append(record)
+    cap = ("Target-domain test accuracy (%) of source-only fine-tuning, DANN and the oracle "
+           "trained on target labels: mean ± 95% CI over seeds, variants chosen on source "
+           "validation (the oracle on target validation). Gap closed = (DANN − source-only) / "
+           "(oracle − source-only). “DANN, target-val choice” picks DANN's variant with target "
+           "labels: an oracle selection, for reference only. Source acc. after: source-domain "
+           "test accuracy of the same three models (forgetting).")
+    header = ["Pair", "Backbone", "Labels", "Source-only", "DANN", "Oracle", "Gap closed",
+              "DANN, target-val choice (oracle)", "Source acc. after (SO / DANN / oracle)"]
+    return Table("domain_shift", "Domain shift: source-only vs DANN vs oracle", cap, header,
+                 rows, pd.DataFrame(records), numeric_from=3, key_cols=2)
 
 
 def failures_table(df: pd.DataFrame) -> Table | None:
