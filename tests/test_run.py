@@ -159,13 +159,19 @@ def test_a_sweep_where_every_cell_fails_exits_1_with_the_failures(write_suite, c
     assert "warning: no report" in result.stderr and "4 cell(s) failed" in result.stderr
 
 
-def test_filter_runs_only_the_chosen_cells_and_a_full_run_completes_the_rest(write_suite, cli):
+def test_filter_runs_part_of_a_suite_and_the_exports_keep_every_part(write_suite, cli):
     path = write_suite()
     part = cli("run", path, "--no-report", "--filter", "strategy=finetune", "--filter", "dataset=digits")
-    assert part.exit_code == 0 and "4 cells, 4 to run" in part.stdout
+    assert part.exit_code == 0 and "12 cells, 4 chosen by --filter, 4 to run" in part.stdout
     assert {r["strategy"] for r in read_csv(path.parent / "results/tiny/results.csv")} == {"finetune"}
-    rest = cli("run", path, "--no-report")
-    assert rest.exit_code == 0 and "12 cells, 8 to run" in rest.stdout
+    plan = cli("run", path, "--dry-run", "--filter", "strategy=linear_probe,finetune")
+    assert "8 to run, 4 already done, 0 skipped" in plan.stdout
+    # a second part: the exports keep the first (the store's plan stays the whole suite)
+    rest = cli("run", path, "--no-report", "--filter", "strategy=linear_probe")
+    assert rest.exit_code == 0 and "12 cells, 8 chosen by --filter, 8 to run" in rest.stdout
+    rows = read_csv(path.parent / "results/tiny/results.csv")
+    assert len(rows) == 12 and {r["strategy"] for r in rows} == {"finetune", "linear_probe"}
+    assert "12 cells, 0 to run" in cli("run", path, "--no-report").stdout
 
 
 @pytest.mark.parametrize("flag, message", [

@@ -96,20 +96,21 @@ def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_
 
     pm, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
-    if filters:
-        suite = suite.only(filters)
+    cells = suite.select(filters) if filters else suite.cells
     store = Store(suite.results_dir) if not dry_run or suite.results_dir.exists() else None
     finished = store.finished() if store and not rerun else set()
     if dry_run:
-        _print_plan(suite, finished)
+        _print_plan(suite, cells, finished)
         return
-    todo = sum(c.id not in finished for c in suite.cells)
-    out.print(f"suite {suite.options.name}: {len(suite.cells)} cells, {todo} to run, "
+    todo = sum(c.id not in finished for c in cells)
+    chosen = f", {len(cells)} chosen by --filter" if filters else ""
+    out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
               f"results in {suite.results_dir}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
         with _Progress(todo) as progress:
-            result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update)
+            result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update,
+                               cells=cells)
     finally:
         signal.signal(signal.SIGTERM, previous)
     csv_path, summary_path = store.export()
@@ -171,18 +172,18 @@ class _Progress:
                                f"({record['cost']['wall_seconds']:.1f}s, ETA {self.eta()})", markup=False)
 
 
-def _print_plan(suite, finished: set[str]) -> None:
-    table = Table(title=f"suite {suite.options.name}: {len(suite.cells)} cells")
+def _print_plan(suite, cells, finished: set[str]) -> None:
+    table = Table(title=f"suite {suite.options.name}: {len(cells)} of {len(suite.cells)} cells")
     for col in ("cell", "backbone", "dataset", "strategy", "variant", "labels", "seed", "plan"):
         table.add_column(col)
-    for c in suite.cells:
+    for c in cells:
         plan = f"skip: {c.skip_reason}" if c.skip_reason else "done" if c.id in finished else "run"
         table.add_row(c.id, c.backbone.label, c.dataset.label, c.strategy.label, c.variant,
                       f"{c.label_fraction:g}", str(c.seed), plan)
     out.print(table)
-    skipped = sum(bool(c.skip_reason) for c in suite.cells)
-    done = sum(c.id in finished for c in suite.cells)
-    out.print(f"{len(suite.cells) - skipped - done} to run, {done} already done, {skipped} skipped")
+    skipped = sum(bool(c.skip_reason) for c in cells)
+    done = sum(c.id in finished for c in cells)
+    out.print(f"{len(cells) - skipped - done} to run, {done} already done, {skipped} skipped")
 
 
 def _print_summary(store) -> None:

@@ -167,19 +167,21 @@ def _seed_everything(seed: int) -> None:
 
 
 def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
-              rerun: bool = False, progress=None) -> RunResult:
-    """Run every cell of ``suite`` not already finished in ``store``.
+              rerun: bool = False, progress=None, cells: list[Cell] | None = None) -> RunResult:
+    """Run every cell of ``cells`` (default: all of ``suite``'s) not already finished in ``store``.
+    The store's plan stays the whole suite, so its exports and report cover every finished cell.
 
     ``progress(event, cell, record)`` is told of ``"start"`` and ``"done"``. Ctrl-C stops after
     storing what finished; the interrupted cell is simply run again next time.
     """
-    device = engine.resolve_device(suite.cells[0].train.device)
+    cells = suite.cells if cells is None else cells
+    device = engine.resolve_device(cells[0].train.device)
     store.set_meta("suite_name", suite.options.name)
     store.set_meta("suite_toml", suite.text)
     store.set_meta("plan", {c.id: {"backbone": c.backbone.label, "dataset": c.dataset.label,
                                    "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
     finished = set() if rerun else store.finished()
-    todo = sorted((c for c in suite.cells if c.id not in finished),
+    todo = sorted((c for c in cells if c.id not in finished),
                   key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))
     bench = Workbench(registry, device)
     store.set_meta("environment", bench.info)

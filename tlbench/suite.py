@@ -10,7 +10,7 @@ import itertools
 import json
 import tomllib
 import typing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,9 +111,9 @@ class Suite:
         """``<output>/<name>``; a relative output is taken from the current directory."""
         return Path(self.options.output) / self.options.name
 
-    def only(self, filters: dict[str, list[str]]) -> Suite:
-        """This suite with only the cells whose backbone, dataset and strategy labels are among
-        ``filters`` (``{"dataset": ["digits"], ...}``); a name the suite lacks is a UserError."""
+    def select(self, filters: dict[str, list[str]]) -> list[Cell]:
+        """The cells whose backbone, dataset and strategy labels are among ``filters``
+        (``{"dataset": ["digits"], ...}``); a name the suite lacks is a UserError."""
         cells = self.cells
         for kind, names in filters.items():
             valid = sorted({getattr(c, kind).label for c in self.cells})
@@ -124,7 +124,7 @@ class Suite:
             cells = [c for c in cells if getattr(c, kind).label in names]
         if not cells:
             raise UserError(f"{self.path}: no cell has that combination of --filter values")
-        return replace(self, cells=cells)
+        return cells
 
 
 def canonical(value) -> str:
