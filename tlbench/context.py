@@ -68,6 +68,20 @@ class CellContext:
         params = [p for p in model.parameters() if p.requires_grad]
         steps = self.steps(split)
         opt, schedule = self.optimizer(params, lr, weight_decay, steps)
+
+        def loss_of(inputs, labels, step):
+            return nn.functional.cross_entropy(model(inputs), labels), len(labels)
+        self.train_loop(model, opt, schedule, steps, loss_of, split)
+
+    def train_loop(self, model: nn.Module, opt, schedule, steps: int,
+                   loss_of: Callable[[object, torch.Tensor, int], tuple[torch.Tensor, int]],
+                   split: str = "train") -> None:
+        """The training loop every strategy shares: ``steps`` steps of ``opt`` and ``schedule``
+        over shuffled batches of ``split``, epoch after epoch, timed by ``clock``.
+
+        ``loss_of(inputs, labels, step)`` runs under autocast and returns the loss and the number
+        of images it trained on (for throughput). A non-finite loss raises ``Diverged``.
+        """
         model.train()
         step = 0
         check = engine.FiniteCheck()
@@ -75,13 +89,13 @@ class CellContext:
             while step < steps:
                 for inputs, labels in self.batches(split):
                     with self.autocast():
-                        loss = nn.functional.cross_entropy(model(inputs), labels)
+                        loss, images = loss_of(inputs, labels, step)
                     check(loss, step, last=step == steps - 1)
                     loss.backward()
                     opt.step()
                     opt.zero_grad(set_to_none=True)
                     schedule.step()
-                    self.clock.images += len(labels)
+                    self.clock.images += images
                     step += 1
                     if step == steps:
                         break

@@ -182,31 +182,18 @@ def train(ctx, options: DannOptions) -> DannModel:
     steps = ctx.steps("train")
     opt, schedule = make_optimizer(model, options, steps)
     target = Unlabelled(ctx)
-    check = engine.FiniteCheck()  # raises Diverged on a non-finite loss, without a sync every step
-    model.train()
-    step = 0
-    with ctx.clock.training(ctx.device):
-        while step < steps:
-            for source, labels in ctx.batches("train"):
-                n = len(labels)
-                xt = target.take(n)
-                lambd = lambda_schedule(step / steps, options.lambda_max, options.gamma)
-                domains = torch.cat([torch.zeros(n, device=ctx.device), torch.ones(n, device=ctx.device)])
-                with ctx.autocast():
-                    features = joint_features(model.backbone, source, xt)
-                    class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
-                    domain_logits = model.discriminator(grad_reverse(features, lambd)).squeeze(1)
-                    domain_loss = nn.functional.binary_cross_entropy_with_logits(domain_logits.float(), domains)
-                    loss = class_loss + domain_loss
-                check(loss, step, last=step == steps - 1)
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                schedule.step()
-                ctx.clock.images += 2 * n
-                step += 1
-                if step == steps:
-                    break
+
+    def loss_of(source, labels, step):
+        n = len(labels)
+        xt = target.take(n)
+        lambd = lambda_schedule(step / steps, options.lambda_max, options.gamma)
+        domains = torch.cat([torch.zeros(n, device=ctx.device), torch.ones(n, device=ctx.device)])
+        features = joint_features(model.backbone, source, xt)
+        class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
+        domain_logits = model.discriminator(grad_reverse(features, lambd)).squeeze(1)
+        domain_loss = nn.functional.binary_cross_entropy_with_logits(domain_logits.float(), domains)
+        return class_loss + domain_loss, 2 * n  # source and target images both train
+    ctx.train_loop(model, opt, schedule, steps, loss_of)
     return model
 
 
