@@ -246,7 +246,8 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
     extra = [rec("s1", "dann", 1.0, s, .85, val=.8, variant=LR2, shift=True, source=.7)
              for s in (0, 1, 2)]
     df = D.prepare(pd.concat([small_frame(), pd.DataFrame(extra)], ignore_index=True))
-    t = T.shift_table(df, D.select(df))
+    shift = {"s1": True, "d1": False}
+    t = T.shift_table(df, D.select(df), shift)
     assert len(t.data) == 1
     row = t.data.iloc[0]
     assert row["dataset"] == "s1"
@@ -261,7 +262,7 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
     assert (rdir / "tables" / "domain_shift.md").is_file()
     assert "Domain shift: source-only vs DANN vs oracle" in page.read_text()
     plain = df[df["dataset"] == "d1"]
-    assert T.shift_table(plain, D.select(plain)) is None
+    assert T.shift_table(plain, D.select(plain), {"d1": False}) is None
 
 
 # --------------------------------------------------------------------- failures

@@ -108,6 +108,12 @@ def describe_filters(filters: dict[str, list[str]] | None) -> str:
     return "; ".join(parts)
 
 
+def shift_rows(frame: pd.DataFrame, shift: dict[str, bool], strategies: list[str]) -> pd.DataFrame:
+    """The rows of ``frame`` on source -> target pairs (``shift[dataset]``) of ``strategies``."""
+    return frame[frame["dataset"].map(lambda d: shift.get(d, False))
+                 & frame["strategy"].isin(strategies)]
+
+
 def select(frame: pd.DataFrame) -> pd.DataFrame:
     """The ok rows of the variant chosen on validation accuracy, per group (all seeds)."""
     return select_variants(frame, by="val_acc")

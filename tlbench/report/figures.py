@@ -21,10 +21,10 @@ from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, NullForm
                                NullLocator)
 
 from tlbench.report import data as D
+from tlbench.report.style import (DANN, ORACLE, PANEL_H, PANEL_W, RC, SHIFT_STRATEGIES,
+                                  SOURCE_ONLY, backbone_markers, strategy_color,
+                                  strategy_linestyle, strategy_marker)
 from tlbench.selection import mean_ci
-from tlbench.report.style import (DANN, ORACLE, PANEL_H, PANEL_W, RC, SOURCE_ONLY,
-                                  backbone_markers, strategy_color, strategy_linestyle,
-                                  strategy_marker)
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -436,16 +436,14 @@ SHIFT_LABELS = {SOURCE_ONLY: "source-only (finetune)", DANN: "DANN", ORACLE: "ta
 
 def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                  directory: Path) -> FigureOut | None:
-    wanted = [SOURCE_ONLY, DANN, ORACLE]
-    sel = selected[selected["dataset"].map(lambda d: shift.get(d, False))
-                   & selected["strategy"].isin(wanted)]
+    sel = D.shift_rows(selected, shift, SHIFT_STRATEGIES)
     if sel.empty:
         return None
     top = sel.groupby("dataset")["label_fraction"].transform("max")
     sel = sel[sel["label_fraction"] == top]
     datasets = sorted(sel["dataset"].unique())
     backbones = sorted(sel["backbone"].unique())
-    present = [s for s in wanted if s in set(sel["strategy"])]
+    present = [s for s in SHIFT_STRATEGIES if s in set(sel["strategy"])]
     metrics = [("test_acc", "Target domain"),
                ("source_test_acc", "Source domain (forgetting)")]
     width = 0.8 / len(present)

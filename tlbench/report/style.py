@@ -37,6 +37,7 @@ KNOWN_ORDER = ["scratch", "linear_probe", "partial_finetune", "lora", "finetune"
 ORACLE = "target_oracle"
 SOURCE_ONLY = "finetune"
 DANN = "dann"
+SHIFT_STRATEGIES = [SOURCE_ONLY, DANN, ORACLE]  # compared on source -> target pairs
 
 
 def _hash(name: str) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from tlbench.report import data as D
-from tlbench.report.style import DANN, ORACLE, SOURCE_ONLY
+from tlbench.report.style import DANN, ORACLE, SHIFT_STRATEGIES
 from tlbench.selection import select_variants, summarize
 
 MARK = "†"
@@ -269,30 +269,28 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
                  key_cols=1, breaks=breaks)
 
 
-def shift_table(df: pd.DataFrame, selected: pd.DataFrame) -> Table | None:
+def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]) -> Table | None:
     """Per source→target pair, backbone and label fraction: target accuracy of source-only
     (finetune), DANN and the oracle; the share of the source-only → oracle gap DANN closes;
     DANN with its variant chosen on target validation (an oracle choice, for reference); and
     the source-domain accuracy after training (forgetting). None without a shift pair."""
-    pairs = [d for d, s in df.groupby("dataset")["has_target_domain"].any().items() if s]
-    wanted = [SOURCE_ONLY, DANN, ORACLE]
-    sel = selected[selected["dataset"].isin(pairs) & selected["strategy"].isin(wanted)]
+    sel = D.shift_rows(selected, shift, SHIFT_STRATEGIES)
     if sel.empty:
         return None
-    dann_rows = df[df["dataset"].isin(pairs) & (df["strategy"] == DANN)]
-    stats = {"target": summarize(sel, "test_acc"),
-             "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
-             "dann_oracle_choice": summarize(select_variants(dann_rows, by="target_val_acc"))}
-    means = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
-                 for r in v.itertuples(index=False)} for k, v in stats.items()}
+    dann_rows = D.shift_rows(df, shift, [DANN])
+    summaries = {"target": summarize(sel, "test_acc"),
+                 "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
+                 "dann_oracle_choice": summarize(select_variants(dann_rows, by="target_val_acc"))}
+    by_key = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
+                  for r in v.itertuples(index=False)} for k, v in summaries.items()}
     rows, records = [], []
     keys = sel[["dataset", "backbone", "label_fraction"]].drop_duplicates().sort_values(
         ["dataset", "backbone", "label_fraction"]).itertuples(index=False)
     for dataset, backbone, frac in keys:
-        target = {s: means["target"].get((dataset, backbone, frac, s)) for s in wanted}
-        source = {s: means["source"].get((dataset, backbone, frac, s)) for s in wanted}
-        chosen = means["dann_oracle_choice"].get((dataset, backbone, frac, DANN))
-        so, da, orc = (target[s].mean if target[s] is not None else math.nan for s in wanted)
+        target = {s: by_key["target"].get((dataset, backbone, frac, s)) for s in SHIFT_STRATEGIES}
+        source = {s: by_key["source"].get((dataset, backbone, frac, s)) for s in SHIFT_STRATEGIES}
+        chosen = by_key["dann_oracle_choice"].get((dataset, backbone, frac, DANN))
+        so, da, orc = (r.mean if r is not None else math.nan for r in target.values())
         gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
         row = [Cell(dataset), Cell(backbone), Cell(D.fraction_label(frac))]
         row += [Cell(fmt_acc(r.mean, r.ci_half)) if r is not None else Cell("–", muted=True)
@@ -306,7 +304,7 @@ def shift_table(df: pd.DataFrame, selected: pd.DataFrame) -> Table | None:
         record = {"dataset": dataset, "backbone": backbone, "label_fraction": frac,
                   "gap_closed_by_dann": gap,
                   "dann_target_val_selected_mean": chosen.mean if chosen is not None else math.nan}
-        for s in wanted:
+        for s in SHIFT_STRATEGIES:
             for what, r in (("target", target[s]), ("source", source[s])):
                 record[f"{s}_{what}_mean"] = r.mean if r is not None else math.nan
                 record[f"{s}_{what}_ci_half"] = r.ci_half if r is not None else math.nan
