@@ -65,12 +65,12 @@ def batch_norms(module: nn.Module) -> list[nn.Module]:
     return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
-def top_blocks(backbone, k: int, option: str = "k") -> list[nn.Module]:
+def top_blocks(backbone, k: int) -> list[nn.Module]:
     """The last ``k`` of ``backbone.blocks()``; a :class:`UserError` when there are fewer."""
     blocks = backbone.blocks()
     if k > len(blocks):
-        raise UserError(f"partial_finetune: {option} = {k} but the backbone {type(backbone).__name__} has only "
-                        f"{len(blocks)} blocks; choose {option} between 1 and {len(blocks)}")
+        raise UserError(f"partial_finetune: k = {k} but the backbone {type(backbone).__name__} has only "
+                        f"{len(blocks)} blocks; choose k between 1 and {len(blocks)}")
     return blocks[len(blocks) - k:]
 
 
