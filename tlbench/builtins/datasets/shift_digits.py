@@ -44,9 +44,8 @@ import torch.nn.functional as F
 from pydantic import Field
 
 import tlbench
+from tlbench.builtins.datasets.digits import CLASSES, handwritten, to_uint8_rgb, upsample
 from tlbench.errors import UserError
-
-CLASSES = [str(i) for i in range(10)]
 
 #: matplotlib font files that contain the ten digits (symbol-only faces excluded).
 FONT_FILES = (
@@ -83,28 +82,6 @@ class HandToPhotoOptions(tlbench.Options):
 
 
 # ----------------------------------------------------------------------------- shared
-def _handwritten() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's handwritten digits: float32 ``N x 8 x 8`` in [0, 1], int64 labels."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    return (d.images / 16.0).astype(np.float32), d.target.astype(np.int64)
-
-
-def _upsample(x8: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
-    """``N x 8 x 8`` in [0, 1] -> float ``N x 1 x size x size`` (bilinear)."""
-    t = torch.as_tensor(x8, dtype=torch.float32)[:, None]
-    if t.shape[-1] != size:
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
-    return t.clamp_(0, 1)
-
-
-def _to_uint8_rgb(t: torch.Tensor) -> torch.Tensor:
-    if t.shape[1] == 1:
-        t = t.expand(-1, 3, -1, -1)
-    return (t * 255).round_().clamp_(0, 255).to(torch.uint8).contiguous()
-
-
 def _stratified_halves(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     a, b = [], []
     for c in range(10):
@@ -179,12 +156,12 @@ def render_printed(per_class: int, seed: int, rotation: float = 5.0, shear: floa
 
 def load_printed2hand(options: PrintedToHandOptions) -> tlbench.LoadedDataset:
     xs, ys = render_printed(options.per_class, options.seed)
-    xt, yt = _handwritten()
+    xt, yt = handwritten()
     size = options.image_size
     return tlbench.LoadedDataset(
         classes=list(CLASSES),
-        source={"all": tlbench.Split(_to_uint8_rgb(_upsample(xs, size)), torch.from_numpy(ys))},
-        target={"all": tlbench.Split(_to_uint8_rgb(_upsample(xt, size)), torch.from_numpy(yt))},
+        source={"all": tlbench.Split(to_uint8_rgb(upsample(xs, size)), torch.from_numpy(ys))},
+        target={"all": tlbench.Split(to_uint8_rgb(upsample(xt, size)), torch.from_numpy(yt))},
     )
 
 
@@ -237,19 +214,19 @@ def photo_patches(n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
 
 def load_hand2photo(options: HandToPhotoOptions) -> tlbench.LoadedDataset:
     size = options.image_size
-    x, y = _handwritten()
+    x, y = handwritten()
     rng = np.random.default_rng(options.seed)
     src, tgt = _stratified_halves(y, rng)
     # ink mask of the target half: contrast-stretched so strokes are solid
-    ink = ((_upsample(x[tgt], size) - 0.15) / 0.4).clamp_(0, 1)
+    ink = ((upsample(x[tgt], size) - 0.15) / 0.4).clamp_(0, 1)
     bg = _gaussian_blur(photo_patches(len(tgt), size, rng), size / 32.0)
     bg = bg * options.background_brightness
     target = bg * (1 - ink) + (1 - bg) * ink  # colour inversion of the photo where the digit is
     return tlbench.LoadedDataset(
         classes=list(CLASSES),
-        source={"all": tlbench.Split(_to_uint8_rgb(_upsample(x[src], size)),
+        source={"all": tlbench.Split(to_uint8_rgb(upsample(x[src], size)),
                                      torch.from_numpy(y[src]))},
-        target={"all": tlbench.Split(_to_uint8_rgb(target), torch.from_numpy(y[tgt]))},
+        target={"all": tlbench.Split(to_uint8_rgb(target), torch.from_numpy(y[tgt]))},
     )
 
 
