@@ -7,10 +7,10 @@ in colour statistics while the digits stay readable.
 """
 import torch
 from pydantic import Field
-from sklearn.datasets import load_digits
 
 import tlbench
 from tlbench import data as data_mod
+from tlbench.builtins.datasets import digits
 from tlbench.context import CellContext
 from tlbench.suite import TrainOptions
 
@@ -28,15 +28,12 @@ def colour_shift(gray: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 
 def load(options: ToyShiftOptions) -> tlbench.LoadedDataset:
-    digits = load_digits()
-    x = torch.as_tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    x = torch.nn.functional.interpolate(x, size=options.image_size, mode="bilinear", align_corners=False).clamp(0, 1)
-    y = torch.as_tensor(digits.target, dtype=torch.long)
+    x8, labels = digits.handwritten()
+    x, y = digits.upsample(x8, options.image_size), torch.from_numpy(labels)
     src, tgt = torch.arange(0, len(y), 2), torch.arange(1, len(y), 2)
-    to_uint8 = lambda t: (t * 255).round().to(torch.uint8).contiguous()  # noqa: E731
-    source = tlbench.Split(to_uint8(x[src].expand(-1, 3, -1, -1)), y[src])
-    target = tlbench.Split(to_uint8(colour_shift(x[tgt], torch.Generator().manual_seed(0))), y[tgt])
-    return tlbench.LoadedDataset([str(c) for c in digits.target_names], {"all": source}, {"all": target})
+    source = tlbench.Split(digits.to_uint8_rgb(x[src]), y[src])
+    target = tlbench.Split(digits.to_uint8_rgb(colour_shift(x[tgt], torch.Generator().manual_seed(0))), y[tgt])
+    return tlbench.LoadedDataset(list(digits.CLASSES), {"all": source}, {"all": target})
 
 
 def make_ctx(build, loaded: tlbench.LoadedDataset, epochs: int = 1, batch_size: int = 64, min_steps: int = 0,
