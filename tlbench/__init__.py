@@ -1,11 +1,18 @@
-"""tlbench: which pretrained backbone and which transfer strategy, measured."""
+"""tlbench: which pretrained backbone and which transfer strategy, measured.
+
+Everything a plugin author annotates is importable from here.
+"""
 import pluggy
 
-from tlbench.records import (BackbonePlugin, DatasetPlugin, ExecutorPlugin, LoadedDataset,
-                             Options, Outcome, Split, StrategyPlugin)
+from tlbench.backbone import Backbone, Classifier
+from tlbench.errors import Diverged, UserError
+from tlbench.image import ImageBackbone
+from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlugin, LoadedDataset, Options,
+                             Outcome, Role, ScorerPlugin, Split, StrategyPlugin)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 hookimpl = pluggy.HookimplMarker("tlbench")
 
-__all__ = ["hookimpl", "BackbonePlugin", "DatasetPlugin", "ExecutorPlugin", "LoadedDataset",
-           "Options", "Outcome", "Split", "StrategyPlugin", "__version__"]
+__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Classifier", "DatasetPlugin", "Diverged", "Encoder",
+           "ExecutorPlugin", "ImageBackbone", "LoadedDataset", "Options", "Outcome", "Role", "ScorerPlugin",
+           "Split", "StrategyPlugin", "UserError", "__version__"]

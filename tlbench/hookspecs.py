@@ -20,13 +20,23 @@ Example, a complete dataset plugin::
     def tlbench_datasets():
         return [tlbench.DatasetPlugin("noise", "random images", Options, load)]
 """
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import pluggy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlbench.records import BackbonePlugin, DatasetPlugin, ExecutorPlugin, ScorerPlugin, StrategyPlugin
+    from tlbench.suite import Cell
 
 hookspec = pluggy.HookspecMarker("tlbench")
 
 
 @hookspec
-def tlbench_backbones():
+def tlbench_backbones() -> Iterable[BackbonePlugin]:
     """Return a list of :class:`tlbench.BackbonePlugin`.
 
     ``build(options, pretrained)`` returns a :class:`tlbench.backbone.Backbone`: an ``nn.Module``
@@ -37,7 +47,7 @@ def tlbench_backbones():
 
 
 @hookspec
-def tlbench_datasets():
+def tlbench_datasets() -> Iterable[DatasetPlugin]:
     """Return a list of :class:`tlbench.DatasetPlugin`.
 
     ``load(options)`` returns a :class:`tlbench.LoadedDataset`. It must be deterministic: the
@@ -47,7 +57,7 @@ def tlbench_datasets():
 
 
 @hookspec
-def tlbench_strategies():
+def tlbench_strategies() -> Iterable[StrategyPlugin]:
     """Return a list of :class:`tlbench.StrategyPlugin`.
 
     ``run(ctx, options)`` trains using only ``ctx.data["train"]`` labels (plus unlabelled
@@ -58,16 +68,38 @@ def tlbench_strategies():
 
 
 @hookspec
-def tlbench_executors():
+def tlbench_executors() -> Iterable[ExecutorPlugin]:
     """Return a list of :class:`tlbench.ExecutorPlugin`: ways to run a list of cells
-    (in-process now; worker pools or clusters as plugins)."""
+    (in this process, worker processes, a Ray cluster)."""
 
 
 @hookspec
-def tlbench_cell_started(cell):
-    """Called before a cell runs, with its :class:`tlbench.suite.Cell`. For trackers and loggers."""
+def tlbench_scorers() -> Iterable[ScorerPlugin]:
+    """Return a list of :class:`tlbench.ScorerPlugin`: transferability scores computed from frozen
+    features (and the backbone's source-task logits) before any fine-tuning."""
+
+
+# Lifecycle notifications, for trackers and loggers. They are called in the controlling process
+# only (never in a worker), each implementation guarded: one that raises is reported with its
+# plugin's name and the sweep goes on.
+
+@hookspec
+def tlbench_suite_started(suite_name: str, results_dir: Path, cells: list[Cell]) -> None:
+    """A run of a suite begins; ``cells`` are the cells it will run."""
 
 
 @hookspec
-def tlbench_cell_finished(cell, record):
-    """Called after a cell's record (a dict, see README "Results") is stored."""
+def tlbench_cell_started(cell: Cell) -> None:
+    """A cell is handed to a worker, with its :class:`tlbench.Cell`."""
+
+
+@hookspec
+def tlbench_cell_finished(cell: Cell, record: dict) -> None:
+    """A cell's record (a dict, see README "Results format") is stored."""
+
+
+@hookspec
+def tlbench_suite_finished(suite_name: str, results_dir: Path, status: str) -> None:
+    """A run of a suite ends: ``status`` is ``"ok"``, ``"failed"`` (some cell failed or diverged)
+    or ``"interrupted"`` (Ctrl-C or SIGTERM: close your runs; finished cells are stored).
+    Called after results.csv and the report are written, so a tracker can log them."""

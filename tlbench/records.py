@@ -6,9 +6,11 @@ shown by ``tlbench list``) and a factory. The core never imports a concrete plug
 """
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
@@ -24,14 +26,15 @@ class Options(BaseModel):
 
 @dataclass(frozen=True)
 class Split:
-    """One labelled (or unlabelled: labels -1) set of examples, held as tensors.
+    """One labelled (or unlabelled: labels -1) set of examples.
 
-    ``inputs`` is a tensor whose first axis indexes examples (images: uint8 ``N×C×H×W``)
-    or a dict of such tensors (text: ``input_ids``, ``attention_mask``). Keeping the data as
-    tensors lets the engine put a whole small dataset on the GPU once and slice batches there.
+    ``inputs`` is raw data as a dataset gives it (images: a uint8 ``N×C×H×W`` tensor; text: a
+    ``list[str]``) or encoded data as a backbone's encoder makes it (a tensor or a dict of tensors,
+    e.g. ``input_ids`` and ``attention_mask``). Tensors let the engine put a whole small dataset on
+    the GPU once and slice batches there; lists stay where they are.
     """
 
-    inputs: torch.Tensor | dict[str, torch.Tensor]
+    inputs: torch.Tensor | dict[str, torch.Tensor] | list
     labels: torch.Tensor
 
     def __len__(self) -> int:
@@ -45,15 +48,21 @@ class Split:
 
 
 def take(inputs, index):
-    """Rows ``index`` of a tensor or of every tensor in a dict."""
+    """Rows ``index`` of a tensor, of every tensor in a dict, or of a list."""
     if isinstance(inputs, dict):
         return {k: v[index] for k, v in inputs.items()}
+    if isinstance(inputs, list):
+        positions = range(len(inputs))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
+        return [inputs[i] for i in positions]
     return inputs[index]
 
 
 def move(inputs, device):
+    """``inputs`` on ``device`` (a list of raw examples stays as it is)."""
     if isinstance(inputs, dict):
         return {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+    if isinstance(inputs, list):
+        return inputs
     return inputs.to(device, non_blocking=True)
 
 
@@ -82,12 +91,26 @@ class DatasetPlugin:
     has_target_domain: bool = False
 
 
+class Encoder(Protocol):
+    """Turns a whole split's raw inputs into tensors once (text: tokenisation), on the CPU.
+
+    ``key`` names every setting the result depends on (e.g. ``"minilm;max_length=128"``): the
+    encoded data is cached per (dataset, key) and shared by every cell and backbone with that key.
+    """
+
+    key: str
+
+    def __call__(self, inputs: Any) -> torch.Tensor | dict[str, torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class BackbonePlugin:
-    """``build(options, pretrained)`` returns a :class:`tlbench.backbone.Backbone`.
+    """``build(options, pretrained)`` returns a :class:`tlbench.Backbone`.
 
     ``pretrained=False`` must give the same architecture with random initialisation: that is
-    what the ``scratch`` strategy trains.
+    what the ``scratch`` strategy trains. ``encoder(options)``, if given, returns the
+    :class:`Encoder` that turns a dataset's raw inputs into what ``Backbone.prepare`` takes;
+    without one the raw inputs go to ``prepare`` as they are (images).
     """
 
     name: str
@@ -95,6 +118,7 @@ class BackbonePlugin:
     options: type[Options]
     build: Callable[[Any, bool], Any]
     modality: str = "image"
+    encoder: Callable[[Any], Encoder] | None = None
 
 
 @dataclass
@@ -103,16 +127,20 @@ class Outcome:
     strategy is scored by the same code.
 
     ``logits`` maps each split name in ``ctx.eval_splits`` to a ``N×num_classes`` tensor.
-    ``select_on`` names the split whose accuracy is ``val_acc``, the score that hyper-parameter
-    selection uses: ``"val"`` (source validation), or ``"target_val"`` for a strategy trained on
-    target labels (an oracle).
+    ``extra`` holds further numbers the strategy measured (stored with the metrics).
     """
 
     logits: dict[str, torch.Tensor]
     trainable_params: int
     total_params: int
     extra: dict[str, float] = field(default_factory=dict)
-    select_on: str = "val"
+
+
+#: What a strategy is, for tables, ranks and figures (never inferred from a display label):
+#: ``transfer`` uses a pretrained backbone on the task's labels; ``baseline`` is a reference without
+#: transfer (training from scratch); ``adaptation`` also uses unlabelled target-domain data;
+#: ``oracle`` uses labels no fair method may see (target labels): shown, never ranked or bolded.
+Role = Literal["transfer", "baseline", "adaptation", "oracle"]
 
 
 @dataclass(frozen=True)
@@ -121,7 +149,11 @@ class StrategyPlugin:
 
     A strategy with ``needs_target_domain`` is skipped, with the reason recorded, on datasets
     that have no target domain. ``grid`` gives default sweeps for options a suite leaves out
-    (e.g. ``{"lr": [3e-4, 1e-3]}``); the variant with the best validation accuracy is reported.
+    (e.g. ``{"lr": [3e-4, 1e-3]}``); the variant with the best accuracy on ``select_on``
+    (``"val"``: source validation; ``"target_val"``: target validation, oracles only) is
+    reported. ``role`` is declared, stored in every record and read by the reports.
+    ``uses_label_fraction=False`` declares that the strategy ignores the label budget: the
+    suite then expands it at one fraction (1.0) only.
     """
 
     name: str
@@ -130,6 +162,33 @@ class StrategyPlugin:
     run: Callable[["CellContext", Any], Outcome]
     needs_target_domain: bool = False
     grid: dict[str, list] = field(default_factory=dict)
+    role: Role = "transfer"
+    select_on: Literal["val", "target_val"] = "val"
+    uses_label_fraction: bool = True
+
+    def __post_init__(self):
+        if self.role not in typing.get_args(Role):
+            raise ValueError(f"strategy {self.name!r}: role {self.role!r} is not one of {typing.get_args(Role)}")
+        if self.select_on == "target_val" and self.role != "oracle":
+            raise ValueError(f"strategy {self.name!r} selects on target validation (target labels): "
+                             "declare role=\"oracle\"")
+
+
+@dataclass(frozen=True)
+class ScorerPlugin:
+    """A transferability score: ``score(features, labels, source_logits)`` -> float.
+
+    ``features`` is ``N×D`` float64 (frozen features of the target training examples), ``labels``
+    ``N`` ints in ``[0, C)``, ``source_logits`` ``N×Z`` (the backbone's pretrained head, e.g.
+    ImageNet logits) or None. A pure function: no model, no training loop. Scorers that need
+    source logits are not computed for backbones without a ``source_head``.
+    """
+
+    name: str
+    help: str
+    score: Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+    needs_source_logits: bool = False
+    higher_is_better: bool = True
 
 
 @dataclass(frozen=True)

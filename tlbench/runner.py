@@ -137,7 +137,7 @@ class Workbench:
         cost = record["cost"]
         with engine.peak_memory(self.device, cost):
             outcome = strategy.run(ctx, cell.strategy.options)
-        record["metrics"] = score(outcome.logits, cell_splits, outcome.select_on)
+        record["metrics"] = score(outcome.logits, cell_splits, strategy.select_on)
         record["metrics"].update(outcome.extra)
         cost.update(train_seconds=ctx.clock.train_seconds,
                     images_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,

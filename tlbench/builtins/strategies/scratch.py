@@ -10,4 +10,5 @@ def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("scratch", "the same architecture trained from random initialisation",
-                                   FinetuneOptions, run, grid={"lr": [1e-3, 3e-3, 1e-2]})]
+                                   FinetuneOptions, run, grid={"lr": [1e-3, 3e-3, 1e-2]},
+                                   role="baseline")]

@@ -8,12 +8,11 @@ from tlbench.builtins.strategies.finetune import GRID, FinetuneOptions, train_cl
 
 def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
     """Trained and selected on the target domain (its val_acc is target validation accuracy)."""
-    outcome = train_classifier(ctx, options, pretrained=True, split="target_train")
-    outcome.select_on = "target_val"
-    return outcome
+    return train_classifier(ctx, options, pretrained=True, split="target_train")
 
 
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("target_oracle", "ORACLE: fine-tune on labelled target-domain data",
-                                   FinetuneOptions, run, needs_target_domain=True, grid=GRID)]
+                                   FinetuneOptions, run, needs_target_domain=True, grid=GRID,
+                                   role="oracle", select_on="target_val")]
