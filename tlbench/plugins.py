@@ -51,3 +51,16 @@ def plugin_manager(extra_modules: list[str] = (), strict: bool = False) -> tuple
         infos.append(PluginInfo(name, name, "--plugin", ""))
     pm.check_pending()
     return pm, infos
+
+
+def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
+    """Call a lifecycle hook's implementations one by one, each guarded: one that raises is
+    reported as a warning naming its plugin, and the others (and the sweep) go on."""
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        others = [p for p in pm.get_plugins() if p is not impl.plugin]
+        try:
+            pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
+        except Exception as exc:  # a tracker that is down must not take the sweep with it
+            warnings.warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
+                          stacklevel=2)
