@@ -62,14 +62,15 @@ def test_paper_schedules():
     assert dann.dann_lr_factor(1.0) == pytest.approx(11 ** -0.75)
     # the optimizer follows mu_p = mu_0 / (1 + 10 p)^0.75, the backbone at a tenth
     model = dann.DannModel(_classifier(), dann.DomainDiscriminator(4, 8))
-    opt, schedule = dann.make_optimizer(model, DannOptions(lr=0.01), steps=10)
+    ctx = make_ctx(TINY, load_toy_shift(ToyShiftOptions()))
+    opt, schedule = dann.make_optimizer(ctx, model, DannOptions(lr=0.01), steps=10)
     for step in range(5):
         opt.step()
         schedule.step()
     assert opt.param_groups[1]["lr"] == pytest.approx(0.01 * dann.dann_lr_factor(0.5))
     assert opt.param_groups[0]["lr"] == pytest.approx(0.001 * dann.dann_lr_factor(0.5))
     assert opt.param_groups[0]["weight_decay"] == 0.05 and isinstance(opt, torch.optim.AdamW)
-    opt, _ = dann.make_optimizer(model, DannOptions(optimizer="sgd"), steps=10)
+    opt, _ = dann.make_optimizer(ctx, model, DannOptions(optimizer="sgd"), steps=10)
     assert isinstance(opt, torch.optim.SGD) and opt.param_groups[0]["momentum"] == 0.9
     assert opt.param_groups[0]["weight_decay"] == 1e-3
 
@@ -263,7 +264,7 @@ def test_dann_runs_end_to_end_on_a_shift_pair(dataset, write_suite, cli):
     records = [json.loads(r[0]) for r in db.execute("SELECT record FROM records")]
     [record] = [r for r in records if r["strategy"] == "dann"]
     assert {"test_acc", "source_test_acc", "target_val_acc", "domain_acc"} <= set(record["metrics"])
-    assert record["cost"]["images_per_second"] > 0
+    assert record["cost"]["examples_per_second"] > 0
     # hyper-parameters are selected on source validation, except the oracle's, on target validation
     by_strategy = {r["strategy"]: r["metrics"] for r in records}
     assert by_strategy["target_oracle"]["val_acc"] == by_strategy["target_oracle"]["target_val_acc"]

@@ -58,7 +58,7 @@ def realistic_frame(seed: int = 0) -> pd.DataFrame:
                                 val_acc=np.nan if failed else acc + rng.normal(0, .01),
                                 source_test_acc=(.95 - .04 * (s == "dann")) if shift else np.nan,
                                 target_val_acc=acc if shift else np.nan,
-                                wall_seconds=t + 5, train_seconds=t, images_per_second=900.0,
+                                wall_seconds=t + 5, train_seconds=t, examples_per_second=900.0,
                                 peak_memory_mb=1500.0 * scale,
                                 trainable_params=12_810 if s == "linear_probe" else 4_000_000,
                                 total_params=4_000_000, forward_gflops=0.4, device="cuda",

@@ -99,21 +99,21 @@ def sigterm():
 
 @pytest.mark.parametrize("stop", [ctrl_c, sigterm])
 def test_interrupt_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatch, stop):
-    from tlbench import runner
+    from tlbench import worker
     path = write_suite()
-    original, calls = runner.Workbench.run, []
+    original, calls = worker.Worker.run, []
 
     def interrupted_after_five(self, cell):
         if len(calls) == 5:
             stop()
         calls.append(cell.id)
         return original(self, cell)
-    monkeypatch.setattr(runner.Workbench, "run", interrupted_after_five)
+    monkeypatch.setattr(worker.Worker, "run", interrupted_after_five)
     result = cli("run", path, "--no-report")
     assert result.exit_code == 130
     assert "interrupted" in result.stderr
     assert len(read_csv(path.parent / "results/tiny/results.csv")) == 5
-    monkeypatch.setattr(runner.Workbench, "run", original)
+    monkeypatch.setattr(worker.Worker, "run", original)
     resumed = cli("run", path, "--no-report")
     assert resumed.exit_code == 0 and "12 cells, 7 to run" in resumed.stdout
 

@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tlbench.errors import UserError
-from tlbench.plugins import plugin_manager
+from tlbench.plugins import notify, plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 from tlbench.suite import FILTER_KEYS
 
@@ -85,10 +85,15 @@ def main():
 @click.option("--rerun", is_flag=True, help="run finished cells again")
 @click.option("--output", metavar="DIR", help="results go to DIR/<suite name> (default from the suite: results)")
 @click.option("--no-report", is_flag=True, help="skip the report at the end")
+@click.option("--executor", metavar="NAME", help="run the cells with this executor instead of the suite's "
+              "(inprocess, local, ray; see `tlbench list executors`)")
+@click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+              help="an option of the executor (repeatable; VALUE in TOML syntax), e.g. workers=4")
 @filter_option("run only the cells of")
 @plugin_option
 @strict_option
-def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_plugins):
+def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, filters, plugins,
+        strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
     from tlbench.runner import run_suite
     from tlbench.store import Store
@@ -96,6 +101,7 @@ def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_
 
     pm, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
+    executor_name, executor_config = _executor(suite, registry, executor, executor_options)
     cells = suite.select(filters) if filters else suite.cells
     store = Store(suite.results_dir) if not dry_run or suite.results_dir.exists() else None
     finished = store.finished() if store and not rerun else set()
@@ -110,9 +116,13 @@ def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_
     try:
         with _Progress(todo) as progress:
             result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update,
-                               cells=cells)
+                               cells=cells, plugins=plugins, executor=executor_name,
+                               executor_options=executor_config)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if result.held_elsewhere:
+        err.print(f"{result.held_elsewhere} cell(s) are being run by another tlbench run of this suite; they are "
+                  "left to it (run again later to export them)", markup=False)
     csv_path, summary_path = store.export()
     _print_summary(store)
     out.print(f"results: {csv_path}  summary: {summary_path}")
@@ -122,6 +132,9 @@ def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_
         except UserError as exc:  # e.g. every cell failed: the failures below say more
             err.print(f"warning: no report: {exc}", markup=False)
     store.close()
+    status = "interrupted" if result.interrupted else "failed" if result.failures else "ok"
+    notify(pm, "tlbench_suite_finished", suite_name=suite.options.name, results_dir=suite.results_dir,
+           status=status)
     if result.interrupted:
         err.print("interrupted: finished cells are stored; run the same command again to resume")
         sys.exit(130)
@@ -131,6 +144,27 @@ def run(suite_file, dry_run, rerun, output, no_report, filters, plugins, strict_
             err.print(f"  {r['cell_id']} {r['backbone']} · {r['dataset']} · {r['strategy']} · "
                       f"{r['label_fraction']:g} · seed {r['seed']}: {r['status']}: {r['error']}", markup=False)
         sys.exit(1)
+
+
+def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tuple[str, dict]:
+    """The executor and its options: the suite's ``[suite] executor`` and ``[executor]`` table,
+    or ``--executor NAME`` (its options start from its defaults) and ``--executor-option``s."""
+    import tomllib
+
+    from tlbench.suite import _validate
+    chosen = name or suite.options.executor
+    record = registry.get("executor", chosen, "--executor: ")
+    options = dict(suite.executor_options) if chosen == suite.options.executor else {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--executor-option {item!r}: write KEY=VALUE, e.g. workers=4")
+        try:
+            options[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = value  # a bare word: a string
+    _validate(record.options, options, f"--executor {chosen}")
+    return chosen, options
 
 
 def _interrupt(signum, frame):

@@ -41,13 +41,13 @@ def make_splits(parts: dict[str, Split]) -> dict[str, Split]:
     raise ValueError(f"a dataset must give splits all | train+test | train+val+test, not {sorted(parts)}")
 
 
-def label_subset(train: Split, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a stratified ``fraction`` of the labelled examples (at least one per class),
-    chosen by seed."""
+def label_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Indices of a stratified ``fraction`` of the examples with these (CPU) labels (at least one
+    per class), chosen by seed."""
     if fraction >= 1.0:
-        return torch.arange(len(train))
+        return torch.arange(len(labels))
     rng = np.random.default_rng(seed)
-    labels = train.labels.numpy()
+    labels = labels.numpy()
     keep = []
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)

@@ -19,27 +19,37 @@ from tlbench.records import Split, take
 
 
 def resolve_device(name: str) -> torch.device:
+    """``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ..."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"[train] device = {name!r} but no CUDA device is available; use \"auto\" or \"cpu\"")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"device {name!r} is not a device; use \"auto\", \"cpu\" or \"cuda:N\"") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} but no CUDA device is available; use \"auto\" or \"cpu\"")
+    return device
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast where it pays (CUDA, precision auto|bf16), else nothing."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if not use_bf16:
+    if precision_name(device, precision) == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+def precision_name(device: torch.device, precision: str) -> str:
+    """What ``autocast(device, precision)`` computes in: ``"bf16"`` or ``"fp32"``."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
+
+
 def batches(split: Split, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None) -> Iterator[tuple[Any, torch.Tensor]]:
-    """Slices of a split already on its device; the last, smaller batch is kept."""
+            generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[tuple[Any, torch.Tensor]]:
+    """Slices of a split already on its device; the last, smaller batch is kept unless ``drop_last``."""
     n = len(split)
     order = torch.randperm(n, generator=generator).to(split.labels.device) if shuffle else None
-    for start in range(0, n, batch_size):
+    end = n - n % batch_size if drop_last else n
+    for start in range(0, end, batch_size):
         index = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
         yield take(split.inputs, index), split.labels[index]
 
@@ -89,11 +99,21 @@ class FiniteCheck:
 
 
 class Clock:
-    """Accumulates the training time and the number of images a strategy trained on."""
+    """Accumulates the training time, the number of examples a strategy trained on, and time
+    spent inside training that is not training (``compile_seconds``), kept apart."""
 
     def __init__(self):
         self.train_seconds = 0.0
         self.images = 0
+        self.excluded: dict[str, float] = {}
+
+    def exclude(self, since: float, what: str, device: torch.device) -> None:
+        """Take the time since ``since`` (a ``perf_counter`` reading; e.g. a step that compiled)
+        out of the training time, and keep it as ``what``."""
+        _sync(device)
+        seconds = time.perf_counter() - since
+        self.excluded[what] = self.excluded.get(what, 0.0) + seconds
+        self.train_seconds -= seconds
 
     @contextlib.contextmanager
     def training(self, device: torch.device):

@@ -64,3 +64,13 @@ def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
         except Exception as exc:  # a tracker that is down must not take the sweep with it
             warnings.warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
                           stacklevel=2)
+
+
+def load_registry(extra_modules=(), strict: bool = False):
+    """The registry of every installed plugin and of ``extra_modules`` (what a worker rebuilds
+    from a cell spec's plain data)."""
+    from tlbench.registry import Registry
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the controlling process already reported broken plugins
+        pm, _ = plugin_manager(list(extra_modules), strict=strict)
+    return Registry.collect(pm)

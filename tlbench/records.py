@@ -193,10 +193,14 @@ class ScorerPlugin:
 
 @dataclass(frozen=True)
 class ExecutorPlugin:
-    """``run(cells, run_cell, on_record)`` calls ``run_cell(cell) -> record`` for every cell
-    (anywhere it likes) and ``on_record(cell, record)`` in this process as soon as each is
-    finished (the store commits it there and then). Ctrl-C propagates as KeyboardInterrupt."""
+    """``run(session, options)`` runs cells anywhere it likes until ``session.next()`` gives
+    None: it calls ``tlbench.worker.run_cell(spec, device)`` for each spec (in this process, a
+    worker process, a Ray actor: only the plain-data spec crosses) and ``session.done(spec,
+    record)`` in this process as each finishes (the store commits it there and then), or
+    ``session.failed(spec, reason)`` when a worker died twice on it. ``options`` is the validated
+    ``[executor]`` table. Ctrl-C propagates as KeyboardInterrupt."""
 
     name: str
     help: str
+    options: type[Options]
     run: Callable[..., None]

@@ -1,208 +1,163 @@
-"""Run a suite's cells: skip finished ones, isolate failures, keep every finished record.
+"""The controlling side of a run: plan, hand cells to an executor, store every finished record.
 
-Cells are ordered so that consecutive cells share a dataset and backbone; the data and the frozen
-features of a (backbone, dataset) pair are loaded once and reused by every cell that needs them.
+The controller turns the suite's cells into plain :class:`~tlbench.worker.CellSpec` data and gives
+them to the executor through a :class:`Session`. The session hands out one cell at a time (claimed
+in the store first, so two runs of one suite never run the same cell), preferring a cell of the
+group (dataset, backbone) the asking worker ran last, so that its caches are reused; it stores each
+record the moment it arrives and calls the lifecycle hooks. Hooks, progress and the store never
+leave this process.
 """
 from __future__ import annotations
 
-import platform
+import os
 import socket
-import subprocess
-import time
-import traceback
+import threading
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib.metadata import version as dist_version
 
-import numpy as np
 import pluggy
-import torch
-from sklearn.metrics import f1_score
 
-import tlbench
-from tlbench import data as data_mod
-from tlbench import engine
-from tlbench.context import CellContext, Features, count_params
-from tlbench.errors import Diverged, UserError
+from tlbench.plugins import notify
 from tlbench.registry import Registry
-from tlbench.store import SCHEMA_VERSION, Store
+from tlbench.store import Store
 from tlbench.suite import Cell, Suite, canonical
+from tlbench.worker import SCHEMA_VERSION, CellSpec
+
+#: a claim lasts this long unless renewed; the controller renews its claims every third of it
+LEASE_SECONDS = 90.0
 
 
 @dataclass
 class RunResult:
     failures: list[dict] = field(default_factory=list)
     interrupted: bool = False
+    held_elsewhere: int = 0
 
 
-def run_info(device: torch.device) -> dict:
-    """Versions, git revision, machine and device: stored with every record."""
-    packages = {}
-    for name in ("torch", "timm", "transformers", "peft", "scikit-learn"):
+class Session:
+    """What an executor uses to get cells and give back records (in the controlling process).
+
+    ``total``: how many cells this run may hand out. ``next(prefer)`` -> the next
+    :class:`CellSpec` to run (or None when none is left), claimed in the store; ``done(spec,
+    record)`` stores a record; ``failed(spec, reason)`` records a cell whose worker died. Cells
+    another run holds are skipped (counted in ``held_elsewhere``). Thread-safe.
+    """
+
+    def __init__(self, suite: Suite, cells: list[Cell], store: Store, pm: pluggy.PluginManager,
+                 plugins: tuple[str, ...], rerun: bool, progress, result: RunResult):
+        self.store, self.pm, self.progress, self.result = store, pm, progress, result
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.rerun = rerun
+        self.cells = {c.id: c for c in cells}
+        specs = [CellSpec(str(suite.path), suite.text, c.id, plugins, str(suite.results_dir.resolve()), c.group)
+                 for c in sorted(cells, key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))]
+        self.pending: OrderedDict[str, CellSpec] = OrderedDict((s.cell_id, s) for s in specs)
+        self.total = len(self.pending)
+        self.lock = threading.RLock()
+        self._environment_stored = False
+        self._renewer = _Renewer(store.directory, self.owner)
+
+    def __enter__(self):
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._renewer.stop()
+        self.store.release_all(self.owner)
+
+    def next(self, prefer: str | None = None) -> CellSpec | None:
+        """The next cell to run, preferring the group ``prefer``; None when every cell is done,
+        failed or held by another run."""
+        with self.lock:
+            order = list(self.pending.values())
+            if prefer:
+                order.sort(key=lambda s: s.group != prefer)  # stable: the plan's order otherwise
+            for spec in order:
+                del self.pending[spec.cell_id]
+                if self.store.claim(spec.cell_id, self.owner, LEASE_SECONDS, allow_finished=self.rerun):
+                    cell = self.cells[spec.cell_id]
+                    notify(self.pm, "tlbench_cell_started", cell=cell)
+                    self.progress("start", cell, None)
+                    return spec
+                if not self.store.is_finished(spec.cell_id):
+                    self.result.held_elsewhere += 1
+            return None
+
+    def done(self, spec: CellSpec, record: dict) -> None:
+        with self.lock:
+            cell = self.cells[spec.cell_id]
+            self.store.put(record)
+            self.store.release(spec.cell_id, self.owner)
+            if record.get("run") and not self._environment_stored:
+                self.store.set_meta("environment", record["run"])
+                self._environment_stored = True
+            if record["status"] in ("failed", "diverged"):
+                self.result.failures.append(record)
+            notify(self.pm, "tlbench_cell_finished", cell=cell, record=record)
+            self.progress("done", cell, record)
+
+    def failed(self, spec: CellSpec, reason: str) -> None:
+        """Record a cell as failed without a record from a worker (e.g. its worker died twice)."""
+        cell = self.cells[spec.cell_id]
+        self.done(spec, {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
+                         "backbone": cell.backbone.label, "dataset": cell.dataset.label,
+                         "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
+                         "label_fraction": cell.label_fraction, "config": cell.config(),
+                         "status": "failed", "error": reason, "metrics": {}, "cost": {}, "run": {},
+                         "has_target_domain": None})
+
+
+class _Renewer:
+    """Renews this run's claims in the store every third of the lease, on its own connection,
+    while the main thread is busy training."""
+
+    def __init__(self, directory, owner: str):
+        self.directory, self.owner = directory, owner
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="tlbench-lease")
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stopped.set()
+        self.thread.join()
+
+    def _loop(self):
+        store = Store(self.directory, create=False)
         try:
-            packages[name] = dist_version(name)
-        except Exception:
-            packages[name] = None
-    try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        rev = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {"tlbench": tlbench.__version__, "python": platform.python_version(), "packages": packages,
-            "git_revision": rev, "host": socket.gethostname(), "device": f"{device.type}: {name}",
-            "threads": torch.get_num_threads()}
-
-
-class Workbench:
-    """Runs one cell at a time in this process, with the caches that cells share."""
-
-    def __init__(self, registry: Registry, device: torch.device):
-        self.registry, self.device = registry, device
-        self.info = run_info(device)
-        self._data_key = None
-        self._data = None
-        self._features: dict[str, dict] = {}
-
-    def dataset(self, cell: Cell):
-        """(record, classes, splits on device) of a cell's dataset; the last one is kept."""
-        key = canonical(cell.dataset.config())
-        if key != self._data_key:
-            self._data, self._features = None, {}
-            record = self.registry.get("dataset", cell.dataset.plugin)
-            loaded = record.load(cell.dataset.options)
-            splits = {k: v.to(self.device) for k, v in data_mod.prepare(loaded).items()}
-            self._data_key, self._data = key, (record, loaded.classes, splits)
-        return self._data
-
-    def features_cache(self, cell: Cell, splits):
-        key = canonical(cell.backbone.config())
-
-        def get(make_backbone) -> Features:
-            if key not in self._features:
-                backbone = make_backbone()
-                precision = lambda: engine.autocast(self.device, cell.train.precision)  # noqa: E731
-                start = time.perf_counter()
-                feats = {name: engine.predict(backbone, split, cell.train.eval_batch_size, precision,
-                                              call=backbone.extract)
-                         for name, split in splits.items()}
-                seconds = (time.perf_counter() - start) / sum(len(s) for s in splits.values())
-                self._features[key] = Features(feats, count_params(backbone)[1], seconds)
-            return self._features[key]
-        return get
-
-    def run(self, cell: Cell) -> dict:
-        """Run one cell and return its record; never raises for a failure inside the cell."""
-        record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
-                  "backbone": cell.backbone.label, "dataset": cell.dataset.label,
-                  "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
-                  "label_fraction": cell.label_fraction, "config": cell.config(),
-                  "status": "ok", "error": None, "metrics": {}, "cost": {}, "run": self.info,
-                  "has_target_domain": self.registry.get("dataset", cell.dataset.plugin).has_target_domain}
-        start = time.perf_counter()
-        if cell.skip_reason:
-            record.update(status="skipped", error=cell.skip_reason)
-        else:
-            try:
-                self._train_and_score(cell, record)
-            except Diverged as exc:
-                record.update(status="diverged", error=str(exc))
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except UserError as exc:
-                record.update(status="failed", error=str(exc))
-            except torch.cuda.OutOfMemoryError:
-                record.update(status="failed", error="CUDA out of memory; lower [train] batch_size")
-            except Exception as exc:
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
-                              traceback=traceback.format_exc())
-            finally:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-        record["cost"]["wall_seconds"] = time.perf_counter() - start
-        record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        return record
-
-    def _train_and_score(self, cell: Cell, record: dict) -> None:
-        _seed_everything(cell.seed)
-        dataset, classes, splits = self.dataset(cell)
-        backbone_record = self.registry.get("backbone", cell.backbone.plugin)
-        strategy = self.registry.get("strategy", cell.strategy.plugin)
-        train_index = data_mod.label_subset(splits["train"].to("cpu"), cell.label_fraction, cell.seed)
-        cell_splits = {**splits, "train": splits["train"].subset(train_index.to(self.device))}
-        ctx = CellContext(data=cell_splits, train_index=train_index, num_classes=len(classes),
-                          device=self.device, train=cell.train, seed=cell.seed,
-                          build=lambda pretrained: backbone_record.build(cell.backbone.options, pretrained),
-                          features_cache=self.features_cache(cell, splits))
-        cost = record["cost"]
-        with engine.peak_memory(self.device, cost):
-            outcome = strategy.run(ctx, cell.strategy.options)
-        record["metrics"] = score(outcome.logits, cell_splits, strategy.select_on)
-        record["metrics"].update(outcome.extra)
-        cost.update(train_seconds=ctx.clock.train_seconds,
-                    images_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,
-                    trainable_params=outcome.trainable_params, total_params=outcome.total_params)
-
-
-def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val") -> dict[str, float]:
-    """Accuracy (and macro-F1 on the evaluation domain) from each split's logits. On a shift pair
-    ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one;
-    ``val_acc`` is the accuracy on ``select_on``."""
-    acc = {}
-    for name, out in logits.items():
-        labels = splits[name].labels.cpu()
-        acc[name] = (out.argmax(1) == labels).float().mean().item()
-    shift = "target_test" in logits
-    test = "target_test" if shift else "test"
-    metrics = {"val_acc": acc[select_on], "test_acc": acc[test],
-               "test_macro_f1": f1_score(splits[test].labels.cpu(), logits[test].argmax(1), average="macro")}
-    if shift:
-        metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
-    return metrics
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+            while not self.stopped.wait(LEASE_SECONDS / 3):
+                store.renew(self.owner, LEASE_SECONDS)
+        finally:
+            store.close()
 
 
 def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
-              rerun: bool = False, progress=None, cells: list[Cell] | None = None) -> RunResult:
-    """Run every cell of ``cells`` (default: all of ``suite``'s) not already finished in ``store``.
-    The store's plan stays the whole suite, so its exports and report cover every finished cell.
+              rerun: bool = False, progress=None, cells: list[Cell] | None = None,
+              plugins: tuple[str, ...] = (), executor: str | None = None,
+              executor_options: dict | None = None) -> RunResult:
+    """Run every cell of ``cells`` (default: all of ``suite``'s) not already finished in ``store``
+    with the suite's executor (or ``executor`` with ``executor_options``). The store's plan stays
+    the whole suite, so its exports and report cover every finished cell.
 
     ``progress(event, cell, record)`` is told of ``"start"`` and ``"done"``. Ctrl-C stops after
-    storing what finished; the interrupted cell is simply run again next time.
+    storing what finished; the interrupted cells are simply run again next time.
     """
     cells = suite.cells if cells is None else cells
-    device = engine.resolve_device(cells[0].train.device)
     store.set_meta("suite_name", suite.options.name)
     store.set_meta("suite_toml", suite.text)
     store.set_meta("plan", {c.id: {"backbone": c.backbone.label, "dataset": c.dataset.label,
                                    "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
     finished = set() if rerun else store.finished()
-    todo = sorted((c for c in cells if c.id not in finished),
-                  key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))
-    bench = Workbench(registry, device)
-    store.set_meta("environment", bench.info)
+    todo = [c for c in cells if c.id not in finished]
+    record = registry.get("executor", executor or suite.options.executor, "--executor: ")
+    options = record.options.model_validate(suite.executor_options if executor_options is None else executor_options)
     result = RunResult()
-    progress = progress or (lambda *a: None)
-
-    def run_cell(cell: Cell) -> dict:
-        pm.hook.tlbench_cell_started(cell=cell)
-        progress("start", cell, None)
-        return bench.run(cell)
-
-    def on_record(cell: Cell, record: dict) -> None:
-        store.put(record)
-        if record["status"] in ("failed", "diverged"):
-            result.failures.append(record)
-        pm.hook.tlbench_cell_finished(cell=cell, record=record)
-        progress("done", cell, record)
-
-    executor = registry.get("executor", suite.options.executor)
-    try:
-        executor.run(todo, run_cell, on_record)
-    except KeyboardInterrupt:
-        result.interrupted = True
+    notify(pm, "tlbench_suite_started", suite_name=suite.options.name, results_dir=suite.results_dir, cells=todo)
+    with Session(suite, todo, store, pm, plugins, rerun, progress or (lambda *a: None), result) as session:
+        try:
+            record.run(session, options)
+        except KeyboardInterrupt:
+            result.interrupted = True
     return result

@@ -7,24 +7,31 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pandas as pd
 
 from tlbench.selection import select_variants, summarize
 
-SCHEMA_VERSION = 1
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
 METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
-COST = ["wall_seconds", "train_seconds", "images_per_second", "peak_memory_mb",
+COST = ["wall_seconds", "train_seconds", "examples_per_second", "compile_seconds", "peak_memory_mb",
         "trainable_params", "total_params", "forward_gflops"]
-COLUMNS = (["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
+COLUMNS = (["cell_id", "backbone", "dataset", "strategy", "role", "variant", "seed", "label_fraction",
             "status", "error"] + METRICS + COST + ["device", "has_target_domain", "finished_at"])
 
 
 class Store:
-    def __init__(self, directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
+    """The records of one suite, the run's metadata, and the claims of cells being run.
+
+    A claim (``claim``) is a lease: it names its owner (host, process, run) and expires unless
+    renewed, so a cell whose run died is taken by the next run, and two live runs never run the
+    same cell."""
+
+    def __init__(self, directory: Path, create: bool = True):
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.db = sqlite3.connect(directory / "tlbench.sqlite", timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -32,6 +39,8 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
                         "record TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS claims (cell_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
+                        "expires REAL NOT NULL)")
 
     def close(self) -> None:
         self.db.close()
@@ -41,6 +50,37 @@ class Store:
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                             (record["cell_id"], record["status"], json.dumps(record)))
+
+    def claim(self, cell_id: str, owner: str, seconds: float, allow_finished: bool = False) -> bool:
+        """Take the lease on ``cell_id`` for ``seconds`` unless it is finished (and not
+        ``allow_finished``) or another owner's lease on it is still running."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if not allow_finished and self.is_finished(cell_id):
+                return False
+            row = self.db.execute("SELECT owner, expires FROM claims WHERE cell_id = ?", (cell_id,)).fetchone()
+            if row and row[0] != owner and row[1] > now:
+                return False
+            self.db.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (cell_id, owner, now + seconds))
+            return True
+
+    def renew(self, owner: str, seconds: float) -> None:
+        with self.db:
+            self.db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + seconds, owner))
+
+    def release(self, cell_id: str, owner: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM claims WHERE cell_id = ? AND owner = ?", (cell_id, owner))
+
+    def release_all(self, owner: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+
+    def is_finished(self, cell_id: str) -> bool:
+        marks = ",".join("?" * len(FINISHED))
+        return self.db.execute(f"SELECT 1 FROM records WHERE cell_id = ? AND status IN ({marks})",
+                               (cell_id, *FINISHED)).fetchone() is not None
 
     def finished(self) -> set[str]:
         marks = ",".join("?" * len(FINISHED))
@@ -83,8 +123,12 @@ class Store:
 def flatten(record: dict) -> dict:
     row = {k: record.get(k) for k in ("cell_id", "backbone", "dataset", "strategy", "variant", "seed",
                                       "label_fraction", "status", "error", "has_target_domain", "finished_at")}
+    row["role"] = record.get("role", "transfer")  # stores from before roles were declared
     row.update({k: record.get("metrics", {}).get(k) for k in METRICS})
-    row.update({k: record.get("cost", {}).get(k) for k in COST})
+    cost = record.get("cost", {})
+    row.update({k: cost.get(k) for k in COST})
+    if row["examples_per_second"] is None:  # stores from before text: the same number, older name
+        row["examples_per_second"] = cost.get("images_per_second")
     row["device"] = record.get("run", {}).get("device")
     return row
 

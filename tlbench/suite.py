@@ -20,7 +20,7 @@ from tlbench.errors import UserError
 from tlbench.records import Options
 from tlbench.registry import Registry
 
-SECTIONS = ("suite", "train", "backbone", "dataset", "strategy")
+SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy")
 ENTRY_KEYS = ("plugin", "label")
 FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
 
@@ -33,7 +33,7 @@ class SuiteOptions(BaseModel):
     label_fractions: list[float] = Field([1.0], min_length=1,
                                          description="fractions of the training labels kept, each in (0, 1]")
     output: str = Field("results", description="results go to <output>/<name>/")
-    executor: str = Field("inprocess", description="executor plugin that runs the cells")
+    executor: str = Field("inprocess", description="executor plugin that runs the cells (its options: [executor])")
 
     @field_validator("label_fractions")
     @classmethod
@@ -50,8 +50,9 @@ class TrainOptions(Options):
                            "fractions are not starved of updates")
     batch_size: int = Field(128, gt=0, description="training batch size")
     eval_batch_size: int = Field(512, gt=0, description="evaluation and feature-extraction batch size")
-    device: str = Field("auto", description='"auto" (CUDA if present, else CPU), "cpu", "cuda", "cuda:1", ...')
     precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    compile: bool = Field(False, description="torch.compile the training step once per cell (full batches, static "
+                                             "shapes; compile time recorded apart as compile_seconds)")
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,17 @@ class Cell:
     skip_reason: str | None = None
 
     def config(self) -> dict:
-        """Everything that determines the result (not the device it runs on)."""
+        """Everything that determines the result (not the device or executor it runs on)."""
+        train = self.train.model_dump(mode="json", exclude={"compile"} if not self.train.compile else set())
         return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
-                "strategy": self.strategy.config(),
-                "train": self.train.model_dump(mode="json", exclude={"device"}),
+                "strategy": self.strategy.config(), "train": train,
                 "seed": self.seed, "label_fraction": self.label_fraction}
+
+    @property
+    def group(self) -> str:
+        """Cells of one group share a dataset and a backbone: a worker that gets them in a row
+        reuses its loaded data, encoded inputs and features."""
+        return canonical([self.dataset.config(), self.backbone.config()])
 
     @property
     def id(self) -> str:
@@ -105,6 +112,13 @@ class Suite:
     text: str
     options: SuiteOptions
     cells: list[Cell]
+    executor_options: dict[str, Any]
+
+    def cell(self, cell_id: str) -> Cell:
+        for c in self.cells:
+            if c.id == cell_id:
+                return c
+        raise UserError(f"{self.path}: no cell {cell_id} in this suite (was the file changed during the run?)")
 
     @property
     def results_dir(self) -> Path:
@@ -132,12 +146,19 @@ def canonical(value) -> str:
 
 
 def load_suite(path: str | Path, registry: Registry, output: str | None = None) -> Suite:
-    """Parse, validate and expand a suite file; raises :class:`UserError` naming file and key."""
+    """Read, validate and expand a suite file; raises :class:`UserError` naming file and key."""
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"{path}: cannot read the suite file ({exc.strerror})") from None
+    return parse_suite(text, path, registry, output)
+
+
+def parse_suite(text: str, path: str | Path, registry: Registry, output: str | None = None) -> Suite:
+    """Validate and expand a suite's text (``path`` names it in errors): what a worker does with
+    the text a cell spec carries."""
+    path = Path(path)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -151,16 +172,23 @@ def load_suite(path: str | Path, registry: Registry, output: str | None = None) 
     suite_opts = _validate(SuiteOptions, raw["suite"], f"{where}[suite]")
     if output:
         suite_opts = suite_opts.model_copy(update={"output": output})
-    registry.get("executor", suite_opts.executor, f"{where}[suite] executor: ")
+    executor = registry.get("executor", suite_opts.executor, f"{where}[suite] executor: ")
+    executor_options = raw.get("executor", {})
+    _validate(executor.options, executor_options, f"{where}[executor] ({executor.name})")
+    if "device" in raw.get("train", {}):
+        raise UserError(f"{where}[train].device: devices are executor resources now; write [executor] "
+                        "device = \"...\" (inprocess) or devices = [...] (local)")
     trains = _variants(TrainOptions, raw.get("train", {}), f"{where}[train]")
     axes = {kind: _entries(kind, raw, registry, where) for kind in ("backbone", "dataset", "strategy")}
     cells = []
-    for backbone, dataset, strategy, (train, train_variant), fraction, seed in itertools.product(
-            axes["backbone"], axes["dataset"], axes["strategy"], trains,
-            suite_opts.label_fractions, suite_opts.seeds):
-        cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
-                          _skip_reason(registry, backbone, dataset, strategy)))
-    return Suite(path, text, suite_opts, cells)
+    for backbone, dataset, strategy, (train, train_variant) in itertools.product(
+            axes["backbone"], axes["dataset"], axes["strategy"], trains):
+        uses_fraction = registry.get("strategy", strategy.plugin).uses_label_fraction
+        fractions = suite_opts.label_fractions if uses_fraction else [1.0]
+        for fraction, seed in itertools.product(fractions, suite_opts.seeds):
+            cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
+                              _skip_reason(registry, backbone, dataset, strategy)))
+    return Suite(path, text, suite_opts, cells, executor_options)
 
 
 def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:

@@ -40,12 +40,12 @@ def make_ctx(build, loaded: tlbench.LoadedDataset, epochs: int = 1, batch_size: 
              seed: int = 0, label_fraction: float = 1.0) -> CellContext:
     """The context the runner would give one CPU cell of ``loaded`` with the backbone ``build``."""
     splits = data_mod.prepare(loaded)
-    index = data_mod.label_subset(splits["train"], label_fraction, seed)
+    index = data_mod.label_subset(splits["train"].labels, label_fraction, seed)
     torch.manual_seed(seed)
     return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
                        num_classes=len(loaded.classes), device=torch.device("cpu"),
-                       train=TrainOptions(epochs=epochs, batch_size=batch_size, min_steps=min_steps, device="cpu"),
-                       seed=seed, build=build, features_cache=None)
+                       train=TrainOptions(epochs=epochs, batch_size=batch_size, min_steps=min_steps),
+                       seed=seed, build=build, features_cache=None, label_fraction=label_fraction)
 
 
 @tlbench.hookimpl

@@ -19,7 +19,7 @@ from tlbench.suite import FILTER_KEYS
 REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
             "status", "error", "test_acc", "val_acc"]
 NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc",
-           "wall_seconds", "train_seconds", "images_per_second", "peak_memory_mb",
+           "wall_seconds", "train_seconds", "examples_per_second", "peak_memory_mb",
            "trainable_params", "total_params", "forward_gflops"]
 ALPHA = 0.05
 

@@ -230,7 +230,7 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
         records.append({
             "backbone": backbone, "strategy": strat, "cells": len(g),
             "train_seconds_mean": g["train_seconds"].mean(),
-            "images_per_second_mean": g["images_per_second"].mean(),
+            "examples_per_second_mean": g["examples_per_second"].mean(),
             "peak_memory_mb_max": g["peak_memory_mb"].max(),
             "trainable_params_median": trainable,
             "total_params_median": total,
@@ -249,14 +249,14 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
         pct = r.trainable_percent
         pct_txt = "–" if math.isnan(pct) else (f"{pct:.2f}" if pct < 10 else f"{pct:.1f}")
         row = [Cell(r.backbone), Cell(r.strategy), Cell(fmt_num(r.train_seconds_mean, 1)),
-               Cell(fmt_num(r.images_per_second_mean, 0)), Cell(fmt_num(r.peak_memory_mb_max, 0)),
+               Cell(fmt_num(r.examples_per_second_mean, 0)), Cell(fmt_num(r.peak_memory_mb_max, 0)),
                Cell(fmt_count(r.trainable_params_median)), Cell(fmt_count(r.total_params_median)),
                Cell(pct_txt)]
         if has_flops:
             row.append(Cell(fmt_num(r.forward_gflops_mean, 2)))
         row.append(Cell(str(r.cells)))
         rows.append(row)
-    header = ["Backbone", "Strategy", "Train time (s)", "Images/s", "Peak memory (MB)",
+    header = ["Backbone", "Strategy", "Train time (s)", "Examples/s", "Peak memory (MB)",
               "Trainable params", "Total params", "Trainable (%)"]
     if has_flops:
         header.append("Forward GFLOPs")

@@ -40,9 +40,9 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench import engine
 from tlbench.context import count_params
 from tlbench.records import take
+from tlbench.step import StepOutput, TrainStep
 
 #: AdamW with the paper's annealing; new layers (head, discriminator) at ``lr``, the pretrained
 #: backbone at a tenth, so the backbone sees 1e-4..1e-3, the range that suits fine-tuning. In a
@@ -162,18 +162,40 @@ class DannModel(nn.Module):
         return torch.cat([self.head(features), self.discriminator(features)], dim=1)
 
 
-def make_optimizer(model: DannModel, options: DannOptions, steps: int):
+def make_optimizer(ctx, model: DannModel, options: DannOptions, steps: int):
+    """The context's optimizer over two parameter groups (backbone at ``backbone_lr_mult`` of
+    ``lr``) with the paper's annealing or warm-up + cosine."""
     groups = [{"params": list(model.backbone.parameters()), "lr": options.lr * options.backbone_lr_mult},
               {"params": list(model.head.parameters()) + list(model.discriminator.parameters()), "lr": options.lr}]
     decay = DEFAULT_WEIGHT_DECAY[options.optimizer] if options.weight_decay is None else options.weight_decay
-    if options.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=options.lr, momentum=0.9, weight_decay=decay)
-    else:
-        opt = torch.optim.AdamW(groups, lr=options.lr, weight_decay=decay)
-    if options.lr_schedule == "cosine":
-        return opt, engine.cosine_with_warmup(opt, steps, max(1, steps // 20))
-    factor = lambda step: dann_lr_factor(step / steps, options.anneal_alpha, options.anneal_beta)  # noqa: E731
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    schedule = None
+    if options.lr_schedule == "dann":
+        schedule = lambda p: dann_lr_factor(p, options.anneal_alpha, options.anneal_beta)  # noqa: E731
+    return ctx.optimizer(groups, options.lr, decay, steps, kind=options.optimizer, schedule=schedule)
+
+
+class DannStep(TrainStep):
+    """One DANN step: a labelled source batch and an equally large unlabelled target batch in one
+    forward pass; loss = class cross-entropy + domain BCE behind the gradient reversal, whose
+    weight ``lambda_p`` follows the paper's schedule (set in :meth:`advance`, outside the graph)."""
+
+    def __init__(self, model: DannModel, target: "Unlabelled", options: DannOptions):
+        super().__init__(model)
+        self.target, self.options = target, options
+        self.lambd = 0.0
+
+    def advance(self, step: int, steps: int) -> None:
+        self.lambd = lambda_schedule(step / steps, self.options.lambda_max, self.options.gamma)
+
+    def forward(self, source, labels: torch.Tensor) -> StepOutput:
+        model, n = self.model, len(labels)
+        features = joint_features(model.backbone, source, self.target.take(n))
+        domains = torch.cat([torch.zeros(n, device=labels.device), torch.ones(n, device=labels.device)])
+        class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
+        domain_logits = model.discriminator(grad_reverse(features, self.lambd)).squeeze(1)
+        domain_loss = nn.functional.binary_cross_entropy_with_logits(domain_logits.float(), domains)
+        # source and target images both train
+        return StepOutput(class_loss + domain_loss, 2 * n, {"class_loss": class_loss, "domain_loss": domain_loss})
 
 
 def train(ctx, options: DannOptions) -> DannModel:
@@ -182,27 +204,14 @@ def train(ctx, options: DannOptions) -> DannModel:
     model = DannModel(classifier, DomainDiscriminator(classifier.backbone.feature_dim, options.hidden,
                                                       options.disc_dropout).to(ctx.device))
     steps = ctx.steps("train")
-    opt, schedule = make_optimizer(model, options, steps)
-    target = Unlabelled(ctx)
-
-    def loss_of(source, labels, step):
-        n = len(labels)
-        xt = target.take(n)
-        lambd = lambda_schedule(step / steps, options.lambda_max, options.gamma)
-        domains = torch.cat([torch.zeros(n, device=ctx.device), torch.ones(n, device=ctx.device)])
-        features = joint_features(model.backbone, source, xt)
-        class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
-        domain_logits = model.discriminator(grad_reverse(features, lambd)).squeeze(1)
-        domain_loss = nn.functional.binary_cross_entropy_with_logits(domain_logits.float(), domains)
-        return class_loss + domain_loss, 2 * n  # source and target images both train
-    ctx.train_loop(model, opt, schedule, steps, loss_of)
+    opt, schedule = make_optimizer(ctx, model, options, steps)
+    ctx.train_loop(DannStep(model, Unlabelled(ctx), options), opt, schedule, steps)
     return model
 
 
 def evaluate(ctx, model: DannModel) -> tuple[dict[str, torch.Tensor], float]:
     """Class logits of every evaluation split and the discriminator's balanced held-out accuracy."""
-    out = {name: engine.predict(model, ctx.data[name], ctx.train.eval_batch_size, ctx.autocast)
-           for name in ctx.eval_splits}
+    out = ctx.predict(model)
     logits = {name: o[:, :ctx.num_classes] for name, o in out.items()}
     source = torch.cat([out[s][:, -1] for s in ("val", "test") if s in out])
     target = torch.cat([out[s][:, -1] for s in ("target_val", "target_test") if s in out])

@@ -1,0 +1,236 @@
+"""The worker side of the boundary: run one cell, given plain data, on one device.
+
+Only a :class:`CellSpec` crosses to a worker (the suite's text, the cell's id, the plugin modules to
+load): :func:`run_cell` can be called in this process, in a worker process or in a Ray actor alike,
+and returns the cell's record. Each process keeps one :class:`Worker` per (suite, plugins, device)
+with its caches: the dataset last loaded, its encoded inputs per encoder, and the frozen features
+(in memory, and persisted beside the store). Hooks, progress and the store stay in the controlling
+process.
+"""
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version as dist_version
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import f1_score
+
+import tlbench
+from tlbench import data as data_mod
+from tlbench import engine
+from tlbench.context import CellContext, Features, count_params
+from tlbench.errors import Diverged, UserError
+from tlbench.features import FeatureCache
+from tlbench.records import Split
+from tlbench.registry import Registry
+from tlbench.suite import Cell, Suite, canonical, parse_suite
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything a worker needs to run one cell, as plain data (picklable, JSON-able)."""
+
+    suite_path: str
+    suite_text: str
+    cell_id: str
+    plugins: tuple[str, ...] = ()
+    results_dir: str = ""
+    group: str = ""
+
+
+def run_cell(spec: CellSpec, device: str = "auto") -> dict:
+    """Run the cell ``spec`` names on ``device`` and return its record; never raises for a
+    failure inside the cell (it is recorded)."""
+    worker = _WORKERS.get((spec.suite_text, spec.plugins, device, spec.results_dir))
+    if worker is None:
+        _WORKERS.clear()  # one suite at a time per process: free the last one's caches
+        worker = Worker.for_spec(spec, device)
+        _WORKERS[(spec.suite_text, spec.plugins, device, spec.results_dir)] = worker
+    return worker.run(worker.suite.cell(spec.cell_id))
+
+
+_WORKERS: dict[tuple, "Worker"] = {}
+
+
+def run_info(device: torch.device) -> dict:
+    """Versions, git revision, machine and device: stored with every record."""
+    packages = {}
+    for name in ("torch", "timm", "transformers", "peft", "scikit-learn"):
+        try:
+            packages[name] = dist_version(name)
+        except Exception:
+            packages[name] = None
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        rev = None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    return {"tlbench": tlbench.__version__, "python": platform.python_version(), "packages": packages,
+            "git_revision": rev, "host": socket.gethostname(), "device": f"{device.type}: {name}",
+            "threads": torch.get_num_threads()}
+
+
+class Worker:
+    """Runs cells of one suite on one device, with the caches that cells share."""
+
+    def __init__(self, suite: Suite, registry: Registry, device: torch.device, results_dir: Path | None = None):
+        self.suite, self.registry, self.device = suite, registry, device
+        self.info = run_info(device)
+        self.feature_cache = FeatureCache(results_dir / "features") if results_dir else None
+        self._data_key = None
+        self._data = None
+        self._encoded: dict[str, dict[str, Split]] = {}
+        self._features: dict[str, Features] = {}
+
+    @classmethod
+    def for_spec(cls, spec: CellSpec, device: str) -> "Worker":
+        from tlbench.plugins import load_registry
+        registry = load_registry(spec.plugins)
+        suite = parse_suite(spec.suite_text, spec.suite_path, registry)
+        return cls(suite, registry, engine.resolve_device(device), Path(spec.results_dir) if spec.results_dir else None)
+
+    # -- caches --------------------------------------------------------------------------------
+
+    def dataset(self, cell: Cell):
+        """(record, classes, raw splits on the CPU) of a cell's dataset; the last one is kept."""
+        key = canonical(cell.dataset.config())
+        if key != self._data_key:
+            self._data, self._encoded, self._features = None, {}, {}
+            record = self.registry.get("dataset", cell.dataset.plugin)
+            loaded = record.load(cell.dataset.options)
+            self._data_key, self._data = key, (record, loaded.classes, data_mod.prepare(loaded))
+        return self._data
+
+    def encoded(self, cell: Cell) -> dict[str, Split]:
+        """The dataset's splits encoded by the cell's backbone encoder, on the device: encoded once
+        per (dataset, encoder settings) and shared by every cell and backbone with those settings."""
+        _, _, raw = self.dataset(cell)
+        backbone = self.registry.get("backbone", cell.backbone.plugin)
+        encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
+        key = encoder.key if encoder else "raw"
+        if key not in self._encoded:
+            self._encoded[key] = {name: Split(encoder(split.inputs) if encoder else split.inputs,
+                                              split.labels).to(self.device) for name, split in raw.items()}
+        return self._encoded[key]
+
+    def features(self, cell: Cell) -> Features:
+        """Frozen pretrained features (and source-task logits) of every split of the cell's
+        dataset, computed once per (backbone, dataset, precision) and persisted beside the store."""
+        key = {"backbone": cell.backbone.config(), "dataset": cell.dataset.config(),
+               "precision": engine.precision_name(self.device, cell.train.precision)}
+        memory_key = canonical(key)
+        if memory_key not in self._features:
+            def compute() -> Features:
+                record = self.registry.get("backbone", cell.backbone.plugin)
+                backbone = record.build(cell.backbone.options, True).to(self.device)
+                return extract_features(backbone, self.encoded(cell), cell.train.eval_batch_size,
+                                        lambda: engine.autocast(self.device, cell.train.precision))
+            self._features[memory_key] = (self.feature_cache.get(key, compute) if self.feature_cache
+                                          else compute())
+        return self._features[memory_key]
+
+    # -- one cell ------------------------------------------------------------------------------
+
+    def run(self, cell: Cell) -> dict:
+        """Run one cell and return its record; never raises for a failure inside the cell."""
+        strategy = self.registry.get("strategy", cell.strategy.plugin)
+        record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
+                  "backbone": cell.backbone.label, "dataset": cell.dataset.label,
+                  "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
+                  "label_fraction": cell.label_fraction, "config": cell.config(),
+                  "role": strategy.role, "select_on": strategy.select_on,
+                  "status": "ok", "error": None, "metrics": {}, "cost": {}, "run": self.info,
+                  "has_target_domain": self.registry.get("dataset", cell.dataset.plugin).has_target_domain}
+        start = time.perf_counter()
+        if cell.skip_reason:
+            record.update(status="skipped", error=cell.skip_reason)
+        else:
+            try:
+                self._train_and_score(cell, strategy, record)
+            except Diverged as exc:
+                record.update(status="diverged", error=str(exc))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except UserError as exc:
+                record.update(status="failed", error=str(exc))
+            except torch.cuda.OutOfMemoryError:
+                record.update(status="failed", error="CUDA out of memory; lower [train] batch_size")
+            except Exception as exc:
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
+                              traceback=traceback.format_exc())
+            finally:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+        record["cost"]["wall_seconds"] = time.perf_counter() - start
+        record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return record
+
+    def _train_and_score(self, cell: Cell, strategy, record: dict) -> None:
+        _seed_everything(cell.seed)
+        _, classes, _ = self.dataset(cell)
+        splits = self.encoded(cell)
+        backbone = self.registry.get("backbone", cell.backbone.plugin)
+        train_index = data_mod.label_subset(splits["train"].labels.cpu(), cell.label_fraction, cell.seed)
+        cell_splits = {**splits, "train": splits["train"].subset(train_index.to(self.device))}
+        ctx = CellContext(data=cell_splits, train_index=train_index, num_classes=len(classes),
+                          device=self.device, train=cell.train, seed=cell.seed,
+                          build=lambda pretrained: backbone.build(cell.backbone.options, pretrained),
+                          features_cache=lambda make_backbone: self.features(cell),
+                          label_fraction=cell.label_fraction)
+        cost = record["cost"]
+        with engine.peak_memory(self.device, cost):
+            outcome = strategy.run(ctx, cell.strategy.options)
+        record["metrics"] = score(outcome.logits, cell_splits, strategy.select_on)
+        record["metrics"].update(outcome.extra)
+        record["train_curve"] = ctx.curve
+        cost.update(train_seconds=ctx.clock.train_seconds,
+                    examples_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,
+                    trainable_params=outcome.trainable_params, total_params=outcome.total_params,
+                    **ctx.clock.excluded)
+
+
+def extract_features(backbone, splits: dict[str, Split], batch_size: int, precision) -> Features:
+    """Features (and source-task logits, if the backbone has a source head) of every split."""
+    start = time.perf_counter()
+    feats = {name: engine.predict(backbone, split, batch_size, precision, call=backbone.extract)
+             for name, split in splits.items()}
+    seconds = (time.perf_counter() - start) / sum(len(s) for s in splits.values())
+    source = None
+    if backbone.source_head is not None:
+        head = backbone.source_head
+        with torch.no_grad():
+            source = {name: head(f.to(next(head.parameters()).device)).float().cpu() for name, f in feats.items()}
+    return Features(feats, count_params(backbone)[1], seconds, source)
+
+
+def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val") -> dict[str, float]:
+    """Accuracy (and macro-F1 on the evaluation domain) from each split's logits. On a shift pair
+    ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one;
+    ``val_acc`` is the accuracy on ``select_on``."""
+    acc = {}
+    for name, out in logits.items():
+        labels = splits[name].labels.cpu()
+        acc[name] = (out.argmax(1) == labels).float().mean().item()
+    shift = "target_test" in logits
+    test = "target_test" if shift else "test"
+    metrics = {"val_acc": acc[select_on], "test_acc": acc[test],
+               "test_macro_f1": f1_score(splits[test].labels.cpu(), logits[test].argmax(1), average="macro")}
+    if shift:
+        metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
+    return metrics
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
