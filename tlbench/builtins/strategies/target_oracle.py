@@ -7,8 +7,9 @@ from tlbench.builtins.strategies.finetune import GRID, FinetuneOptions, train_cl
 
 
 def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
-    """Trained and selected on the target domain (its val_acc is target validation accuracy)."""
-    return train_classifier(ctx, options, pretrained=True, split="target_train")
+    """Trained on the cell's label budget of target training labels and selected on target
+    validation (its val_acc is target validation accuracy)."""
+    return train_classifier(ctx, options, pretrained=True, split=ctx.labelled("target_train"))
 
 
 @tlbench.hookimpl
