@@ -11,6 +11,7 @@ import torch
 
 from tlbench.assets import load_array_pickle
 from tlbench.builtins.datasets import animals, lfw_faces, mnist, mnist2digits
+from tlbench.builtins.datasets.mnist2digits import fit_to_frame
 from tlbench.builtins.datasets.sampling import per_class_index
 from tlbench.data import prepare
 
@@ -128,6 +129,27 @@ def test_mnist2digits_pair_shares_format_and_classes(cached_mnist):
         assert x[:, :, 0, 0].float().mean() < 10 and x.amax(dim=(1, 2, 3)).float().mean() > 200
     assert set(prepare(data)) == {"train", "val", "test", "target_train", "target_val", "target_test"}
     assert_equal_datasets(data, record.load(mnist2digits.MnistToDigitsOptions(max_per_class=10)))
+
+
+def test_fit_to_frame_scales_the_ink_box_to_the_frame_height():
+    x = np.zeros((3, 28, 28), np.float32)
+    x[0, 2:12, 20:25] = 1.0   # a 10x5 box in a corner
+    x[1, 10:12, 0:28] = 0.5   # wider than high: width capped at the frame
+    out = fit_to_frame(x, 32)
+    assert out.shape == (3, 1, 32, 32)
+    box = out[0, 0] > 0.5
+    rows, cols = box.any(1).nonzero().flatten(), box.any(0).nonzero().flatten()
+    assert (rows.min(), rows.max()) == (0, 31)  # full height
+    assert 14 <= len(cols) <= 18 and abs((cols.min() + cols.max()) / 2 - 15.5) <= 1  # aspect kept, centred
+    assert (out[1, 0] > 0.25).any(0).all()  # spans the whole width
+    assert out[2].abs().sum() == 0  # blank stays blank
+
+
+def test_mnist2digits_framing_option(cached_mnist):
+    fit = mnist2digits.load(mnist2digits.MnistToDigitsOptions(max_per_class=5)).source["train"].inputs
+    own = mnist2digits.load(mnist2digits.MnistToDigitsOptions(max_per_class=5, framing="mnist")).source["train"].inputs
+    rows_with_ink = lambda x: (x[:, 0].amax(2) > 64).float().sum(1).mean()
+    assert rows_with_ink(fit) > 29 and rows_with_ink(own) < 26  # MNIST's own: the digit in the central 20 of 28
 
 
 # --------------------------------------------------------------------------- animals, faces

@@ -8,6 +8,8 @@ numpy arrays only (:func:`tlbench.assets.load_array_pickle`). White digits on bl
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -39,12 +41,14 @@ def mnist_arrays() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
-def mnist_splits(image_size: int, max_per_class: int | None, seed: int) -> dict[str, tlbench.Split]:
-    """uint8 ``N x 3 x S x S`` splits, ``max_per_class`` applied to each (seeds differ per split)."""
+def mnist_splits(image_size: int, max_per_class: int | None, seed: int,
+                 frame: Callable[[np.ndarray, int], torch.Tensor] = upsample) -> dict[str, tlbench.Split]:
+    """uint8 ``N x 3 x S x S`` splits, ``max_per_class`` applied to each (seeds differ per split);
+    ``frame(x, S)`` turns ``N x 28 x 28`` floats into ``N x 1 x S x S`` (default: bilinear resize)."""
     splits = {}
     for i, (name, (x, y)) in enumerate(mnist_arrays().items()):
         keep = per_class_index(y, max_per_class, seed + i)
-        splits[name] = tlbench.Split(to_uint8_rgb(upsample(x[keep], image_size)), torch.from_numpy(y[keep]))
+        splits[name] = tlbench.Split(to_uint8_rgb(frame(x[keep], image_size)), torch.from_numpy(y[keep]))
     return splits
 
 
