@@ -16,13 +16,29 @@ class Backbone(nn.Module):
 
     Subclasses set ``feature_dim`` and implement :meth:`forward`. ``blocks()`` lists the trainable
     stages from input to output (``partial_finetune`` unfreezes the last k); ``lora_targets`` names
-    the modules that LoRA adapts by default; ``source_head``, when the pretrained model has one,
-    maps features to the source task's logits (e.g. ImageNet's 1000 classes; LEEP reads them).
+    the modules that LoRA adapts by default; ``source_head``, when the pretrained model has one
+    (:meth:`set_source_head`), maps features to the source task's logits (e.g. ImageNet's 1000
+    classes; LEEP reads them).
     """
 
     feature_dim: int
     lora_targets: list[str] | str = "all-linear"
     source_head: nn.Module | None = None
+
+    def set_source_head(self, head: nn.Module | None) -> None:
+        """Keep the pretrained source-task classifier beside the network, frozen: not a registered
+        submodule, so it stays out of ``parameters()``, ``state_dict()``, every cell's parameter
+        counts and every optimizer, and still moves with the backbone (``.to(device)``)."""
+        if head is not None:
+            head.requires_grad_(False).eval()
+        self.__dict__["source_head"] = head
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        head = self.__dict__.get("source_head")
+        if head is not None:
+            head._apply(fn, recurse)
+        return self
 
     def prepare(self, batch):
         """An encoded batch on the model's device -> what :meth:`forward` takes (default: as is)."""
@@ -33,7 +49,7 @@ class Backbone(nn.Module):
         return self(self.prepare(batch))
 
     def blocks(self) -> list[nn.Module]:
-        return [m for m in self.children() if m is not self.source_head]
+        return list(self.children())
 
 
 class Classifier(nn.Module):

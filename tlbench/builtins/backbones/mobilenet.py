@@ -20,7 +20,7 @@ from torch import nn
 
 import tlbench
 from tlbench.assets import WheelAsset
-from tlbench.builtins.backbones.source_head import SourceHeadMixin, linear_head
+from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.builtins.backbones.timm import default_lora_targets
 from tlbench.errors import UserError
 from tlbench.image import ImageBackbone
@@ -51,7 +51,7 @@ class MobileNetV2Options(tlbench.Options):
                          f'({", ".join(_SUFFIXES)}), got {weights!r}')
 
 
-class MobileNetV2(SourceHeadMixin, ImageBackbone):
+class MobileNetV2(ImageBackbone):
     """torchvision's MobileNetV2 feature extractor: ``features`` then global average pooling."""
 
     mean = IMAGENET_MEAN

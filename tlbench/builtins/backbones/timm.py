@@ -34,7 +34,7 @@ from torch import nn
 
 import tlbench
 from tlbench.assets import WheelAsset
-from tlbench.builtins.backbones.source_head import SourceHeadMixin, linear_head
+from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.image import ImageBackbone
 from tlbench.errors import UserError
 
@@ -87,7 +87,7 @@ class TimmOptions(tlbench.Options):
                          f'({", ".join(_CHECKPOINT_SUFFIXES)}), got {weights!r}')
 
 
-class TimmBackbone(SourceHeadMixin, ImageBackbone):
+class TimmBackbone(ImageBackbone):
     """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``;
     ``source_head``: the pretrained classifier on those features (None without one)."""
 
