@@ -158,3 +158,16 @@ def test_cli_rank_end_to_end(write_suite, cli, tmp_path):
 def test_cli_rank_bad_suite_is_a_user_error(write_suite, cli):
     result = cli("rank", write_suite(SUITE.replace('plugin = "digits"', 'plugin = "digitz"')))
     assert result.exit_code == 2 and "did you mean 'digits'" in result.output
+
+
+def test_rank_then_run_reports_transferability(write_suite, cli, tmp_path):
+    suite = write_suite(SUITE)
+    assert cli("rank", suite).exit_code == 0
+    result = cli("run", suite)
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "results" / "ranked" / "report"
+    table = pd.read_csv(report / "tables" / "transferability.csv")
+    assert set(table["scorer"]) == {"logme", "hscore", "knn"}     # leep/nce: no source head, no value
+    assert set(table["strategy"]) == {"linear_probe"} and set(table["n"]) == {2}
+    assert table["kendall_tau"].abs().max() <= 1
+    assert (report / "figures" / "fig5_transferability.png").is_file()
