@@ -165,6 +165,8 @@ def test_rank_then_run_reports_transferability(write_suite, cli, tmp_path):
     assert cli("rank", suite).exit_code == 0
     result = cli("run", suite)
     assert result.exit_code == 0, result.output
+    # the run's linear probes read the features rank persisted: no new entry in the cache
+    assert len(list((tmp_path / "results" / "ranked" / "features").glob("*.safetensors"))) == 2
     report = tmp_path / "results" / "ranked" / "report"
     table = pd.read_csv(report / "tables" / "transferability.csv")
     assert set(table["scorer"]) == {"logme", "hscore", "knn"}     # leep/nce: no source head, no value

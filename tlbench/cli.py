@@ -246,9 +246,10 @@ def _report(store, directory: Path, filters=None) -> Path | None:
 @main.command()
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output", metavar="DIR", help="results go to DIR/<suite name> (default from the suite: results)")
+@click.option("--device", default="auto", show_default=True, help='where to extract features: "auto", "cpu", "cuda:1", ...')
 @plugin_option
 @strict_option
-def rank(suite_file, output, plugins, strict_plugins):
+def rank(suite_file, output, device, plugins, strict_plugins):
     """Rank the backbones of SUITE_FILE per dataset by transferability scores, before any fine-tuning."""
     from tlbench.rank import (collect_scorers, rank_backbones, rich_tables, store_scores,
                               transferability_entries, worker_features)
@@ -260,7 +261,7 @@ def rank(suite_file, output, plugins, strict_plugins):
     scorers = collect_scorers(pm)
     if not scorers:
         raise UserError("no transferability scorer is installed (hook tlbench_scorers); reinstall tlbench")
-    features_of = worker_features(suite, registry)
+    features_of = worker_features(suite, registry, device)
     frame = rank_backbones(suite, registry, features_of, scorers, labels_of=features_of.labels)
     for table in rich_tables(frame, scorers):
         out.print(table)

@@ -24,7 +24,7 @@ from typing import Callable
 
 from tlbench.context import Features  # defined beside CellContext; importable from here too
 
-__all__ = ["Features", "FeatureCache", "feature_key", "feature_key_hash"]
+__all__ = ["Features", "FeatureCache", "feature_key_hash"]
 
 log = logging.getLogger("tlbench.features")
 
@@ -38,14 +38,6 @@ def _canonical(key: dict) -> str:
 def feature_key_hash(key: dict) -> str:
     """The file stem of ``key``: a sha256 of its canonical JSON (sorted keys, no whitespace)."""
     return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
-
-
-def feature_key(backbone: dict, dataset: dict, encoder: str | None, precision: str) -> dict:
-    """The cache key of frozen features: the backbone's and the dataset's resolved configs
-    (``Entry.config()``), the encoder's ``key`` (None for raw images) and the effective precision
-    ("fp32" or "bf16"). Anything else that changes the features belongs in here too."""
-    return {"backbone": backbone, "dataset": dataset, "encoder": encoder, "precision": precision,
-            "format": FORMAT_VERSION}
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -67,9 +59,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 class FeatureCache:
     """``get(key, compute)``: the features stored under ``key``, or ``compute()``'s, stored first.
 
-    ``key`` is a JSON-able dict naming everything the features depend on, e.g.
-    ``{"backbone": backbone.config(), "dataset": dataset.config(), "encoder": encoder_key,
-    "precision": "fp32"}``; it is hashed canonically (key order does not matter).
+    ``key`` is a JSON-able dict naming everything the features depend on (the worker uses
+    ``{"backbone": entry.config(), "dataset": entry.config(), "precision": "fp32" | "bf16"}``); it is
+    hashed canonically, so key order does not matter.
     ``hits`` and ``misses`` count what this object served from disk and what it computed.
     """
 

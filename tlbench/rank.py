@@ -3,13 +3,12 @@
 :func:`rank_backbones` is pure orchestration: the caller supplies ``features_of(backbone, dataset)``
 (the worker's cached frozen features); every scorer plugin is computed on the features of the
 dataset's training split, and the backbones are ranked per score per dataset.
-:func:`worker_features` is a simple ``features_of`` that extracts in this process through the
-persisted :class:`~tlbench.features.FeatureCache` in ``<results dir>/features``.
+:func:`worker_features` is the ``features_of`` the command line uses: the run's own
+:class:`tlbench.worker.Worker`, whose features persist in ``<results dir>/features``.
 """
 from __future__ import annotations
 
 import math
-import time
 import traceback
 from typing import Callable, Iterable
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tlbench.features import FeatureCache, Features, feature_key
+from tlbench.features import FeatureCache, Features
 from tlbench.records import ScorerPlugin
 from tlbench.suite import Entry, Suite
 
@@ -184,81 +183,37 @@ def _registry_labels(registry) -> Callable[[Entry], np.ndarray]:
     return labels_of
 
 
-class InProcessFeatures:
-    """``features_of(backbone, dataset)`` for a suite, extracted in this process and kept in the
-    persisted :class:`FeatureCache` under ``<results dir>/features``.
+class WorkerFeatures:
+    """``features_of(backbone, dataset)`` for a suite through the run's own
+    :class:`tlbench.worker.Worker` (``Worker.features(cell)``): the features of every split of the
+    dataset (and source-head logits), extracted once per (backbone, dataset, precision) and kept in
+    the persisted :class:`FeatureCache` under ``<results dir>/features``, the same files
+    ``tlbench run`` reads and writes. ``labels(dataset)`` gives the training split's labels."""
 
-    Every split of the dataset is extracted (linear probes and later runs reuse them), with the
-    backbone built ``pretrained=True`` in eval mode, through ``Backbone.extract`` at the suite's
-    ``eval_batch_size``, on its device and precision; if the backbone has a ``source_head``, its
-    logits come from the same forward pass. ``extracted`` counts the extractions this object ran.
-    """
-
-    def __init__(self, suite: Suite, registry, cache: FeatureCache | None = None):
+    def __init__(self, suite: Suite, registry, device: str = "auto"):
         from tlbench import engine
+        from tlbench.worker import Worker
 
-        self.suite, self.registry = suite, registry
-        self.cache = cache or FeatureCache(suite.results_dir / "features")
-        self.train = suite.cells[0].train
-        self.device = engine.resolve_device(self.train.device)
-        self.precision = effective_precision(self.device, self.train.precision)
-        self.extracted = 0
-        self._data: dict[str, dict] = {}
+        self.suite = suite
+        self.worker = Worker(suite, registry, engine.resolve_device(device), suite.results_dir)
+        self.cache: FeatureCache = self.worker.feature_cache
 
-    def splits(self, dataset: Entry) -> dict:
-        if dataset.label not in self._data:
-            from tlbench import data as data_mod
-            record = self.registry.get("dataset", dataset.plugin)
-            self._data = {dataset.label: data_mod.prepare(record.load(dataset.options))}  # keep one
-        return self._data[dataset.label]
-
-    def labels(self, dataset: Entry) -> np.ndarray:
-        return self.splits(dataset)["train"].labels.numpy()
+    def _cell(self, backbone: Entry | None, dataset: Entry):
+        cells = [c for c in self.suite.cells if c.dataset.label == dataset.label
+                 and (backbone is None or c.backbone.label == backbone.label)]
+        return next((c for c in cells if not c.skip_reason), cells[0])
 
     def __call__(self, backbone: Entry, dataset: Entry) -> Features:
-        record = self.registry.get("backbone", backbone.plugin)
-        encoder = record.encoder(backbone.options) if record.encoder else None
-        key = feature_key(backbone.config(), dataset.config(), encoder.key if encoder else None, self.precision)
-        return self.cache.get(key, lambda: self._extract(record, backbone, dataset, encoder))
+        return self.worker.features(self._cell(backbone, dataset))
 
-    def _extract(self, record, backbone: Entry, dataset: Entry, encoder) -> Features:
-        from tlbench import engine
-        from tlbench.context import count_params
-        from tlbench.records import Split
-
-        self.extracted += 1
-        model = record.build(backbone.options, True).to(self.device).eval()
-        head = getattr(model, "source_head", None)
-        dim = model.feature_dim
-
-        def call(batch):
-            feats = model.extract(batch)
-            return torch.cat([feats, head(feats)], dim=1) if head is not None else feats
-
-        precision = lambda: engine.autocast(self.device, self.train.precision)  # noqa: E731
-        feats, logits, images = {}, {}, 0
-        start = time.perf_counter()
-        for name, split in self.splits(dataset).items():
-            if encoder is not None:
-                split = Split(encoder(split.inputs), split.labels)
-            out = engine.predict(model, split.to(self.device), self.train.eval_batch_size, precision, call=call)
-            feats[name] = out[:, :dim].contiguous()
-            if head is not None:
-                logits[name] = out[:, dim:].contiguous()
-            images += len(split)
-        seconds = (time.perf_counter() - start) / max(1, images)
-        return Features(feats, count_params(model)[1], seconds, logits if head is not None else None)
+    def labels(self, dataset: Entry) -> np.ndarray:
+        _, _, splits = self.worker.dataset(self._cell(None, dataset))
+        return splits["train"].labels.cpu().numpy()
 
 
-def effective_precision(device: torch.device, precision: str) -> str:
-    """What ``engine.autocast`` does with ``[train] precision`` on ``device``: "bf16" or "fp32"."""
-    return "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
-
-
-def worker_features(suite: Suite, registry) -> InProcessFeatures:
-    """A ``features_of`` for :func:`rank_backbones` that extracts in this process, with the persisted
-    feature cache in ``<results dir>/features`` (``.labels`` gives the training labels)."""
-    return InProcessFeatures(suite, registry)
+def worker_features(suite: Suite, registry, device: str = "auto") -> WorkerFeatures:
+    """A ``features_of`` for :func:`rank_backbones` (see :class:`WorkerFeatures`)."""
+    return WorkerFeatures(suite, registry, device)
 
 
 # ---------------------------------------------------------------------------- terminal tables
