@@ -104,7 +104,9 @@ def test_roles_baseline_and_oracle_left_out(tmp_path):
     df = frame()
     df["role"] = df["strategy"].map({"linear_probe": "transfer", "finetune": "baseline"})
     out = tmp_path / "r"
-    write_report(df, out, {**META, "transferability": entries()})   # the report ignores extra columns
+    write_report(df, out, {**META, "transferability": entries()})
+    csv = pd.read_csv(out / "report" / "tables" / "transferability.csv")
+    assert set(csv["strategy"]) == {"linear_probe"}      # finetune declared a baseline here
     summary = TR.accuracy_by_backbone(
         pd.DataFrame({"dataset": ["d1"] * 2, "strategy": ["linear_probe", "finetune"], "backbone": ["b1"] * 2,
                       "label_fraction": [1.0, 1.0], "mean": [.5, .6]}), df)
