@@ -116,3 +116,12 @@ def test_views_sharing_storage_are_saved(tmp_path):
     feats = Features({"train": whole[:6], "val": whole[6:]}, 1, 0.1)
     FeatureCache(tmp_path).get(KEY, lambda: feats)
     assert _equal(FeatureCache(tmp_path).get(KEY, lambda: pytest.fail("recomputed")), feats)
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    import os
+    FeatureCache(tmp_path).get(KEY, _features)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask
