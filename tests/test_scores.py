@@ -133,3 +133,15 @@ def test_builtin_scorer_plugins():
     assert records["nce"].score(f, y, logits) == pytest.approx(REFERENCE["nce"], abs=1e-12)
     assert 0 <= records["knn"].score(f, y, None) <= 1
     assert all(r.higher_is_better for r in records.values())
+
+
+def test_h_score_saturates_when_features_outnumber_examples():
+    """With D >= N - 1 the H-score is C - 1 whatever the features: the plugin refuses to rank by it."""
+    rng = np.random.default_rng(5)
+    y = np.repeat([0, 1, 2], 10)
+    wide_noise = rng.normal(size=(30, 40))
+    assert S.h_score(wide_noise, y) == pytest.approx(2.0, abs=1e-6)
+    pm, _ = plugin_manager()
+    hscore = next(r for batch in pm.hook.tlbench_scorers() for r in batch if r.name == "hscore")
+    with pytest.raises(ValueError, match="always C - 1 = 2"):
+        hscore.score(wide_noise, y, None)

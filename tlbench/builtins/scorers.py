@@ -22,6 +22,12 @@ def _nce(features, labels, source_logits) -> float:
 
 
 def _hscore(features, labels, source_logits=None) -> float:
+    n, d = features.shape
+    if d >= n - 1:
+        # the centred features then span every direction, so cov(f)^+ cov(E[f|y]) is a projection
+        # and the H-score is C - 1 for any backbone: a rank by it would be noise
+        raise ValueError(f"{d} feature dimensions for {n} examples: the H-score is then always "
+                         f"C - 1 = {len(np.unique(labels)) - 1} and cannot rank backbones")
     return scores.h_score(features, labels)
 
 
