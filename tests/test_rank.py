@@ -80,7 +80,7 @@ def test_rank_backbones_with_fake_features(setup):
     # LEEP and NCE need source logits: the noisy backbone has no head -> NaN, no rank, a reason
     assert good["leep"] > math.log(0.9) and good["nce"] == pytest.approx(0.0, abs=1e-12)
     assert math.isnan(noisy["leep"]) and math.isnan(noisy["nce"]) and pd.isna(noisy["nce_rank"])
-    assert "leep, nce" in noisy["notes"] and "no source head" in noisy["notes"] and good["notes"] == ""
+    assert noisy["notes"] == "leep, nce: no source head (source-task logits)" and good["notes"] == ""
     assert good["n_train"] == 200 and good["feature_dim"] == 12
 
 
@@ -134,6 +134,7 @@ def test_cli_rank_end_to_end(write_suite, cli, tmp_path):
     suite = write_suite(SUITE)
     first = cli("rank", suite)
     assert first.exit_code == 0, first.output
+    assert f"{GOOD}, {NOISY}: leep, nce: no source head" in first.output   # one caption line per note
     assert "digits: transferability" in first.output and GOOD in first.output and NOISY in first.output
     assert "2 extracted, 0 from the cache" in first.output
     frame = pd.read_csv(tmp_path / "results" / "ranked" / "rank.csv")

@@ -9,7 +9,6 @@ dataset's training split, and the backbones are ranked per score per dataset.
 from __future__ import annotations
 
 import math
-import traceback
 from typing import Callable, Iterable
 
 import numpy as np
@@ -102,8 +101,7 @@ def rank_backbones(suite: Suite, registry, features_of: FeaturesOf,
                     if error:
                         notes.append(f"{scorer.name}: {error}")
                 if no_logits:
-                    notes.insert(0, f"{', '.join(no_logits)}: backbone {backbone.label!r} has no source head "
-                                    "(source-task logits)")
+                    notes.insert(0, f"{', '.join(no_logits)}: no source head (source-task logits)")
             row["notes"] = "; ".join(notes)
             rows.append(row)
     frame = pd.DataFrame(rows, columns=["dataset", "backbone", "n_train", "feature_dim",
@@ -123,15 +121,10 @@ def _score(scorer: ScorerPlugin, features, labels, logits) -> tuple[float, str |
         raise
     except Exception as exc:
         message = str(exc).splitlines()[0][:200] if str(exc) else ""
-        return math.nan, f"{type(exc).__name__}: {message}".rstrip(": ") + f" ({_where(exc)})"
+        return math.nan, f"{type(exc).__name__}: {message}".rstrip(": ")
     if not math.isfinite(value):
         return math.nan, f"not finite ({value})"
     return value, None
-
-
-def _where(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f"{frames[-1].name}" if frames else "?"
 
 
 def _incompatible(registry, backbone: Entry, dataset: Entry) -> str | None:
@@ -248,8 +241,11 @@ def rich_tables(frame: pd.DataFrame, scorers: Iterable[ScorerPlugin]) -> list:
                         text = f"[bold]{text}[/bold]"
                 cells.append(text)
             table.add_row(*cells)
-        notes = [escape(r["notes"]) for r in sub.to_dict("records") if r["notes"]]
-        if notes:
-            table.caption = "\n".join(dict.fromkeys(notes))
+        by_note: dict[str, list[str]] = {}
+        for r in sub.to_dict("records"):
+            for note in filter(None, r["notes"].split("; ")):
+                by_note.setdefault(note, []).append(r["backbone"])
+        if by_note:
+            table.caption = "\n".join(escape(f"{', '.join(names)}: {note}") for note, names in by_note.items())
         tables.append(table)
     return tables
