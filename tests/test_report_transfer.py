@@ -93,39 +93,40 @@ def test_section_table(tmp_path):
 
 def test_scores_read_from_the_store(tmp_path):
     out = tmp_path / "r"
+    assert TR.stored_scores(out, META) == []          # nothing there, and no store made
+    assert not out.exists()
     store = Store(out)
     store.set_meta(TR.META_KEY, entries())
     store.close()
-    write_report(frame(), out, META)
-    assert (out / "report" / "tables" / "transferability.csv").is_file()
+    assert TR.stored_scores(out, META) == entries()
+    assert TR.stored_scores(out, {**META, TR.META_KEY: entries()[:1]}) == entries()[:1]   # meta wins
+
+
+def _section(df, scores, directory):
+    from tlbench.report import data as D
+    from tlbench.selection import summarize
+    df = D.prepare(df)
+    return TR.transfer_section(df, summarize(D.select(df)), scores, directory)
 
 
 def test_roles_baseline_and_oracle_left_out(tmp_path):
     df = frame()
     df["role"] = df["strategy"].map({"linear_probe": "transfer", "finetune": "baseline"})
-    out = tmp_path / "r"
-    write_report(df, out, {**META, "transferability": entries()})
-    csv = pd.read_csv(out / "report" / "tables" / "transferability.csv")
-    assert set(csv["strategy"]) == {"linear_probe"}      # finetune declared a baseline here
-    summary = TR.accuracy_by_backbone(
-        pd.DataFrame({"dataset": ["d1"] * 2, "strategy": ["linear_probe", "finetune"], "backbone": ["b1"] * 2,
-                      "label_fraction": [1.0, 1.0], "mean": [.5, .6]}), df)
-    assert list(summary["strategy"]) == ["linear_probe"]
+    section = _section(df, entries(), tmp_path)
+    assert set(section.table.data["strategy"]) == {"linear_probe"}     # finetune declared a baseline here
 
 
 def test_skipped_without_scores_or_with_one_backbone(tmp_path):
     out = tmp_path / "none"
-    page = write_report(frame(), out, META)        # no scores: no section, no note, no sqlite made
+    page = write_report(frame(), out, META)        # no scores: no section, no note, no store made
     assert not (out / "report" / "tables" / "transferability.csv").exists()
     assert not list((out / "report" / "figures").glob("fig5_*"))
     assert "transferability" not in page.read_text().lower()
     assert not (out / "tlbench.sqlite").exists()
 
-    one = {("linear_probe", 1.0): {"b1": .7}}
-    out = tmp_path / "one"
-    page = write_report(frame(one), out, {**META, "transferability": entries()})
-    assert not (out / "report" / "tables" / "transferability.csv").exists()
-    assert "no dataset has two backbones" in page.read_text()
+    one = _section(frame({("linear_probe", 1.0): {"b1": .7}}), entries(), tmp_path / "one")
+    assert one.table is None and one.figure is None
+    assert one.notes and "no dataset has two backbones" in one.notes[0]
 
     # scores all missing (None: e.g. LEEP without a source head) count as none
     none_values = [{**e, "value": None} for e in entries()]
