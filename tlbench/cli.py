@@ -1,4 +1,4 @@
-"""The command line: ``tlbench run | list | plugins | report``.
+"""The command line: ``tlbench run | rank | list | plugins | report``.
 
 Exit status: 0 all cells ok (or skipped), 1 some cell failed or diverged, 2 a user error (one line on
 stderr, nothing trained), 130 interrupted by Ctrl-C or SIGTERM (finished cells kept).
@@ -241,6 +241,41 @@ def _report(store, directory: Path, filters=None) -> Path | None:
     path = write_report(store.frame(), directory, meta, filters)
     out.print(f"report: {path}")
     return path
+
+
+@main.command()
+@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output", metavar="DIR", help="results go to DIR/<suite name> (default from the suite: results)")
+@click.option("--device", default="auto", show_default=True, help='where to extract features: "auto", "cpu", "cuda:1", ...')
+@plugin_option
+@strict_option
+def rank(suite_file, output, device, plugins, strict_plugins):
+    """Rank the backbones of SUITE_FILE per dataset by transferability scores, before any fine-tuning."""
+    from tlbench.rank import (collect_scorers, rank_backbones, rich_tables, store_scores,
+                              transferability_entries, worker_features)
+    from tlbench.store import Store
+    from tlbench.suite import load_suite
+
+    pm, _, registry = _load_plugins(plugins, strict_plugins)
+    suite = load_suite(suite_file, registry, output)
+    scorers = collect_scorers(pm)
+    if not scorers:
+        raise UserError("no transferability scorer is installed (hook tlbench_scorers); reinstall tlbench")
+    features_of = worker_features(suite, registry, device)
+    frame = rank_backbones(suite, registry, features_of, scorers, labels_of=features_of.labels)
+    for table in rich_tables(frame, scorers):
+        out.print(table)
+    suite.results_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = suite.results_dir / "rank.csv"
+    frame.to_csv(csv_path, index=False)
+    store = Store(suite.results_dir)
+    try:
+        store_scores(store, transferability_entries(frame, scorers))
+    finally:
+        store.close()
+    cache = features_of.cache
+    out.print(f"features: {cache.misses} extracted, {cache.hits} from the cache in {cache.directory}")
+    out.print(f"ranks: {csv_path}")
 
 
 @main.command(name="list")

@@ -4,9 +4,10 @@
 re-made at any time without training. Layout under ``out_dir/report/``::
 
     report.html                         self-contained page (figures inlined)
-    figures/fig*.{png,pdf,svg}          data efficiency, cost vs accuracy, overview, shift
+    figures/fig*.{png,pdf,svg}          data efficiency, cost vs accuracy, overview, shift,
+                                        transferability scores vs accuracy
     tables/*.{md,csv,tex}               accuracy, macro_f1, ranks, cost, domain_shift,
-                                        selected_variants, failures, no_success
+                                        transferability, selected_variants, failures, no_success
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tlbench.errors import UserError
 from tlbench.report import data as D
 from tlbench.report import figures as F
 from tlbench.report import tables as T
+from tlbench.report import transfer as TR
 from tlbench.report.data import apply_filters
 from tlbench.report.html import render
 from tlbench.report.style import order_strategies
@@ -84,6 +86,8 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
         tables["macro_f1"] = T.accuracy_table(df, selected, f1, strategies,
                                               metric="test_macro_f1", name="macro_f1",
                                               what="Test macro-F1 (%)")
+    transfer = TR.transfer_section(df, summary, TR.stored_scores(out_dir, meta), fig_dir)
+    tables["transferability"] = transfer.table
     for t in tables.values():
         if t is not None:
             T.write_table(t, tab_dir)
@@ -103,6 +107,10 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
     for build, why in builders:
         out = build()
         (figures.append(out) if out is not None else missing.append(why))
+
+    if transfer.figure is not None:
+        figures.append(transfer.figure)
+    missing.extend(transfer.notes)
 
     notices = []
     groups = D.no_success_groups(df)

@@ -138,7 +138,7 @@ def render(*, meta: dict, counts: dict, scope: dict, filters_text: str, notices:
         parts.append(f'<p class="meta">{esc(m)}</p>')
 
     parts.append('<h2 id="tables">Tables</h2>')
-    for key in ("accuracy", "domain_shift", "ranks", "cost"):
+    for key in ("accuracy", "domain_shift", "ranks", "cost", "transferability"):
         t = tables.get(key)
         if t is not None:
             parts.append(_table(t))
