@@ -29,12 +29,16 @@ META = {"suite_name": "tiny-suite", "suite_toml": '[suite]\nname = "tiny-suite"\
         "environment": {"python": "3.11", "device": "cpu"}}
 
 
+ROLES = {"scratch": "baseline", "dann": "adaptation", "target_oracle": "oracle"}
+
+
 def rec(dataset, strategy, frac, seed, test=NAN, *, val=0.5, status="ok", error="",
         variant="{}", shift=False, source=NAN, train=1.0, mem=50.0, trainable=10, total=5000):
     ok = status == "ok"
     return dict(
         cell_id=f"{dataset}-{strategy}-{variant}-{frac}-{seed}", backbone="bb", dataset=dataset,
-        strategy=strategy, variant=variant, seed=seed, label_fraction=frac, status=status,
+        strategy=strategy, role=ROLES.get(strategy, "transfer"), variant=variant, seed=seed,
+        label_fraction=frac, status=status,
         error=error, test_acc=test if ok else NAN, test_macro_f1=test - 0.01 if ok else NAN,
         val_acc=val if ok else NAN, source_test_acc=source if ok else NAN,
         target_val_acc=test if (ok and shift) else NAN,
@@ -96,7 +100,7 @@ def built_tables():
     df = D.prepare(small_frame())
     selected = D.select(df)
     summary = summarize(selected)
-    strategies = order_strategies(df["strategy"].unique())
+    strategies = order_strategies(df["strategy"].unique(), D.roles(df))
     return df, selected, summary, strategies
 
 
@@ -187,7 +191,7 @@ def test_single_seed_has_no_marks_and_says_so():
     df = df[df["seed"] == 0]
     selected = D.select(df)
     t = T.accuracy_table(df, selected, summarize(selected),
-                         order_strategies(df["strategy"].unique()))
+                         order_strategies(df["strategy"].unique(), D.roles(df)))
     assert not t.data["not_significantly_worse"].any()
     assert "could not be run" in t.caption
     assert not any(c.mark for row in t.rows for c in row)
@@ -251,16 +255,18 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
     assert len(t.data) == 1
     row = t.data.iloc[0]
     assert row["dataset"] == "s1"
-    assert row["finetune_target_mean"] == pytest.approx(.62)
-    assert row["dann_target_mean"] == pytest.approx(.72)          # chosen on source validation
-    assert row["target_oracle_target_mean"] == pytest.approx(.9)
-    assert row["gap_closed_by_dann"] == pytest.approx((.72 - .62) / (.9 - .62))
-    assert row["dann_target_val_selected_mean"] == pytest.approx(.85)  # the oracle choice
+    assert (row["source_only_strategy"], row["adaptation_strategy"], row["oracle_strategy"]) == \
+        ("finetune", "dann", "target_oracle")                      # by declared role
+    assert row["source_only_target_mean"] == pytest.approx(.62)
+    assert row["adaptation_target_mean"] == pytest.approx(.72)    # chosen on source validation
+    assert row["oracle_target_mean"] == pytest.approx(.9)
+    assert row["gap_closed"] == pytest.approx((.72 - .62) / (.9 - .62))
+    assert row["adaptation_target_val_selected_mean"] == pytest.approx(.85)  # the oracle choice
     md = T.to_markdown(t)
     assert "**36%**" in md and "85.0 ± 0.0" in md and "96.0 / 91.0 / 50.0" in md
     # written by the report, shown in the page; no table without a shift pair
     assert (rdir / "tables" / "domain_shift.md").is_file()
-    assert "Domain shift: source-only vs DANN vs oracle" in page.read_text()
+    assert "Domain shift: source-only vs adaptation vs oracle" in page.read_text()
     plain = df[df["dataset"] == "d1"]
     assert T.shift_table(plain, D.select(plain), {"d1": False}) is None
 
@@ -377,7 +383,8 @@ def test_colours_stable_and_colour_blind_safe():
     assert strategy_color("dann") == "#D55E00"            # Okabe-Ito vermillion
     assert strategy_color("someones_adapter") == strategy_color("someones_adapter")
     assert strategy_color("someones_adapter").startswith("#")
-    assert order_strategies(["zeta", "target_oracle", "finetune", "alpha", "scratch"]) == \
+    assert order_strategies(["zeta", "target_oracle", "finetune", "alpha", "scratch"],
+                            {"target_oracle": "oracle"}) == \
         ["scratch", "finetune", "alpha", "zeta", "target_oracle"]
 
 

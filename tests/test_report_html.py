@@ -50,6 +50,8 @@ def realistic_frame(seed: int = 0) -> pd.DataFrame:
                             t = (20 + 300 * frac) * (0.1 if s == "linear_probe" else 1)
                             rows.append(dict(
                                 cell_id=f"c{len(rows)}", backbone=b, dataset=d, strategy=s,
+                                role={"scratch": "baseline", "dann": "adaptation",
+                                      "target_oracle": "oracle"}.get(s, "transfer"),
                                 variant=json.dumps(v), seed=k, label_fraction=frac,
                                 status="failed" if failed else "ok",
                                 error="RuntimeError: CUDA out of memory" if failed else "",

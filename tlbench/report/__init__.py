@@ -64,7 +64,8 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
 
     selected = D.select(df)
     summary = summarize(selected, "test_acc")
-    strategies = order_strategies(df["strategy"].unique())
+    roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
+    strategies = order_strategies(df["strategy"].unique(), roles)
     shift = df.groupby("dataset")["has_target_domain"].any().to_dict()
 
     report_dir = out_dir / "report"
@@ -74,7 +75,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
 
     tables: dict[str, T.Table | None] = {
         "accuracy": T.accuracy_table(df, selected, summary, strategies),
-        "ranks": T.rank_table(summary, strategies),
+        "ranks": T.rank_table(summary, strategies, D.oracles(df)),
         "cost": T.cost_table(selected, strategies),
         "domain_shift": T.shift_table(df, selected, shift),
         "selected_variants": T.selection_table(df, selected, strategies),
@@ -94,15 +95,15 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
 
     figures, missing = [], []
     builders = [
-        (lambda: F.data_efficiency(summary, strategies, shift, fig_dir),
+        (lambda: F.data_efficiency(summary, strategies, shift, fig_dir, roles),
          "Figure data efficiency: no successful records."),
         (lambda: F.cost_accuracy(selected, strategies, shift, fig_dir),
          "No cost-versus-accuracy figure: no training time or parameter count recorded."),
         (lambda: F.overview_heatmap(summary, strategies, shift, fig_dir),
          "Figure overview: no successful records."),
         (lambda: F.domain_shift(selected, shift, fig_dir),
-         "No domain-shift figure: no source→target dataset with finetune, dann or "
-         "target_oracle results in this report."),
+         "No domain-shift figure: no source→target dataset with results of an adaptation "
+         "or oracle strategy (by declared role) in this report."),
     ]
     for build, why in builders:
         out = build()

@@ -7,12 +7,14 @@ variant are then summarised over seeds by :func:`tlbench.selection.summarize`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from tlbench.errors import UserError
+from tlbench.report.style import ADAPTATION, ORACLE, ROLES, TRANSFER
 from tlbench.selection import GROUP, select_variants
 from tlbench.suite import FILTER_KEYS
 
@@ -40,6 +42,10 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         if col in df.columns:
             df[col] = df[col].fillna("").astype(str)
     df["error"] = df["error"].fillna("").astype(str)
+    # The declared role of each record's strategy. Records written before roles were stored
+    # carry none: they are taken as "transfer" (an oracle among them is then not recognised).
+    role = df["role"] if "role" in df.columns else pd.Series(None, index=df.index, dtype=object)
+    df["role"] = [r if r in ROLES else TRANSFER for r in role]
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
     if "has_target_domain" not in df.columns:
@@ -108,10 +114,60 @@ def describe_filters(filters: dict[str, list[str]] | None) -> str:
     return "; ".join(parts)
 
 
-def shift_rows(frame: pd.DataFrame, shift: dict[str, bool], strategies: list[str]) -> pd.DataFrame:
-    """The rows of ``frame`` on source -> target pairs (``shift[dataset]``) of ``strategies``."""
-    return frame[frame["dataset"].map(lambda d: shift.get(d, False))
-                 & frame["strategy"].isin(strategies)]
+def roles(frame: pd.DataFrame) -> dict[str, str]:
+    """Strategy label -> declared role (the first record's, for a label seen more than once)."""
+    if "role" not in frame.columns:
+        return {}
+    return frame.drop_duplicates("strategy").set_index("strategy")["role"].to_dict()
+
+
+def oracles(frame: pd.DataFrame) -> set[str]:
+    """The labels of strategies whose declared role is ``oracle``."""
+    return {s for s, r in roles(frame).items() if r == ORACLE}
+
+
+SHIFT_RULE = ("Source-only: of the transfer strategies run on the pair, the one with the best "
+              "mean source-validation accuracy (no target labels take part in the choice); one "
+              "row per adaptation strategy; oracle: the oracle strategy with the best mean "
+              "target-validation accuracy.")
+
+
+@dataclass(frozen=True)
+class ShiftPick:
+    """The strategies compared on one source -> target pair, backbone and label fraction."""
+    source_only: str | None
+    adaptation: tuple[str, ...]
+    oracle: str | None
+
+
+def shift_picks(selected: pd.DataFrame, shift: dict[str, bool]) -> dict[tuple, ShiftPick]:
+    """Per (dataset, backbone, label fraction) of a shift pair (``shift[dataset]``), by role:
+    the source-only transfer strategy (best mean ``val_acc``, which is source validation for a
+    transfer strategy), every adaptation strategy, and the oracle (best mean ``val_acc``, its
+    target validation). Keys with neither an adaptation nor an oracle strategy are left out."""
+    rows = selected[selected["dataset"].map(lambda d: shift.get(d, False))]
+    picks = {}
+    for key, g in rows.groupby(["dataset", "backbone", "label_fraction"], sort=True):
+        val = g.groupby(["strategy", "role"])["val_acc"].mean().reset_index()
+
+        def best(role):
+            cands = val[val["role"] == role].sort_values(["val_acc", "strategy"],
+                                                          ascending=[False, True])
+            return cands["strategy"].iloc[0] if len(cands) else None
+        adaptation = tuple(sorted(val.loc[val["role"] == ADAPTATION, "strategy"]))
+        pick = ShiftPick(best(TRANSFER), adaptation, best(ORACLE))
+        if pick.adaptation or pick.oracle:
+            picks[key] = pick
+    return picks
+
+
+def shift_rows(frame: pd.DataFrame, picks: dict[tuple, ShiftPick]) -> pd.DataFrame:
+    """The rows of ``frame`` of the strategies in ``picks`` (source-only, adaptation, oracle)."""
+    keep = {(*k, s) for k, p in picks.items() for s in (p.source_only, *p.adaptation, p.oracle)
+            if s is not None}
+    mask = [(d, b, f, s) in keep for d, b, f, s in
+            zip(frame["dataset"], frame["backbone"], frame["label_fraction"], frame["strategy"])]
+    return frame[mask]
 
 
 def select(frame: pd.DataFrame) -> pd.DataFrame:

@@ -21,9 +21,8 @@ from matplotlib.ticker import (FixedLocator, FuncFormatter, LogLocator, NullForm
                                NullLocator)
 
 from tlbench.report import data as D
-from tlbench.report.style import (DANN, ORACLE, PANEL_H, PANEL_W, RC, SHIFT_STRATEGIES,
-                                  SOURCE_ONLY, backbone_markers, strategy_color,
-                                  strategy_linestyle, strategy_marker)
+from tlbench.report.style import (ORACLE, PANEL_H, PANEL_W, RC, backbone_markers,
+                                  strategy_color, strategy_linestyle, strategy_marker)
 from tlbench.selection import mean_ci
 
 FORMATS = ("png", "pdf", "svg")
@@ -87,10 +86,10 @@ def _log_ticks(ax, lo: float, hi: float) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _strategy_handles(strategies, labels=None) -> list[Line2D]:
-    labels = labels or {}
+def _strategy_handles(strategies, roles=None) -> list[Line2D]:
+    roles = roles or {}
     return [Line2D([], [], color=strategy_color(s), marker=strategy_marker(s),
-                   linestyle=strategy_linestyle(s), label=labels.get(s, s)) for s in strategies]
+                   linestyle=strategy_linestyle(s, roles.get(s)), label=s) for s in strategies]
 
 
 def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
@@ -111,7 +110,9 @@ def _legend_below(fig: Figure, handles, ncol_max: int = 4, **kw) -> None:
 # ---------------------------------------------------------------------------- 1 data efficiency
 
 def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[str, bool],
-                    directory: Path) -> FigureOut | None:
+                    directory: Path, roles: dict[str, str] | None = None) -> FigureOut | None:
+    """``roles``: strategy -> declared role; oracles are drawn dashed."""
+    roles = roles or {}
     if summary.empty:
         return None
     datasets = sorted(summary["dataset"].unique())
@@ -144,7 +145,7 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
                 hi = np.clip(100 * g["ci_high"].to_numpy(), 0, 100)
                 color = strategy_color(s)
                 ax.plot(x, y, color=color, marker=strategy_marker(s),
-                        linestyle=strategy_linestyle(s), zorder=3, clip_on=False)
+                        linestyle=strategy_linestyle(s, roles.get(s)), zorder=3, clip_on=False)
                 ok = ~np.isnan(lo)
                 if ok.sum() >= 2 and ok.all():
                     ax.fill_between(x, lo, hi, color=color, alpha=0.16, lw=0, zorder=2)
@@ -175,13 +176,13 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             ax.set_visible(False)
         if len(backbones) == 1:
             fig.suptitle(f"Backbone: {backbones[0]}", fontsize=8.5)
-        _legend_below(fig, _strategy_handles(present), ncol_max=max(2, 2 * ncols))
+        _legend_below(fig, _strategy_handles(present, roles), ncol_max=max(2, 2 * ncols))
         png = _save(fig, directory, "fig1_data_efficiency")
     cap = ("Test accuracy against the fraction of training labels used (log scale), per dataset"
            " and backbone. Lines: mean over seeds of the variant selected on validation; bands:"
            " 95% Student-t confidence interval over seeds, clipped to [0, 100] (whiskers where a point has fewer "
            "than 2 seeds around it). For shift pairs (target) the accuracy is on the target "
-           "domain; the dashed line is the oracle trained on target labels.")
+           "domain; dashed lines are oracles (role oracle) trained on target labels.")
     return FigureOut("fig1_data_efficiency", "Data efficiency", cap, png)
 
 
@@ -266,6 +267,7 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
         return None
     top = selected.groupby("dataset")["label_fraction"].transform("max")
     cells = selected[selected["label_fraction"] == top]
+    oracles = D.oracles(selected)
     pts = (cells.groupby(["dataset", "backbone", "strategy"])
            .agg(acc=("test_acc", "mean"), seconds=("train_seconds", "mean"),
                 params=("trainable_params", "median"), fraction=("label_fraction", "first"))
@@ -304,7 +306,7 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                     ax.scatter(getattr(row, xcol), row.acc, s=30,
                                color=strategy_color(row.strategy), marker=bmark[row.backbone],
                                edgecolor="white", linewidth=0.5, zorder=3)
-                front = pareto_front(sub[(sub["strategy"] != ORACLE) & (sub[xcol] > 0)], xcol,
+                front = pareto_front(sub[~sub["strategy"].isin(oracles) & (sub[xcol] > 0)], xcol,
                                      "acc")
                 if len(front):
                     ax.plot(front[xcol], front["acc"], color="#555555", lw=0.9, ls=(0, (4, 2)),
@@ -356,8 +358,8 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                 "not recorded")
     cap = (f"Accuracy against cost at each dataset's largest label fraction: {rows_txt}. "
            "One point per "
-           f"backbone and strategy, mean over seeds (colour: strategy; {marker_txt}the oracle "
-           "is left out of the frontier). Dashed: the Pareto frontier, the points no other "
+           f"backbone and strategy, mean over seeds (colour: strategy; {marker_txt}oracles "
+           "(role oracle) are left out of the frontier). Dashed: the Pareto frontier, the points no other "
            "point beats on both cost and accuracy; they are labelled.")
     return FigureOut("fig2_cost_accuracy", "Cost versus accuracy", cap, png)
 
@@ -431,19 +433,37 @@ def overview_heatmap(summary: pd.DataFrame, strategies: list[str], shift: dict[s
 
 # ---------------------------------------------------------------------------- 4 domain shift
 
-SHIFT_LABELS = {SOURCE_ONLY: "source-only (finetune)", DANN: "DANN", ORACLE: "target oracle"}
-
-
 def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                  directory: Path) -> FigureOut | None:
-    sel = D.shift_rows(selected, shift, SHIFT_STRATEGIES)
+    """Source-only vs adaptation vs oracle bars, the strategies found by declared role
+    (:func:`D.shift_picks`)."""
+    picks = D.shift_picks(selected, shift)
+    sel = D.shift_rows(selected, picks)
     if sel.empty:
         return None
     top = sel.groupby("dataset")["label_fraction"].transform("max")
     sel = sel[sel["label_fraction"] == top]
     datasets = sorted(sel["dataset"].unique())
     backbones = sorted(sel["backbone"].unique())
-    present = [s for s in SHIFT_STRATEGIES if s in set(sel["strategy"])]
+    roles = D.roles(sel)
+    # one bar slot per role: source-only (a transfer strategy), each adaptation, the oracle
+    adaptations = sorted(s for s, r in roles.items() if r == "adaptation")
+    slots = ["source-only"] + adaptations + ["oracle"]
+
+    def slot_strategy(slot, dataset, backbone, frac):
+        pick = picks.get((dataset, backbone, frac))
+        if pick is None:
+            return None
+        if slot == "source-only":
+            return pick.source_only
+        if slot == "oracle":
+            return pick.oracle
+        return slot if slot in pick.adaptation else None
+    present = [sl for sl in slots if any(
+        slot_strategy(sl, d, b, f) is not None
+        for d, b, f in sel[["dataset", "backbone", "label_fraction"]].drop_duplicates()
+        .itertuples(index=False))]
+    drawn = {}  # strategy -> (slot, role), for the legend
     metrics = [("test_acc", "Target domain"),
                ("source_test_acc", "Source domain (forgetting)")]
     width = 0.8 / len(present)
@@ -457,8 +477,9 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
             for c, (metric, title) in enumerate(metrics):
                 ax = axes[r, c]
                 ax.grid(axis="x", visible=False)
-                for j, s in enumerate(present):
+                for j, slot in enumerate(present):
                     for i, b in enumerate(backbones):
+                        s = slot_strategy(slot, dataset, b, frac)
                         vals = sub[(sub["strategy"] == s) & (sub["backbone"] == b)][metric] \
                             .dropna() * 100
                         if vals.empty:
@@ -466,9 +487,10 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                         mean, half, n = mean_ci(vals)
                         x = i + (j - (len(present) - 1) / 2) * width
                         color = strategy_color(s)
+                        drawn.setdefault(s, (slot, roles.get(s)))
                         ax.bar(x, mean, width * 0.9, color=color, zorder=2,
-                               hatch="////" if s == ORACLE else None, edgecolor="white",
-                               lw=0.3)
+                               hatch="////" if roles.get(s) == ORACLE else None,
+                               edgecolor="white", lw=0.3)
                         top_y = mean
                         if not math.isnan(half):
                             ax.errorbar(x, mean, yerr=half, color="#222222", lw=0.8,
@@ -496,14 +518,19 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
         if fracs.nunique() == 1:
             fig.suptitle(f"Domain shift at {D.fraction_label(fracs.iloc[0])} of the labels",
                          fontsize=8.5)
-        handles = [Patch(facecolor=strategy_color(s), hatch="////" if s == ORACLE else None,
-                         edgecolor="white", label=SHIFT_LABELS[s]) for s in present]
+        order = {sl: i for i, sl in enumerate(slots)}
+        handles = [Patch(facecolor=strategy_color(s), hatch="////" if role == ORACLE else None,
+                         edgecolor="white",
+                         label=s if slot not in ("source-only", "oracle") else f"{s} ({slot})")
+                   for s, (slot, role) in sorted(drawn.items(),
+                                                 key=lambda kv: (order[kv[1][0]], kv[0]))]
         _legend_below(fig, handles, ncol_max=3)
         png = _save(fig, directory, "fig4_domain_shift")
     cap = ("Domain shift, per source→target pair (rows) at its largest label fraction. Left: "
-           "accuracy on the target domain of the source-only baseline (finetune on source "
-           "labels), of DANN (source labels + unlabelled target) and of the oracle trained on "
-           "target labels. Right: source-domain test accuracy of the same models: DANN below "
-           "source-only means adaptation cost source accuracy (forgetting). Bars and numbers: "
-           "mean over seeds; whiskers: 95% CI; dots: seeds.")
+           "accuracy on the target domain of the source-only baseline (a transfer strategy "
+           "trained on source labels), of each adaptation strategy (source labels + unlabelled "
+           "target) and of the oracle trained on target labels (hatched). "
+           f"{D.SHIFT_RULE} Right: source-domain test accuracy of the same models: adaptation "
+           "below source-only means adaptation cost source accuracy (forgetting). Bars and "
+           "numbers: mean over seeds; whiskers: 95% CI; dots: seeds.")
     return FigureOut("fig4_domain_shift", "Domain shift", cap, png)

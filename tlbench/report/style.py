@@ -34,10 +34,13 @@ BACKBONE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "p", "h", "*"]
 KNOWN_ORDER = ["scratch", "linear_probe", "partial_finetune", "lora", "finetune", "dann",
                "target_oracle"]
 
-ORACLE = "target_oracle"
-SOURCE_ONLY = "finetune"
-DANN = "dann"
-SHIFT_STRATEGIES = [SOURCE_ONLY, DANN, ORACLE]  # compared on source -> target pairs
+# Roles are declared by each strategy plugin and stored in every record (tlbench.records.Role);
+# the report decides what is an oracle, an adaptation method or a transfer method by role only,
+# never by the label a suite gives a strategy.
+ORACLE = "oracle"
+ADAPTATION = "adaptation"
+TRANSFER = "transfer"
+ROLES = ("transfer", "baseline", "adaptation", "oracle")
 
 
 def _hash(name: str) -> int:
@@ -56,15 +59,22 @@ def strategy_marker(name: str) -> str:
     return EXTRA_MARKERS[(_hash(name) // len(EXTRA_COLORS)) % len(EXTRA_MARKERS)]
 
 
-def strategy_linestyle(name: str) -> str:
-    return "--" if name == ORACLE else "-"
+def strategy_linestyle(name: str, role: str | None = None) -> str:
+    """Dashed for an oracle (by its declared role), solid otherwise."""
+    return "--" if role == ORACLE else "-"
 
 
-def order_strategies(names) -> list[str]:
-    """Known strategies in a fixed order, then others by name, the oracle always last."""
+def order_strategies(names, roles: dict[str, str] | None = None) -> list[str]:
+    """Known strategies in a fixed order, then others by name; strategies whose role is
+    ``oracle`` always last."""
     names = set(names)
-    known = [n for n in KNOWN_ORDER if n in names and n != ORACLE]
-    return known + sorted(names - set(KNOWN_ORDER)) + ([ORACLE] if ORACLE in names else [])
+    roles = roles or {}
+    oracles = {n for n in names if roles.get(n) == ORACLE}
+    rest = names - oracles
+
+    def ordered(group):
+        return [n for n in KNOWN_ORDER if n in group] + sorted(group - set(KNOWN_ORDER))
+    return ordered(rest) + ordered(oracles)
 
 
 def backbone_markers(backbones) -> dict[str, str]:

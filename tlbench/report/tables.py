@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 
 from tlbench.report import data as D
-from tlbench.report.style import DANN, ORACLE, SHIFT_STRATEGIES
 from tlbench.selection import select_variants, summarize
 
 MARK = "†"
@@ -85,6 +84,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
         .agg(lambda s: sorted(set(s))).to_dict()
     per_seed = {k: g.set_index("seed")[metric] for k, g in
                 selected.groupby(["dataset", "backbone", "label_fraction", "strategy"])}
+    oracles = D.oracles(df)  # by declared role, never by label
 
     rows, records, breaks = [], [], []
     tested_any, untested_any, marked_any, prev = False, False, False, None
@@ -94,7 +94,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
         prev = (dataset, backbone)
         present = {s: summ[(dataset, backbone, frac, s)] for s in strategies
                    if (dataset, backbone, frac, s) in summ}
-        rivals = {s: r for s, r in present.items() if s != ORACLE}
+        rivals = {s: r for s, r in present.items() if s not in oracles}
         best_mean = max((r.mean for r in rivals.values()), default=math.nan)
         best = [s for s, r in rivals.items() if abs(r.mean - best_mean) <= 1e-12]
         ref = best[0] if best else None
@@ -120,7 +120,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
             r = present[s]
             is_best = s in best
             p, n_pairs, mark = math.nan, 0, False
-            if s != ORACLE and not is_best and ref is not None:
+            if s not in oracles and not is_best and ref is not None:
                 p, n_pairs = D.paired_worse_test(per_seed[(dataset, backbone, frac, ref)],
                                                  per_seed[(dataset, backbone, frac, s)])
                 if n_pairs >= 2:
@@ -141,7 +141,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
                                   "ci_high": r.ci_high, "best": is_best,
                                   "not_significantly_worse": mark, "p_value": p,
                                   "paired_seeds": n_pairs,
-                                  "note": "oracle" if s == ORACLE else ""})
+                                  "note": "oracle" if s in oracles else ""})
         rows.append(row)
 
     seeds_txt = (f"n = {expected_seeds} seed{'s' if expected_seeds != 1 else ''}"
@@ -159,9 +159,11 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
                    f"paired t-test (α = {D.ALPHA:g}) could not be run.")
     if any(shift.values()):
         cap.append("For domain-shift pairs (target) the accuracy is on the target domain; "
-                   "finetune is the source-only baseline.")
-    if ORACLE in strategies:
-        cap.append(f"{ORACLE} is trained on target labels: an upper bound, left out of bold, "
+                   "transfer strategies there are source-only baselines.")
+    shown_oracles = [s for s in strategies if s in oracles]
+    if shown_oracles:
+        cap.append(f"{', '.join(shown_oracles)} {'is' if len(shown_oracles) == 1 else 'are'} "
+                   "trained on target labels (role oracle): an upper bound, left out of bold, "
                    "marks and ranks.")
     cap.append("“failed”/“skipped”: no successful record (see Failed and skipped cells); "
                "“–”: not run.")
@@ -170,9 +172,11 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
                  pd.DataFrame(records), numeric_from=3, key_cols=2, breaks=breaks)
 
 
-def rank_table(summary: pd.DataFrame, strategies: list[str]) -> Table | None:
-    """Average rank (1 = best mean test accuracy) within each dataset × backbone × fraction."""
-    s = summary[summary["strategy"] != ORACLE].copy()
+def rank_table(summary: pd.DataFrame, strategies: list[str],
+               oracles: set[str] = frozenset()) -> Table | None:
+    """Average rank (1 = best mean test accuracy) within each dataset × backbone × fraction;
+    ``oracles`` (strategies whose role is oracle) are not ranked."""
+    s = summary[~summary["strategy"].isin(oracles)].copy()
     block = ["dataset", "backbone", "label_fraction"]
     sizes = s.groupby(block)["strategy"].transform("count")
     s = s[sizes >= 2].copy()
@@ -214,8 +218,9 @@ def rank_table(summary: pd.DataFrame, strategies: list[str]) -> Table | None:
            "at least two strategies; a strategy is ranked only in the blocks where it ran "
            "(Blocks column). Columns after Mean rank restrict the average to one backbone or "
            "label fraction. Bold: best in the column.")
-    if ORACLE in strategies:
-        cap += f" {ORACLE} is not ranked."
+    unranked = [x for x in strategies if x in oracles]
+    if unranked:
+        cap += f" {', '.join(unranked)} (role oracle) {'is' if len(unranked) == 1 else 'are'} not ranked."
     return Table("ranks", "Average rank across datasets and label fractions", cap, header,
                  rows, frame.reset_index(drop=True), numeric_from=1)
 
@@ -270,55 +275,62 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
 
 
 def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]) -> Table | None:
-    """Per source→target pair, backbone and label fraction: target accuracy of source-only
-    (finetune), DANN and the oracle; the share of the source-only → oracle gap DANN closes;
-    DANN with its variant chosen on target validation (an oracle choice, for reference); and
-    the source-domain accuracy after training (forgetting). None without a shift pair."""
-    sel = D.shift_rows(selected, shift, SHIFT_STRATEGIES)
-    if sel.empty:
+    """Per source→target pair, backbone, label fraction and adaptation strategy: target
+    accuracy of source-only (a transfer strategy), the adaptation strategy and the oracle, all
+    found by declared role (:func:`D.shift_picks`); the share of the source-only → oracle gap the
+    adaptation closes; the adaptation with its variant chosen on target validation (an oracle
+    choice, for reference); and the source-domain accuracy after training (forgetting). None
+    without a shift pair that has an adaptation or oracle strategy."""
+    picks = D.shift_picks(selected, shift)
+    if not picks:
         return None
-    dann_rows = D.shift_rows(df, shift, [DANN])
+    sel = D.shift_rows(selected, picks)
+    adapt_rows = df[df["role"] == "adaptation"]
     summaries = {"target": summarize(sel, "test_acc"),
                  "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
-                 "dann_oracle_choice": summarize(select_variants(dann_rows, by="target_val_acc"))}
+                 "adapt_oracle_choice": summarize(select_variants(adapt_rows, by="target_val_acc"))}
     by_key = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
                   for r in v.itertuples(index=False)} for k, v in summaries.items()}
     rows, records = [], []
-    keys = sel[["dataset", "backbone", "label_fraction"]].drop_duplicates().sort_values(
-        ["dataset", "backbone", "label_fraction"]).itertuples(index=False)
-    for dataset, backbone, frac in keys:
-        target = {s: by_key["target"].get((dataset, backbone, frac, s)) for s in SHIFT_STRATEGIES}
-        source = {s: by_key["source"].get((dataset, backbone, frac, s)) for s in SHIFT_STRATEGIES}
-        chosen = by_key["dann_oracle_choice"].get((dataset, backbone, frac, DANN))
-        so, da, orc = (r.mean if r is not None else math.nan for r in target.values())
-        gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
-        row = [Cell(dataset), Cell(backbone), Cell(D.fraction_label(frac))]
-        row += [Cell(fmt_acc(r.mean, r.ci_half)) if r is not None else Cell("–", muted=True)
-                for r in target.values()]
-        row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
-        row.append(Cell(fmt_acc(chosen.mean, chosen.ci_half) if chosen is not None else "–",
-                        title=f"variant {chosen.variant}" if chosen is not None else ""))
-        row.append(Cell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
-                                   for r in source.values())))
-        rows.append(row)
-        record = {"dataset": dataset, "backbone": backbone, "label_fraction": frac,
-                  "gap_closed_by_dann": gap,
-                  "dann_target_val_selected_mean": chosen.mean if chosen is not None else math.nan}
-        for s in SHIFT_STRATEGIES:
-            for what, r in (("target", target[s]), ("source", source[s])):
-                record[f"{s}_{what}_mean"] = r.mean if r is not None else math.nan
-                record[f"{s}_{what}_ci_half"] = r.ci_half if r is not None else math.nan
-        records.append(record)
-    cap = ("Target-domain test accuracy (%) of source-only fine-tuning, DANN and the oracle "
-           "trained on target labels: mean ± 95% CI over seeds, variants chosen on source "
-           "validation (the oracle on target validation). Gap closed = (DANN − source-only) / "
-           "(oracle − source-only). “DANN, target-val choice” picks DANN's variant with target "
-           "labels: an oracle selection, for reference only. Source acc. after: source-domain "
-           "test accuracy of the same three models (forgetting).")
-    header = ["Pair", "Backbone", "Labels", "Source-only", "DANN", "Oracle", "Gap closed",
-              "DANN, target-val choice (oracle)", "Source acc. after (SO / DANN / oracle)"]
-    return Table("domain_shift", "Domain shift: source-only vs DANN vs oracle", cap, header,
-                 rows, pd.DataFrame(records), numeric_from=3, key_cols=2)
+    for (dataset, backbone, frac), pick in sorted(picks.items()):
+        for adapt in pick.adaptation or (None,):
+            names = {"source_only": pick.source_only, "adaptation": adapt, "oracle": pick.oracle}
+            target = {k: by_key["target"].get((dataset, backbone, frac, s)) for k, s in names.items()}
+            source = {k: by_key["source"].get((dataset, backbone, frac, s)) for k, s in names.items()}
+            chosen = by_key["adapt_oracle_choice"].get((dataset, backbone, frac, adapt))
+            so, da, orc = (r.mean if r is not None else math.nan for r in target.values())
+            gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
+            row = [Cell(dataset), Cell(backbone), Cell(D.fraction_label(frac))]
+            row += [Cell(f"{fmt_acc(r.mean, r.ci_half)} ({names[k]})") if r is not None
+                    else Cell("–", muted=True) for k, r in target.items()]
+            row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
+            row.append(Cell(fmt_acc(chosen.mean, chosen.ci_half) if chosen is not None else "–",
+                            title=f"variant {chosen.variant}" if chosen is not None else ""))
+            row.append(Cell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
+                                       for r in source.values())))
+            rows.append(row)
+            record = {"dataset": dataset, "backbone": backbone, "label_fraction": frac,
+                      **{f"{k}_strategy": s for k, s in names.items()},
+                      "gap_closed": gap,
+                      "adaptation_target_val_selected_mean":
+                          chosen.mean if chosen is not None else math.nan}
+            for k in names:
+                for what, r in (("target", target[k]), ("source", source[k])):
+                    record[f"{k}_{what}_mean"] = r.mean if r is not None else math.nan
+                    record[f"{k}_{what}_ci_half"] = r.ci_half if r is not None else math.nan
+            records.append(record)
+    cap = ("Target-domain test accuracy (%) of source-only training, of each domain-adaptation "
+           "strategy (role adaptation) and of the oracle trained on target labels (role oracle), "
+           "strategy in brackets: mean ± 95% CI over seeds, variants chosen on source validation "
+           f"(the oracle on target validation). {D.SHIFT_RULE} Gap closed = (adaptation − "
+           "source-only) / (oracle − source-only). “Adaptation, target-val choice” picks the "
+           "adaptation's variant with target labels: an oracle selection, for reference only. "
+           "Source acc. after: source-domain test accuracy of the same three models (forgetting).")
+    header = ["Pair", "Backbone", "Labels", "Source-only", "Adaptation", "Oracle", "Gap closed",
+              "Adaptation, target-val choice (oracle)",
+              "Source acc. after (SO / adapt. / oracle)"]
+    return Table("domain_shift", "Domain shift: source-only vs adaptation vs oracle", cap,
+                 header, rows, pd.DataFrame(records), numeric_from=3, key_cols=2)
 
 
 def failures_table(df: pd.DataFrame) -> Table | None:
