@@ -1,7 +1,10 @@
 """Fixed, seeded train/val/test splits and stratified label-fraction subsets.
 
 The split of a dataset never depends on the run's seed, so every cell of a suite is evaluated on
-the same test examples; the seed picks which training labels a label fraction keeps.
+the same test examples; the seed picks which training labels a label fraction keeps. Label
+subsets are nested: for one seed, the examples a smaller fraction keeps are among those a larger
+fraction keeps (one seeded order per class, each fraction takes its prefix), so the fractions of
+a seed differ only by the labels added, not by a fresh draw.
 """
 from __future__ import annotations
 
@@ -42,16 +45,21 @@ def make_splits(parts: dict[str, Split]) -> dict[str, Split]:
 
 
 def label_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a stratified ``fraction`` of the examples with these (CPU) labels (at least one
-    per class), chosen by seed."""
+    """Sorted indices of ``ceil(fraction · n_c)`` examples of every class c (at least one), for
+    these (CPU) labels.
+
+    Each class's examples are put in one order drawn from ``(seed, class)`` and the first ones
+    are kept, so subsets of the same seed are nested across fractions and a class's draw does
+    not depend on the other classes. ``fraction >= 1`` keeps everything.
+    """
     if fraction >= 1.0:
         return torch.arange(len(labels))
-    rng = np.random.default_rng(seed)
     labels = labels.numpy()
     keep = []
     for cls in np.unique(labels):
         members = np.flatnonzero(labels == cls)
-        keep.extend(rng.choice(members, size=max(1, math.ceil(fraction * len(members))), replace=False))
+        order = np.random.default_rng([seed, int(cls)]).permutation(members)
+        keep.extend(order[:max(1, math.ceil(fraction * len(members)))])
     return torch.as_tensor(np.sort(keep))
 
 
