@@ -164,9 +164,9 @@ def test_imagefolder_unreadable_image(tmp_path):
 
 
 def test_options_are_checked():
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match=r"colour\s+Extra inputs are not permitted"):
         plugin("imagefolder").options(root="x", colour=True)  # unknown keys are errors
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match=r"root\s+Field required"):
         plugin("imagefolder").options()  # root is required
     for p in (plugin(n) for n in ("imagefolder", "cifar10", "flowers102")):
         for name, info in p.options.model_fields.items():

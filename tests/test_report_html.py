@@ -22,7 +22,7 @@ from tlbench.report import write_report
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
     "chromium-browser")
-pytestmark = pytest.mark.skipif(
+needs_chromium = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -81,6 +81,43 @@ def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=180)
 
 
+def colour_share(pixels: np.ndarray, hex_colour: str, tol: int = 12) -> float:
+    """Share of the pixels within ``tol`` (per channel) of ``hex_colour``."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+    return float((np.abs(pixels[..., :3].astype(int) - rgb).max(axis=-1) <= tol).mean())
+
+
+def assert_rendered(png: Path) -> None:
+    """The screenshot shows a page: not blank, with text, and with the figures drawn (the
+    strategies' own colours are on screen; ones the page's CSS does not use)."""
+    from PIL import Image
+    pixels = np.asarray(Image.open(png).convert("RGB"))
+    assert pixels.shape[0] >= 1000 and pixels.shape[1] >= 1000, pixels.shape
+    top = max(colour_share(pixels, c) for c in ("#ffffff", "#fafafa"))
+    assert top < 0.97, f"the page is {100 * top:.1f}% background: nothing rendered"
+    dark = float((pixels.max(axis=-1) < 80).mean())
+    assert dark > 0.002, f"only {100 * dark:.2f}% dark pixels: no text rendered"
+    for name, colour in (("linear_probe", "#E69F00"), ("partial_finetune", "#56B4E9"),
+                         ("target_oracle", "#CC79A7")):
+        assert colour_share(pixels, colour) > 1e-4, f"no {name} colour {colour} on screen"
+
+
+def test_screenshot_check_rejects_a_blank_page(tmp_path):
+    """The check above fails on a blank page and on a page without the figures."""
+    from PIL import Image
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (1280, 4000), "white").save(blank)
+    with pytest.raises(AssertionError, match="background"):
+        assert_rendered(blank)
+    text_only = tmp_path / "text.png"
+    img = np.full((4000, 1280, 3), 255, np.uint8)
+    img[::10, :, :] = 0  # lines of "text", no figure colours
+    Image.fromarray(img).save(text_only)
+    with pytest.raises(AssertionError, match="colour"):
+        assert_rendered(text_only)
+
+
+@needs_chromium
 def test_page_renders_every_figure_and_table(page, tmp_path):
     res = chromium(["--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
                    tmp_path / "profile")
@@ -98,11 +135,13 @@ def test_page_renders_every_figure_and_table(page, tmp_path):
     assert "CUDA out of memory" in dom
 
 
+@needs_chromium
 def test_page_screenshot(page, tmp_path):
     shot = tmp_path / "report.png"
     res = chromium(["--window-size=1280,4000", "--virtual-time-budget=10000",
                     f"--screenshot={shot}", page.as_uri()], tmp_path / "profile")
-    assert shot.exists() and shot.stat().st_size > 50_000, res.stderr[-2000:]
+    assert shot.exists(), res.stderr[-2000:]
+    assert_rendered(shot)
     keep = os.environ.get("TLBENCH_KEEP_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
