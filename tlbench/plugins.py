@@ -45,9 +45,16 @@ def plugin_manager(extra_modules: list[str] = (), strict: bool = False) -> tuple
     for name in extra_modules:
         try:
             module = importlib.import_module(name)
-        except ImportError as exc:
-            raise UserError(f"--plugin {name}: cannot import it ({exc}); give an importable module name") from exc
-        pm.register(module, name=name)
+        except Exception as exc:  # ImportError, or an empty / relative name, or the module's own fault
+            why = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"--plugin {name}: cannot import it ({why}); give an importable module name") from None
+        if pm.is_registered(module):
+            raise UserError(f"--plugin {name}: already loaded as plugin {pm.get_name(module)!r}; "
+                            f"leave out --plugin {name}")
+        try:
+            pm.register(module, name=name)
+        except (ValueError, pluggy.PluginValidationError) as exc:
+            raise UserError(f"--plugin {name}: cannot register it ({str(exc).splitlines()[0]})") from None
         infos.append(PluginInfo(name, name, "--plugin", ""))
     pm.check_pending()
     return pm, infos

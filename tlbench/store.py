@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from tlbench.errors import UserError
 from tlbench.selection import select_variants, summarize
 
+SCHEMA_VERSION = 1  # written in meta on creation; a store of another version is refused, never changed
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
 METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
 COST = ["wall_seconds", "train_seconds", "examples_per_second", "compile_seconds", "peak_memory_mb",
@@ -22,25 +24,51 @@ COLUMNS = (["cell_id", "backbone", "dataset", "strategy", "role", "variant", "se
             "status", "error"] + METRICS + COST + ["device", "has_target_domain", "finished_at"])
 
 
+AFRESH = "to start afresh give --output another folder or delete this folder"
+
+
 class Store:
     """The records of one suite, the run's metadata, and the claims of cells being run.
 
     A claim (``claim``) is a lease: it names its owner (host, process, run) and expires unless
     renewed, so a cell whose run died is taken by the next run, and two live runs never run the
-    same cell."""
+    same cell.
+
+    A ``tlbench.sqlite`` there that is not a tlbench store of this ``SCHEMA_VERSION`` is a
+    :class:`UserError` and is left as it is."""
 
     def __init__(self, directory: Path, create: bool = True):
+        path = directory / "tlbench.sqlite"
         if create:
-            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{directory}: cannot create the results folder ({exc.strerror or exc}); "
+                                "give --output a folder that can be created") from None
         self.directory = directory
-        self.db = sqlite3.connect(directory / "tlbench.sqlite", timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"{path}: not a tlbench results store ({exc}); {AFRESH}") from None
+        if tables and "records" not in tables:
+            self.db.close()
+            raise UserError(f"{path}: not a tlbench results store (an SQLite database without its tables); "
+                            f"{AFRESH}")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
                         "record TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS claims (cell_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
                         "expires REAL NOT NULL)")
+        version = self.meta("schema_version")
+        if version is None:  # a new store (or one from before the version was written: version 1)
+            self.set_meta("schema_version", SCHEMA_VERSION)
+        elif version != SCHEMA_VERSION:
+            self.db.close()
+            raise UserError(f"{path}: a results store of schema version {version}; this tlbench reads "
+                            f"version {SCHEMA_VERSION}; {AFRESH}")
 
     def close(self) -> None:
         self.db.close()

@@ -12,7 +12,7 @@ import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -29,7 +29,7 @@ class SuiteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names the results folder")
     description: str = Field("", description="free text, shown in reports")
-    seeds: list[int] = Field([0], min_length=1, description="one cell per seed")
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field([0], min_length=1, description="one cell per seed")
     label_fractions: list[float] = Field([1.0], min_length=1,
                                          description="fractions of the training labels kept, each in (0, 1]")
     output: str = Field("results", description="results go to <output>/<name>/")
@@ -149,9 +149,11 @@ def load_suite(path: str | Path, registry: Registry, output: str | None = None) 
     """Read, validate and expand a suite file; raises :class:`UserError` naming file and key."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise UserError(f"{path}: cannot read the suite file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite file as UTF-8") from None
     return parse_suite(text, path, registry, output)
 
 
@@ -169,6 +171,10 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
     if "suite" not in raw:
         raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
+    for section in ("suite", "train"):
+        if section in raw and not isinstance(raw[section], dict):
+            raise UserError(f"{where}[{section}] must be a table: write [{section}] and key = value lines "
+                            f"below it (got {_shown(raw[section])})")
     suite_opts = _validate(SuiteOptions, raw["suite"], f"{where}[suite]")
     if output:
         suite_opts = suite_opts.model_copy(update={"output": output})
@@ -211,8 +217,16 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str) -> list[Entry
     entries: dict[tuple[str, str], Entry] = {}
     for i, table in enumerate(tables):
         at = f"{where}[[{kind}]] #{i + 1}"
+        if not isinstance(table, dict):
+            raise UserError(f"{at}: must be a table: write [[{kind}]] and plugin = \"...\" below it "
+                            f"(got {_shown(table)})")
         if "plugin" not in table:
             raise UserError(f"{at}: missing key 'plugin'; see `tlbench list {kind}s`")
+        if not isinstance(table["plugin"], str):
+            raise UserError(f"{at}.plugin: must be a string naming a {kind} plugin (got {_shown(table['plugin'])}); "
+                            f"see `tlbench list {kind}s`")
+        if "label" in table and not (isinstance(table["label"], str) and table["label"].strip()):
+            raise UserError(f"{at}.label: must be a non-empty string (got {_shown(table['label'])})")
         record = registry.get(kind, table["plugin"], f"{at}: ")
         options = {k: v for k, v in table.items() if k not in ENTRY_KEYS}
         if kind == "strategy":  # the strategy's default grid, for what the suite leaves out
@@ -269,6 +283,12 @@ def _validate(model: type[BaseModel], values: dict, at: str):
             raise UserError(f"{at}.{key}: missing required key ({_help(model, key)})") from None
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
         raise UserError(f"{at}.{key}: {err['msg']}{got}") from None
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value as the error line shows it: its repr, shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _help(model: type[BaseModel], key: str) -> str:
