@@ -66,8 +66,12 @@ class Main(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except UserError as exc:
-            err.print(f"error: {exc}", markup=False, soft_wrap=True)
+        except UserError as exc:  # one line, even if a name in it holds a line break
+            err.print(f"error: {' '.join(str(exc).splitlines())}", markup=False, soft_wrap=True)
+            sys.exit(2)
+        except click.UsageError as exc:  # a command's bad option or argument: one line too
+            see = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+            err.print(f"error: {' '.join(exc.format_message().split())}{see}", markup=False, soft_wrap=True)
             sys.exit(2)
 
 
