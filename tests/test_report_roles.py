@@ -26,7 +26,7 @@ def row(dataset, strategy, role, seed, test, val, *, shift=False, source=NAN, va
                 strategy=strategy, role=role, variant=variant, seed=seed, label_fraction=1.0,
                 status="ok", error="", test_acc=test, test_macro_f1=test, val_acc=val,
                 source_test_acc=source, target_val_acc=test if shift else NAN,
-                wall_seconds=2.0, train_seconds=1.0, images_per_second=10.0,
+                wall_seconds=2.0, train_seconds=1.0, examples_per_second=10.0,
                 peak_memory_mb=10.0, trainable_params=10, total_params=100,
                 forward_gflops=NAN, device="cpu", has_target_domain=shift)
 
@@ -107,4 +107,4 @@ def test_old_records_without_role_are_transfer():
 def test_store_exports_role():
     assert "role" in COLUMNS
     assert flatten({"cell_id": "x", "role": "oracle"})["role"] == "oracle"
-    assert flatten({"cell_id": "x"})["role"] is None
+    assert flatten({"cell_id": "x"})["role"] == "transfer"  # records from before roles were stored

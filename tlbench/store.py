@@ -149,7 +149,7 @@ class Store:
 
 
 def flatten(record: dict) -> dict:
-    row = {k: record.get(k) for k in ("cell_id", "backbone", "dataset", "strategy", "role", "variant", "seed",
+    row = {k: record.get(k) for k in ("cell_id", "backbone", "dataset", "strategy", "variant", "seed",
                                       "label_fraction", "status", "error", "has_target_domain", "finished_at")}
     row["role"] = record.get("role", "transfer")  # stores from before roles were declared
     row.update({k: record.get("metrics", {}).get(k) for k in METRICS})
