@@ -45,6 +45,7 @@ def test_wrong_value_types(write_suite, cli, change, fragments):
      ["[train]", "must be a table"]),
     (TINY.replace("[train]\nepochs = 1\nmin_steps = 3\nbatch_size = 256\n", "[[train]]\nepochs = 1\n"),
      ["[train]", "must be a table"]),
+    ('executor = ["cpu"]\n' + TINY, ["[executor]", "must be a table"]),
     ('suite = [1]\n' + TINY.split("[suite]")[1].split("\n", 5)[-1], ["[suite]", "must be a table"]),
     ('suite = "tiny"\n' + TINY.split("[suite]")[1].split("\n", 5)[-1], ["[suite]", "must be a table"]),
 ])

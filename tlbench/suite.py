@@ -171,7 +171,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
     if "suite" not in raw:
         raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
-    for section in ("suite", "train"):
+    for section in ("suite", "train", "executor"):
         if section in raw and not isinstance(raw[section], dict):
             raise UserError(f"{where}[{section}] must be a table: write [{section}] and key = value lines "
                             f"below it (got {_shown(raw[section])})")
