@@ -22,7 +22,8 @@ from tlbench.plugins import notify, plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 from tlbench.suite import FILTER_KEYS
 
-PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor"}
+PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
+           "scorers": "scorer"}
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -31,13 +32,14 @@ def _load_plugins(plugins: tuple[str, ...], strict: bool):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pm, infos = plugin_manager(list(plugins), strict=strict)
+        try:
+            registry = Registry.collect(pm, strict=strict)
+        except DuplicateName as exc:
+            raise UserError(str(exc)) from None
     for w in caught:
         if "plugin" in str(w.message):
             err.print(f"warning: {w.message}", markup=False)
-    try:
-        return pm, infos, Registry.collect(pm)
-    except DuplicateName as exc:
-        raise UserError(str(exc)) from None
+    return pm, infos, registry
 
 
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
@@ -287,7 +289,7 @@ def rank(suite_file, output, device, plugins, strict_plugins):
 @plugin_option
 @strict_option
 def list_(kind, plugins, strict_plugins):
-    """Show every registered backbone, dataset, strategy and executor with its options."""
+    """Show every registered backbone, dataset, strategy, executor and scorer with its options."""
     _, _, registry = _load_plugins(plugins, strict_plugins)
     for k in [PLURALS[kind]] if kind else KINDS:
         out.print(f"[bold]{k} plugins[/bold]")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from types import SimpleNamespace
 
 import pluggy
 
@@ -60,16 +62,62 @@ def plugin_manager(extra_modules: list[str] = (), strict: bool = False) -> tuple
     return pm, infos
 
 
+def _is_wrapper(impl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
+
+
+def call_each(pm: pluggy.PluginManager, hook_name: str, include_wrappers: bool = False,
+              **kwargs) -> Iterator[tuple[str, list, Exception | None]]:
+    """Call each plugin's implementation of a hook on its own, through pluggy's hook caller
+    (``subset_hook_caller`` without the other plugins), in pluggy's call order. Yields
+    ``(plugin name, results, exception)``: ``results`` is the hook caller's list (empty when the
+    implementation returned None or raised). Wrapper implementations are skipped, or with
+    ``include_wrappers`` called alone (around nothing).
+
+    One plugin's failure never stops the others: the caller decides how to report it."""
+    plugins = pm.get_plugins()
+    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
+        if _is_wrapper(impl) and not include_wrappers:
+            continue
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in plugins if p is not impl.plugin])
+        results, error = [], None
+        try:
+            results = caller(**kwargs)
+        except Exception as exc:
+            error = exc
+        yield impl.plugin_name, results, error
+
+
+def wrappers(pm: pluggy.PluginManager, hook_name: str) -> list:
+    """The hook's wrapper implementations (``wrapper=True`` or ``hookwrapper=True``), innermost first."""
+    return [impl for impl in getattr(pm.hook, hook_name).get_hookimpls() if _is_wrapper(impl)]
+
+
+def through_wrapper(impl, hook_name: str, results: list, **kwargs) -> list:
+    """``results`` (the hook caller's list, one entry per implementation in call order) passed
+    through one wrapper implementation, exactly as pluggy's hook caller would wrap them."""
+    inner = pluggy.PluginManager("tlbench")
+    inner.add_hookspecs(hookspecs)
+    for i, result in enumerate(reversed(results)):  # pluggy calls the last registered first
+        inner.register(SimpleNamespace(**{hook_name: _returning(result)}), name=f"result-{i}")
+    # impl.function carries its plugin's @hookimpl(wrapper=True) marking: registered as it is
+    inner.register(SimpleNamespace(**{hook_name: impl.function}), name=impl.plugin_name)
+    return getattr(inner.hook, hook_name)(**kwargs)
+
+
+def _returning(value):
+    @pluggy.HookimplMarker("tlbench")
+    def implementation():
+        return value
+    return implementation
+
+
 def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
     """Call a lifecycle hook's implementations one by one, each guarded: one that raises is
     reported as a warning naming its plugin, and the others (and the sweep) go on."""
-    hook = getattr(pm.hook, hook_name)
-    for impl in hook.get_hookimpls():
-        others = [p for p in pm.get_plugins() if p is not impl.plugin]
-        try:
-            pm.subset_hook_caller(hook_name, remove_plugins=others)(**kwargs)
-        except Exception as exc:  # a tracker that is down must not take the sweep with it
-            warnings.warn(f"plugin {impl.plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
+    for plugin_name, _, exc in call_each(pm, hook_name, include_wrappers=True, **kwargs):
+        if exc is not None:  # a tracker that is down must not take the sweep with it
+            warnings.warn(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
                           stacklevel=2)
 
 
