@@ -5,14 +5,17 @@ Everything a plugin author annotates is importable from here.
 import pluggy
 
 from tlbench.backbone import Backbone, Classifier
+from tlbench.context import CellContext, Features
 from tlbench.errors import Diverged, UserError
 from tlbench.image import ImageBackbone
 from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlugin, LoadedDataset, Options,
                              Outcome, Role, ScorerPlugin, Split, StrategyPlugin)
+from tlbench.suite import Cell, TrainOptions  # imports registry -> plugins -> hookspecs: last
 
 __version__ = "0.2.0"
 hookimpl = pluggy.HookimplMarker("tlbench")
 
-__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Classifier", "DatasetPlugin", "Diverged", "Encoder",
-           "ExecutorPlugin", "ImageBackbone", "LoadedDataset", "Options", "Outcome", "Role", "ScorerPlugin",
-           "Split", "StrategyPlugin", "UserError", "__version__"]
+__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Cell", "CellContext", "Classifier", "DatasetPlugin",
+           "Diverged", "Encoder", "ExecutorPlugin", "Features", "ImageBackbone", "LoadedDataset", "Options",
+           "Outcome", "Role", "ScorerPlugin", "Split", "StrategyPlugin", "TrainOptions", "UserError",
+           "__version__"]

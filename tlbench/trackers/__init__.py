@@ -1,0 +1,1 @@
+"""Trackers: plugins that implement only the lifecycle hooks (they train nothing)."""
