@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 from torch import nn
@@ -17,6 +17,9 @@ from tlbench.step import ClassificationStep, TrainStep
 
 #: points of the loss curve a cell records (read where the loop syncs anyway)
 CURVE_POINTS = 20
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlbench.suite import TrainOptions
 
 
 @dataclass
@@ -31,7 +34,7 @@ class CellContext:
     train_index: torch.Tensor
     num_classes: int
     device: torch.device
-    train: object
+    train: TrainOptions
     seed: int
     build: Callable[[bool], Backbone]
     features_cache: Callable[[Callable[[], Backbone]], "Features"] | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import SimpleNamespace
@@ -24,7 +24,7 @@ class PluginInfo:
     version: str
 
 
-def plugin_manager(extra_modules: list[str] = (), strict: bool = False) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A checked plugin manager and where each of its plugins came from."""
     pm = pluggy.PluginManager("tlbench")
     pm.add_hookspecs(hookspecs)

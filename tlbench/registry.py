@@ -36,7 +36,8 @@ class Registry:
         can filter, change or add records; the ones it adds are credited to it."""
         registry = cls()
         for kind, hook_name in KINDS.items():
-            results, owner = [], {}
+            results: list = []
+            owner: dict[int, str] = {}  # id(record) -> the plugin it came from
             for plugin_name, result, exc in call_each(pm, hook_name):
                 if exc is not None:
                     _failed(plugin_name, hook_name, exc, strict)

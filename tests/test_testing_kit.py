@@ -1,0 +1,207 @@
+"""The conformance kit (tlbench.testing): the built-in plugins pass it, and it catches plugins that
+break the contracts, naming the plugin and the check."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from pydantic import Field
+from torch import nn
+
+import tlbench
+from tlbench.builtins.backbones import tiny_cnn
+from tlbench.builtins.datasets import digits
+from tlbench.builtins.strategies import finetune
+from tlbench.plugins import plugin_manager
+from tlbench.registry import KINDS, Registry
+from tlbench.testing import (check_backbone_plugin, check_dataset_plugin, check_strategy_plugin,
+                             parametrize_plugin_checks, plugin_checks)
+
+PM, INFOS = plugin_manager()
+REGISTRY = Registry.collect(PM)
+BUILTIN_PLUGINS = {info.name for info in INFOS if info.distribution == "tlbench"}
+BUILTINS = {(kind, name): record for kind in ("backbone", "dataset", "strategy")
+            for name, record in REGISTRY.records[kind].items() if REGISTRY.sources[kind][name] in BUILTIN_PLUGINS}
+
+#: options for built-ins whose defaults need something (a required field, real weights)
+OPTIONS = {"timm": {"model": "resnet18", "weights": "none", "input_size": 32}}
+#: built-ins not run here, and why
+SKIPPED = {
+    **{name: "needs the dataset files (download = true needs internet access)"
+       for name in ("cifar10", "cifar100", "flowers102", "oxford_pets", "dtd", "eurosat")},
+    "imagefolder": "needs a folder of images: test_imagefolder_conforms makes one",
+}
+CHECKED = [(record, OPTIONS.get(name)) for (kind, name), record in sorted(BUILTINS.items()) if name not in SKIPPED]
+
+
+@parametrize_plugin_checks(CHECKED)
+def test_builtin_plugins_conform(record, check):
+    check(record)
+
+
+@pytest.mark.parametrize("name", sorted(SKIPPED))
+def test_skipped_builtins(name):
+    assert any(n == name for _, n in BUILTINS), f"{name} is no longer a built-in: drop it from SKIPPED"
+    pytest.skip(SKIPPED[name])
+
+
+def test_every_builtin_is_checked_or_skipped_with_a_reason():
+    assert {name for _, name in BUILTINS} == {r.name for r, _ in CHECKED} | set(SKIPPED)
+    assert {"digits", "tiny_cnn", "finetune", "linear_probe", "lora", "dann", "scratch"} <= {r.name for r, _ in CHECKED}
+
+
+def test_imagefolder_conforms(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (tmp_path / cls).mkdir()
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+    check_dataset_plugin(REGISTRY.get("dataset", "imagefolder"), {"root": str(tmp_path), "image_size": 8})
+
+
+def test_ids_name_plugin_and_check():
+    mark = parametrize_plugin_checks([REGISTRY.get("dataset", "digits"), (REGISTRY.get("strategy", "finetune"),
+                                                                          {"lr": 1e-2})])
+    ids = mark.kwargs["ids"]
+    assert ids[:3] == ["digits-options_documented", "digits-deterministic_load", "digits-splits_shaped"]
+    assert "finetune-reads_only_train_labels" in ids and len(ids) == len(set(ids)) == 7
+    assert [c.options for r, c in mark.args[1] if r.name == "finetune"][0] == {"lr": 1e-2}
+
+
+# ---- the kit catches broken plugins --------------------------------------------------------------
+
+def strategy(run, name="broken", **kwargs):
+    return tlbench.StrategyPlugin(name, "a broken strategy", finetune.FinetuneOptions, run, **kwargs)
+
+
+def peeks_at_validation(ctx, options):
+    """Fine-tunes, then keeps whichever of two heads scores better on *validation labels*."""
+    outcome = finetune.run(ctx, options)
+    flipped = {k: -v for k, v in outcome.logits.items()}
+    val = ctx.data["val"].labels
+    better = (flipped["val"].argmax(1) == val).sum() > (outcome.logits["val"].argmax(1) == val).sum()
+    return tlbench.Outcome(flipped if better else outcome.logits, outcome.trainable_params, outcome.total_params)
+
+
+def trains_on_target_labels(ctx, options):
+    """An 'adaptation' method that quietly trains on labelled target data."""
+    model = ctx.classifier()
+    ctx.fit(model, options.lr, split="target_train")
+    return tlbench.Outcome(ctx.predict(model), 1, 1)
+
+
+def test_leaking_validation_labels_is_caught():
+    with pytest.raises(AssertionError, match=r"broken: check reads_only_train_labels failed: the labels of "
+                                             r"\[.*'val'.*\] \(which the strategy must not use\) changed"):
+        check_strategy_plugin(strategy(peeks_at_validation))
+
+
+def test_training_on_target_labels_is_caught_unless_oracle():
+    with pytest.raises(AssertionError, match="reads_only_train_labels failed"):
+        check_strategy_plugin(strategy(trains_on_target_labels, needs_target_domain=True, role="adaptation"))
+    check_strategy_plugin(strategy(trains_on_target_labels, needs_target_domain=True, role="oracle",
+                                   select_on="target_val"))
+
+
+def test_nondeterminism_is_caught():
+    def noisy(ctx, options):
+        outcome = finetune.run(ctx, options)
+        noise = torch.Generator().manual_seed(torch.seed())  # not from ctx.seed
+        return tlbench.Outcome({k: v + torch.randn(v.shape, generator=noise) for k, v in outcome.logits.items()},
+                               outcome.trainable_params, outcome.total_params)
+    with pytest.raises(AssertionError, match="broken: check deterministic failed: two runs with the same seed"):
+        check_strategy_plugin(strategy(noisy))
+    leak_check = next(c for c in plugin_checks(strategy(noisy)) if c.name == "reads_only_train_labels")
+    with pytest.raises(AssertionError, match="reads_only_train_labels failed: cannot tell: two runs with the same"):
+        leak_check(strategy(noisy))  # a random strategy is not mistaken for a leaking one
+
+
+def test_missing_and_misshapen_logits_are_caught():
+    def only_test(ctx, options):
+        return tlbench.Outcome({"test": torch.zeros(len(ctx.data["test"]), ctx.num_classes)}, 0, 1)
+
+    def wrong_width(ctx, options):
+        return tlbench.Outcome({k: torch.zeros(len(ctx.data[k]), 3) for k in ctx.eval_splits}, 0, 1)
+    with pytest.raises(AssertionError, match=r"logits_for_eval_splits failed: logits for \['test'\], expected"):
+        check_strategy_plugin(strategy(only_test))
+    with pytest.raises(AssertionError, match=r"logits\['val'\] has shape \(\d+, 3\), expected \(\d+, 10\)"):
+        check_strategy_plugin(strategy(wrong_width))
+
+
+class LooseOptions(tlbench.Options):
+    size: int = Field(8, ge=16)  # no description, and a default its own constraint rejects
+
+
+def test_undocumented_options_and_invalid_defaults_are_caught():
+    record = tlbench.DatasetPlugin("loose", "x", LooseOptions, digits.load)
+    with pytest.raises(AssertionError, match=r"loose: check options_documented failed: options without a "
+                                             r"description .*\['size'\]"):
+        plugin_checks(record)[0](record)
+
+    class Documented(tlbench.Options):
+        size: int = Field(8, ge=16, description="side")
+    record = tlbench.DatasetPlugin("loose", "x", Documented, digits.load)
+    with pytest.raises(AssertionError, match="a default value does not validate"):
+        plugin_checks(record)[0](record)
+
+
+def test_broken_datasets_are_caught():
+    state = {"calls": 0}
+
+    def shuffled(options):
+        state["calls"] += 1
+        loaded = digits.load(digits.DigitsOptions(image_size=8))
+        split = loaded.source["all"]
+        order = torch.randperm(len(split), generator=torch.Generator().manual_seed(state["calls"]))
+        return tlbench.LoadedDataset(loaded.classes, {"all": split.subset(order)})
+
+    def float_images(options):
+        loaded = digits.load(digits.DigitsOptions(image_size=8))
+        split = loaded.source["all"]
+        return tlbench.LoadedDataset(loaded.classes, {"train": tlbench.Split(split.inputs.float(), split.labels),
+                                                      "test": split})
+
+    def labels_out_of_range(options):
+        loaded = digits.load(digits.DigitsOptions(image_size=8))
+        return tlbench.LoadedDataset(loaded.classes[:5], loaded.source)
+
+    def odd_splits(options):
+        loaded = digits.load(digits.DigitsOptions(image_size=8))
+        return tlbench.LoadedDataset(loaded.classes, {"train": loaded.source["all"], "val": loaded.source["all"]})
+
+    cases = {shuffled: "deterministic_load failed: source split 'all': inputs differ between loads",
+             float_images: r"splits_shaped failed: source split 'train': images must be a uint8 N×C×H×W",
+             labels_out_of_range: r"labels must lie in \[0, 5\), found \[0, 9\]",
+             odd_splits: r"source splits \['train', 'val'\]: give all \| train\+test \| train\+val\+test"}
+    for load, message in cases.items():
+        with pytest.raises(AssertionError, match=message):
+            check_dataset_plugin(tlbench.DatasetPlugin(load.__name__, "x", digits.DigitsOptions, load))
+
+
+def test_broken_backbones_are_caught():
+    def wider_when_random(options, pretrained):
+        return tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8 if pretrained else 16), pretrained)
+
+    class Unblocked(tiny_cnn.TinyCNN):
+        def __init__(self):
+            super().__init__(4, 8)
+            self.extra = nn.Linear(16, 16)  # trainable, in no block
+
+        def blocks(self):
+            return list(self.stages)
+
+    class WrongDim(tiny_cnn.TinyCNN):
+        def forward(self, x):
+            return super().forward(x)[:, :3]
+
+    cases = {wider_when_random: "same_architecture failed: shapes differ",
+             (lambda options, pretrained: Unblocked()): r"blocks_cover_parameters failed: .*\['extra.weight'",
+             (lambda options, pretrained: WrongDim(4, 8)): r"extract_shape failed: extract gave \(2, 3\), expected \(2, 16\)"}
+    for build, message in cases.items():
+        with pytest.raises(AssertionError, match=message):
+            check_backbone_plugin(tlbench.BackbonePlugin("bad", "x", tiny_cnn.TinyCNNOptions, build))
+
+
+def test_kinds_without_checks_are_refused():
+    with pytest.raises(TypeError, match="no conformance checks for ExecutorPlugin"):
+        plugin_checks(REGISTRY.get("executor", "inprocess"))
+    assert set(KINDS) >= {"backbone", "dataset", "strategy"}

@@ -1,0 +1,407 @@
+"""A conformance kit for plugins, in the manner of scikit-learn's ``parametrize_with_checks``.
+
+Run every check on one record (an ``AssertionError`` names the plugin and the check that failed)::
+
+    from tlbench.testing import check_dataset_plugin
+    check_dataset_plugin(my_dataset_record, options={"per_class": 10})
+
+or get one pytest test per (plugin, check), with ids like ``digits-deterministic_load``::
+
+    from tlbench.testing import parametrize_plugin_checks
+
+    @parametrize_plugin_checks([my_dataset_record, (my_strategy_record, {"lr": 1e-2})])
+    def test_conformance(record, check):
+        check(record)
+
+What is checked (the contracts of ``tlbench/hookspecs.py``):
+
+* every plugin: every option has a description, and the defaults (with the ``options`` given for
+  required fields) validate;
+* datasets: two loads give equal data; the splits are ``all`` | ``train+test`` | ``train+val+test``
+  (the target domain too, present exactly when ``has_target_domain``); labels are integers in
+  ``[0, len(classes))``; images are uint8 ``N×C×H×W``, text a ``list[str]``;
+* backbones: ``pretrained=False`` gives the same architecture (state-dict keys and shapes);
+  ``extract`` gives ``(B, feature_dim)`` finite features; ``blocks()`` is non-empty, holds only
+  the model's own parameters and covers every trainable one (except a ``source_head``'s);
+* strategies, run on a tiny CPU cell (the ``tiny_cnn`` backbone on 300 handwritten digits, a
+  colour-inverted target domain when the strategy needs one): logits for exactly
+  ``ctx.eval_splits``, each ``(N, num_classes)`` and finite; only the labels a strategy may use are
+  read; the same seed gives the same logits.
+
+How "reads only train labels" is tested: the strategy runs twice with the same seed, once on the
+real data and once with every label it must not use (``val``, ``test``, ``target_*``; an oracle may
+use ``target_train``) replaced by a *wrong but valid* label, ``(y + 1) % C``. The inputs are
+unchanged, so a strategy that ignores those labels gives the same logits; one that trains,
+selects or stops early on them gives different logits (a wrong-but-valid label cannot crash a
+loss, so the leak shows in the result, not as an error). Watching label *access* instead (a tensor
+subclass that raises) would flag the core's own evaluation code, which batches whole splits;
+comparing outcomes tests exactly the promise that held-out labels do not influence predictions.
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel
+from torch import nn
+
+from tlbench import data as data_mod
+from tlbench import engine
+from tlbench.backbone import Backbone
+from tlbench.context import CellContext, Features, count_params
+from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Split, StrategyPlugin
+
+__all__ = ["check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
+           "parametrize_plugin_checks", "tiny_context"]
+
+SPLIT_SHAPES = ({"all"}, {"train", "test"}, {"train", "val", "test"})
+
+
+class Check:
+    """One named check of one kind of plugin, with the options to build the record's options from."""
+
+    def __init__(self, function: Callable[[Any, BaseModel], None], options: dict | None = None):
+        self.function, self.options = function, dict(options or {})
+        self.name = function.__name__.removeprefix("check_")
+
+    def __call__(self, record) -> None:
+        options = _options(record, self.options, self.name)
+        try:
+            self.function(record, options)
+        except AssertionError as exc:
+            raise AssertionError(f"{record.name}: check {self.name} failed: {exc}") from None
+        except Exception as exc:
+            raise AssertionError(f"{record.name}: check {self.name} raised {type(exc).__name__}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _options(record, given: dict, check: str) -> BaseModel:
+    try:
+        return record.options(**given)
+    except Exception as exc:
+        raise AssertionError(f"{record.name}: check {check}: its options do not validate from "
+                             f"{given or 'the defaults'}: {exc}; pass options={{...}} for required fields") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Every plugin
+
+
+def check_options_documented(record, options: BaseModel) -> None:
+    """Every option has a description (``tlbench list`` shows it) and the defaults validate."""
+    undocumented = [name for name, info in record.options.model_fields.items() if not (info.description or "").strip()]
+    assert not undocumented, f"options without a description (Field(..., description=...)): {undocumented}"
+    given = options.model_dump()
+    explicit = {name: info.get_default(call_default_factory=True) if not info.is_required() else given[name]
+                for name, info in record.options.model_fields.items()}
+    try:  # pydantic does not validate defaults unless they are passed in
+        record.options.model_validate(explicit)
+    except Exception as exc:
+        raise AssertionError(f"a default value does not validate: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# Datasets
+
+
+def check_deterministic_load(record: DatasetPlugin, options: BaseModel) -> None:
+    """Two loads give the same classes and the same data, split by split."""
+    first, second = record.load(options), record.load(options)
+    assert first.classes == second.classes, "classes differ between two loads"
+    for domain in ("source", "target"):
+        a, b = getattr(first, domain), getattr(second, domain)
+        assert (a is None) == (b is None), f"{domain} present in one load only"
+        for name in a or {}:
+            assert name in b, f"{domain} split {name!r} missing from the second load"
+            assert _same_inputs(a[name].inputs, b[name].inputs), f"{domain} split {name!r}: inputs differ between loads"
+            assert torch.equal(a[name].labels, b[name].labels), f"{domain} split {name!r}: labels differ between loads"
+
+
+def _same_inputs(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_inputs(a[k], b[k]) for k in a)
+    return list(a) == list(b)
+
+
+def check_splits_shaped(record: DatasetPlugin, options: BaseModel) -> None:
+    """Split names, label range and input layout as the dataset contract says."""
+    loaded = record.load(options)
+    assert isinstance(loaded, LoadedDataset), f"load returned {type(loaded).__name__}, not tlbench.LoadedDataset"
+    classes = loaded.classes
+    assert len(classes) >= 2 and all(isinstance(c, str) for c in classes), \
+        f"classes must be a list of at least two str, got {classes!r}"
+    assert len(set(classes)) == len(classes), "class names repeat"
+    assert (loaded.target is not None) == record.has_target_domain, \
+        f"has_target_domain={record.has_target_domain} but target is {'set' if loaded.target else 'None'}"
+    for domain in ("source", "target"):
+        parts = getattr(loaded, domain)
+        if parts is None:
+            continue
+        assert set(parts) in SPLIT_SHAPES, f"{domain} splits {sorted(parts)}: give all | train+test | train+val+test"
+        for name, split in parts.items():
+            where = f"{domain} split {name!r}"
+            assert isinstance(split, Split), f"{where} is {type(split).__name__}, not tlbench.Split"
+            labels = split.labels
+            assert isinstance(labels, torch.Tensor) and labels.ndim == 1 and not labels.dtype.is_floating_point \
+                and labels.dtype != torch.bool, f"{where}: labels must be a 1-D integer tensor"
+            assert len(labels) > 0, f"{where} is empty"
+            assert int(labels.min()) >= 0 and int(labels.max()) < len(classes), \
+                f"{where}: labels must lie in [0, {len(classes)}), found [{int(labels.min())}, {int(labels.max())}]"
+            if record.modality == "image":
+                x = split.inputs
+                assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.ndim == 4 and x.shape[1] in (1, 3), \
+                    f"{where}: images must be a uint8 N×C×H×W tensor (C = 1 or 3), got " \
+                    f"{getattr(x, 'dtype', type(x).__name__)} {tuple(getattr(x, 'shape', ()))}"
+                assert len(x) == len(labels), f"{where}: {len(x)} images but {len(labels)} labels"
+            elif record.modality == "text":
+                x = split.inputs
+                assert isinstance(x, list) and all(isinstance(s, str) for s in x), f"{where}: text must be a list[str]"
+                assert len(x) == len(labels), f"{where}: {len(x)} texts but {len(labels)} labels"
+
+
+# ------------------------------------------------------------------------------------------------
+# Backbones
+
+
+def _build(record: BackbonePlugin, options: BaseModel, pretrained: bool) -> Backbone:
+    torch.manual_seed(0)
+    model = record.build(options, pretrained)
+    assert isinstance(model, Backbone), f"build returned {type(model).__name__}, not a tlbench.Backbone"
+    return model
+
+
+def check_same_architecture(record: BackbonePlugin, options: BaseModel) -> None:
+    """``pretrained=False`` gives the same architecture: state-dict keys and shapes, feature_dim."""
+    pretrained, scratch = _build(record, options, True), _build(record, options, False)
+    a = {k: tuple(v.shape) for k, v in pretrained.state_dict().items()}
+    b = {k: tuple(v.shape) for k, v in scratch.state_dict().items()}
+    assert a.keys() == b.keys(), f"state-dict keys differ: only pretrained {sorted(a.keys() - b.keys())[:5]}, " \
+                                 f"only pretrained=False {sorted(b.keys() - a.keys())[:5]}"
+    differ = [k for k in a if a[k] != b[k]]
+    assert not differ, f"shapes differ for {differ[:5]}"
+    assert pretrained.feature_dim == scratch.feature_dim, "feature_dim differs"
+
+
+def raw_inputs(modality: str, n: int = 2, size: int = 32) -> Any:
+    """A small raw batch as a dataset of that modality gives it."""
+    if modality == "text":
+        return ["a short sentence", "another, slightly longer example sentence"][:n] * (n // 2 or 1)
+    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+def check_extract_shape(record: BackbonePlugin, options: BaseModel) -> None:
+    """``extract`` maps a raw (encoded) batch of 2 to finite features ``(2, feature_dim)``."""
+    model = _build(record, options, False).eval()
+    assert isinstance(model.feature_dim, int) and model.feature_dim > 0, "feature_dim must be a positive int"
+    batch = raw_inputs(record.modality, 2, getattr(model, "input_size", 32) or 32)
+    if record.encoder is not None:
+        batch = record.encoder(options)(batch)
+    with torch.no_grad():
+        features = model.extract(batch)
+    assert isinstance(features, torch.Tensor) and tuple(features.shape) == (2, model.feature_dim), \
+        f"extract gave {tuple(getattr(features, 'shape', ()))}, expected (2, {model.feature_dim})"
+    assert torch.isfinite(features).all(), "extract gave non-finite features"
+
+
+def check_blocks_cover_parameters(record: BackbonePlugin, options: BaseModel) -> None:
+    """``blocks()`` is a non-empty list of modules holding the model's own parameters and covering
+    every trainable one (modules may group parameters, as timm's layer groups do)."""
+    model = _build(record, options, False)
+    blocks = model.blocks()
+    assert isinstance(blocks, list) and blocks, "blocks() must return a non-empty list of modules"
+    assert all(isinstance(b, nn.Module) for b in blocks), "blocks() must return nn.Module objects"
+    own = {id(p) for p in model.parameters()}
+    covered = {id(p) for b in blocks for p in b.parameters()}
+    assert covered <= own, "blocks() hold parameters that are not the model's own (unfreezing them trains nothing)"
+    head = {id(p) for p in model.source_head.parameters()} if model.source_head is not None else set()
+    missing = [name for name, p in model.named_parameters()
+               if p.requires_grad and id(p) not in covered and id(p) not in head]
+    assert not missing, f"trainable parameters in no block (partial_finetune could never train them): {missing[:5]}"
+
+
+# ------------------------------------------------------------------------------------------------
+# Strategies
+
+
+def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) -> LoadedDataset:
+    """``per_class`` handwritten digits per class (300 by default); with ``target`` a second,
+    disjoint set drawn in inverted colours as the target domain."""
+    from tlbench.builtins.datasets import digits
+
+    x8, labels = digits.handwritten()
+    index = np.concatenate([np.flatnonzero(labels == c)[:2 * per_class] for c in range(10)])
+    x = digits.to_uint8_rgb(digits.upsample(x8[index], image_size))
+    y = torch.from_numpy(labels[index])
+    first = torch.as_tensor(np.concatenate([np.flatnonzero(y.numpy() == c)[:per_class] for c in range(10)]))
+    second = torch.as_tensor(np.setdiff1d(np.arange(len(y)), first.numpy()))
+    source = {"all": Split(x[first], y[first])}
+    shifted = {"all": Split(255 - x[second], y[second])} if target else None
+    return LoadedDataset(list(digits.CLASSES), source, shifted)
+
+
+def _features_cache(splits: dict[str, Split], eval_batch_size: int):
+    cache: dict[str, Features] = {}
+
+    def get(make_backbone) -> Features:
+        if "features" not in cache:
+            backbone = make_backbone()
+            start = time.perf_counter()
+            feats = {name: engine.predict(backbone, split, eval_batch_size, lambda: engine.autocast(
+                torch.device("cpu"), "fp32"), call=backbone.extract) for name, split in splits.items()}
+            seconds = (time.perf_counter() - start) / sum(len(s) for s in splits.values())
+            cache["features"] = Features(feats, count_params(backbone)[1], seconds)
+        return cache["features"]
+    return get
+
+
+def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Backbone] | None = None,
+                 seed: int = 0, label_fraction: float = 1.0, epochs: int = 1, batch_size: int = 64,
+                 target: bool = False) -> CellContext:
+    """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
+    backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
+    from tlbench.builtins.backbones import tiny_cnn
+    from tlbench.suite import TrainOptions
+
+    loaded = loaded or tiny_digits(target=target)
+    build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
+    splits = data_mod.prepare(loaded)
+    index = data_mod.label_subset(splits["train"], label_fraction, seed)
+    train = TrainOptions(epochs=epochs, batch_size=batch_size, eval_batch_size=256, device="cpu", precision="fp32")
+    return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
+                       num_classes=len(loaded.classes), device=torch.device("cpu"), train=train, seed=seed,
+                       build=build, features_cache=_features_cache(splits, train.eval_batch_size))
+
+
+def _allowed_labels(record: StrategyPlugin) -> set[str]:
+    return {"train", "target_train"} if record.role == "oracle" else {"train"}
+
+
+def _run(record: StrategyPlugin, options: BaseModel, seed: int = 0, poison: bool = False):
+    """Run the strategy on a fresh tiny cell; with ``poison`` every label it may not use is
+    replaced by a wrong but valid one, ``(y + 1) % C``."""
+    ctx = tiny_context(tiny_digits(target=record.needs_target_domain), seed=seed)
+    if poison:
+        for name in set(ctx.data) - _allowed_labels(record):
+            split = ctx.data[name]
+            ctx.data[name] = Split(split.inputs, (split.labels + 1) % ctx.num_classes)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    return ctx, record.run(ctx, options)
+
+
+def check_logits_for_eval_splits(record: StrategyPlugin, options: BaseModel) -> None:
+    """An Outcome with finite ``(N, num_classes)`` logits for exactly ``ctx.eval_splits``."""
+    from tlbench.records import Outcome
+
+    ctx, outcome = _run(record, options)
+    assert isinstance(outcome, Outcome), f"run returned {type(outcome).__name__}, not tlbench.Outcome"
+    assert set(outcome.logits) == set(ctx.eval_splits), \
+        f"logits for {sorted(outcome.logits)}, expected ctx.eval_splits {sorted(ctx.eval_splits)}"
+    for name, logits in outcome.logits.items():
+        expected = (len(ctx.data[name]), ctx.num_classes)
+        assert isinstance(logits, torch.Tensor) and tuple(logits.shape) == expected, \
+            f"logits[{name!r}] has shape {tuple(getattr(logits, 'shape', ()))}, expected {expected}"
+        assert torch.isfinite(logits.float()).all(), f"logits[{name!r}] are not all finite"
+    assert isinstance(outcome.trainable_params, int) and isinstance(outcome.total_params, int), \
+        "trainable_params and total_params must be int"
+    assert 0 <= outcome.trainable_params <= outcome.total_params, \
+        f"trainable_params {outcome.trainable_params} must lie in [0, total_params {outcome.total_params}]"
+    assert all(isinstance(k, str) and isinstance(v, (int, float)) for k, v in outcome.extra.items()), \
+        "extra must map str to numbers"
+
+
+def _assert_same_logits(a: dict, b: dict, what: str) -> None:
+    for name in a:
+        if not torch.allclose(a[name].float(), b[name].float(), rtol=1e-4, atol=1e-5):
+            diff = (a[name].float() - b[name].float()).abs().max().item()
+            raise AssertionError(f"{what}: logits[{name!r}] differ (max |diff| {diff:.3g})")
+
+
+def check_reads_only_train_labels(record: StrategyPlugin, options: BaseModel) -> None:
+    """Held-out labels do not influence the logits (see the module docstring for the method)."""
+    _, clean = _run(record, options)
+    ctx, poisoned = _run(record, options, poison=True)
+    hidden = sorted(set(ctx.data) - _allowed_labels(record))
+    try:
+        _assert_same_logits(clean.logits, poisoned.logits,
+                            f"the labels of {hidden} (which the strategy must not use) changed its predictions")
+    except AssertionError:
+        _, again = _run(record, options)  # a difference means a leak only if the strategy is deterministic
+        _assert_same_logits(clean.logits, again.logits, "cannot tell: two runs with the same seed differ "
+                            "(see check deterministic)")
+        raise
+
+
+def check_deterministic(record: StrategyPlugin, options: BaseModel) -> None:
+    """The same seed gives the same logits."""
+    _, first = _run(record, options)
+    _, second = _run(record, options)
+    _assert_same_logits(first.logits, second.logits, "two runs with the same seed")
+
+
+# ------------------------------------------------------------------------------------------------
+# Entry points
+
+CHECKS: dict[type, list[Callable]] = {
+    DatasetPlugin: [check_options_documented, check_deterministic_load, check_splits_shaped],
+    BackbonePlugin: [check_options_documented, check_same_architecture, check_extract_shape,
+                     check_blocks_cover_parameters],
+    StrategyPlugin: [check_options_documented, check_logits_for_eval_splits, check_deterministic,
+                     check_reads_only_train_labels],
+}
+
+
+def plugin_checks(record, options: dict | None = None) -> list[Check]:
+    """The checks that apply to ``record`` (a dataset, backbone or strategy record)."""
+    for kind, checks in CHECKS.items():
+        if isinstance(record, kind):
+            return [Check(function, options) for function in checks]
+    raise TypeError(f"no conformance checks for {type(record).__name__}; give a DatasetPlugin, "
+                    "BackbonePlugin or StrategyPlugin")
+
+
+def _check_all(record, options: dict | None) -> None:
+    for check in plugin_checks(record, options):
+        check(record)
+
+
+def check_dataset_plugin(record: DatasetPlugin, options: dict | None = None) -> None:
+    """Run every dataset check; an AssertionError names the plugin and the failed check."""
+    assert isinstance(record, DatasetPlugin), f"{record!r} is not a tlbench.DatasetPlugin"
+    _check_all(record, options)
+
+
+def check_backbone_plugin(record: BackbonePlugin, options: dict | None = None) -> None:
+    """Run every backbone check; an AssertionError names the plugin and the failed check."""
+    assert isinstance(record, BackbonePlugin), f"{record!r} is not a tlbench.BackbonePlugin"
+    _check_all(record, options)
+
+
+def check_strategy_plugin(record: StrategyPlugin, options: dict | None = None) -> None:
+    """Run every strategy check (on a tiny CPU cell); an AssertionError names the plugin and check."""
+    assert isinstance(record, StrategyPlugin), f"{record!r} is not a tlbench.StrategyPlugin"
+    _check_all(record, options)
+
+
+def parametrize_plugin_checks(records: Iterable[Any]):
+    """``pytest.mark.parametrize("record, check", ...)`` with one case per (plugin, check), ids
+    ``<plugin>-<check>``. Each item is a record or a ``(record, options dict)`` pair; the test
+    body is ``check(record)``."""
+    import pytest
+
+    cases, ids = [], []
+    for item in records:
+        record, options = item if isinstance(item, tuple) else (item, None)
+        for check in plugin_checks(record, options):
+            cases.append((record, check))
+            ids.append(f"{record.name}-{check.name}")
+    return pytest.mark.parametrize(("record", "check"), cases, ids=ids)
