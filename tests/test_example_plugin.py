@@ -70,3 +70,13 @@ def test_installed_plugin_runs_in_a_suite(installed_example, tmp_path):
     centroid = rows[rows["strategy"] == "nearest_centroid"]
     assert (centroid["trainable_params"] == 0).all()
     assert (centroid["test_acc"] > 1 / 3).all()  # three texture classes: better than chance
+
+
+def test_example_plugin_passes_its_own_conformance_test(tmp_path):
+    """The package's tests/test_conformance.py (tlbench.testing's kit) passes, run as its author would."""
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+                             str(PACKAGE / "tests" / "test_conformance.py")],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(PACKAGE), "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "7 passed" in result.stdout  # textures: 3 dataset checks, nearest_centroid: 4 strategy checks

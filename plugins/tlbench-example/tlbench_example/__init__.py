@@ -30,7 +30,7 @@ class CentroidOptions(tlbench.Options):
     pass
 
 
-def nearest_centroid(ctx, options: CentroidOptions) -> tlbench.Outcome:
+def nearest_centroid(ctx: tlbench.CellContext, options: CentroidOptions) -> tlbench.Outcome:
     """Classify frozen features by cosine similarity to each class's mean training feature."""
     features = ctx.features()
     train = torch.nn.functional.normalize(features.splits["train"], dim=1)
@@ -43,12 +43,12 @@ def nearest_centroid(ctx, options: CentroidOptions) -> tlbench.Outcome:
 
 
 @tlbench.hookimpl
-def tlbench_datasets():
+def tlbench_datasets() -> list[tlbench.DatasetPlugin]:
     return [tlbench.DatasetPlugin("textures", "brick / grass / gravel patches from scikit-image",
                                   TexturesOptions, load_textures)]
 
 
 @tlbench.hookimpl
-def tlbench_strategies():
+def tlbench_strategies() -> list[tlbench.StrategyPlugin]:
     return [tlbench.StrategyPlugin("nearest_centroid", "cosine nearest class mean on frozen features",
                                    CentroidOptions, nearest_centroid)]

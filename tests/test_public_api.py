@@ -1,0 +1,80 @@
+"""Everything a plugin author annotates is importable from ``tlbench`` itself."""
+import importlib.util
+import inspect
+import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+import tlbench
+from tlbench import backbone, context, hookspecs, image, records
+
+ROOT = Path(__file__).parent.parent
+PUBLIC = {name: getattr(tlbench, name) for name in tlbench.__all__}
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
+
+
+def plugin_examples() -> dict[str, str]:
+    """The Python a plugin author copies: README's "Writing a plugin", the plugin API page,
+    the example package and the hookspecs' docstring."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Writing a plugin"):readme.index("## Results format")]
+    sources = {"README.md": "\n".join(python_blocks(section)),
+               "docs/readme/api.md": "\n".join(python_blocks((ROOT / "docs/readme/api.md").read_text())),
+               "hookspecs": hookspecs.__doc__}
+    for path in (ROOT / "plugins/tlbench-example").rglob("*.py"):
+        sources[str(path.relative_to(ROOT))] = path.read_text()
+    return sources
+
+
+def test_all_names_resolve():
+    assert len(set(tlbench.__all__)) == len(tlbench.__all__)
+    missing = [name for name in tlbench.__all__ if not hasattr(tlbench, name)]
+    assert not missing
+
+
+@pytest.mark.parametrize("where", list(plugin_examples()))
+def test_names_in_plugin_examples_are_public(where):
+    text = plugin_examples()[where]
+    used = set(re.findall(r"\btlbench\.([A-Za-z_]\w*)\b(?!\.\w)", text))
+    for names in re.findall(r"^from tlbench import \(?([\w, \n]+)\)?", text, flags=re.M):
+        used |= {n.strip() for n in names.split(",") if n.strip()}
+    used = {name for name in used if importlib.util.find_spec(f"tlbench.{name}") is None}  # not submodules
+    if where in ("README.md", "hookspecs") or where.endswith("__init__.py"):
+        assert used, f"{where}: no tlbench names found (the pattern is stale?)"
+    assert sorted(used - set(tlbench.__all__)) == [], f"{where} uses names not in tlbench.__all__"
+
+
+@pytest.mark.parametrize("hook", [name for name in dir(hookspecs) if name.startswith("tlbench_")])
+def test_hookspec_annotations_resolve_to_public_names(hook):
+    """The names the hookspecs import only for type checkers are all exported by tlbench."""
+    function = getattr(hookspecs, hook)
+    hints = typing.get_type_hints(function, globalns={**vars(hookspecs), **PUBLIC})
+    assert "return" in hints and set(inspect.signature(function).parameters) <= set(hints)
+
+
+@pytest.mark.parametrize("cls", [records.BackbonePlugin, records.DatasetPlugin, records.StrategyPlugin,
+                                 records.ScorerPlugin, records.ExecutorPlugin, records.Outcome,
+                                 records.LoadedDataset, records.Split, context.CellContext, context.Features,
+                                 backbone.Backbone, image.ImageBackbone])
+def test_record_and_context_annotations_resolve_to_public_names(cls):
+    module = sys.modules[cls.__module__]
+    assert cls.__name__ in tlbench.__all__
+    own = cls.__dict__.get("__annotations__", {})  # not nn.Module's: those are torch's business
+    assert own, f"{cls.__name__} declares no annotations"
+    for name, annotation in own.items():
+        if isinstance(annotation, str):
+            eval(annotation, {**vars(module), **PUBLIC})  # NameError: a type-checking-only name not exported
+
+
+def test_import_is_clean_in_a_fresh_interpreter():
+    """No import cycle (any submodule import runs tlbench/__init__ first) and the kit imports too."""
+    code = "import tlbench.testing, tlbench; assert tlbench.CellContext and tlbench.Features and tlbench.Cell"
+    result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
