@@ -48,7 +48,8 @@ def record(cell, status, **metrics):
     return {"cell_id": cell.id, "suite": cell.suite, "backbone": cell.backbone.label, "dataset": cell.dataset.label,
             "strategy": cell.strategy.label, "variant": cell.variant, "role": "transfer", "status": status,
             "error": None if status == "ok" else "ValueError: boom", "metrics": metrics,
-            "cost": {"wall_seconds": 1.5, "peak_memory_mb": 12.0, "note": "not a number"}}
+            "cost": {"wall_seconds": 1.5, "peak_memory_mb": 12.0, "note": "not a number"},
+            "train_curve": [{"step": 0, "loss": 2.3}, {"step": 5, "loss": 1.1}]}
 
 
 def run_suite(pm, suite, outcomes, status):
@@ -94,9 +95,11 @@ def test_suite_run_is_a_parent_run_with_a_nested_run_per_cell(suite):
     assert ok.data.params["strategy.plugin"] == "finetune" and ok.data.params["strategy.lr"] == "0.003"
     assert ok.data.params["backbone.width"] == "8" and ok.data.params["seed"] == "0"
     assert ok.data.metrics == {"test_acc": 0.9, "val_acc": 0.8, "cost.wall_seconds": 1.5,
-                               "cost.peak_memory_mb": 12.0}
+                               "cost.peak_memory_mb": 12.0, "train.loss": 1.1}
     assert {k: ok.data.tags[k] for k in ("status", "cell_id", "role")} == {
         "status": "ok", "cell_id": finetune.id, "role": "transfer"}
+    history = mlflow.tracking.MlflowClient().get_metric_history(ok.info.run_id, "train.loss")
+    assert [(m.step, m.value) for m in history] == [(0, 2.3), (5, 1.1)]
     failed = children[probe.id]
     assert failed.info.status == "FAILED" and failed.data.tags["error"] == "ValueError: boom"
 

@@ -23,7 +23,9 @@ BUILTINS = {(kind, name): record for kind in ("backbone", "dataset", "strategy")
             for name, record in REGISTRY.records[kind].items() if REGISTRY.sources[kind][name] in BUILTIN_PLUGINS}
 
 #: options for built-ins whose defaults need something (a required field, real weights)
-OPTIONS = {"timm": {"model": "resnet18", "weights": "none", "input_size": 32}}
+OPTIONS = {"timm": {"model": "resnet18", "weights": "none", "input_size": 32},
+           "mnist": {"image_size": 8}, "mnist2digits": {"image_size": 8},  # 70,000 images: keep them small
+           "digits-printed2hand": {"per_class": 10}}
 #: built-ins not run here, and why
 SKIPPED = {
     **{name: "needs the dataset files (download = true needs internet access)"

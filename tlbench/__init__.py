@@ -10,12 +10,13 @@ from tlbench.errors import Diverged, UserError
 from tlbench.image import ImageBackbone
 from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlugin, LoadedDataset, Options,
                              Outcome, Role, ScorerPlugin, Split, StrategyPlugin)
+from tlbench.step import ClassificationStep, StepOutput, TrainStep
 from tlbench.suite import Cell, TrainOptions  # imports registry -> plugins -> hookspecs: last
 
 __version__ = "0.2.0"
 hookimpl = pluggy.HookimplMarker("tlbench")
 
-__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Cell", "CellContext", "Classifier", "DatasetPlugin",
-           "Diverged", "Encoder", "ExecutorPlugin", "Features", "ImageBackbone", "LoadedDataset", "Options",
-           "Outcome", "Role", "ScorerPlugin", "Split", "StrategyPlugin", "TrainOptions", "UserError",
-           "__version__"]
+__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Cell", "CellContext", "ClassificationStep", "Classifier",
+           "DatasetPlugin", "Diverged", "Encoder", "ExecutorPlugin", "Features", "ImageBackbone", "LoadedDataset",
+           "Options", "Outcome", "Role", "ScorerPlugin", "Split", "StepOutput", "StrategyPlugin", "TrainOptions",
+           "TrainStep", "UserError", "__version__"]

@@ -40,7 +40,6 @@ comparing outcomes tests exactly the promise that held-out labels do not influen
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -52,7 +51,7 @@ from torch import nn
 from tlbench import data as data_mod
 from tlbench import engine
 from tlbench.backbone import Backbone
-from tlbench.context import CellContext, Features, count_params
+from tlbench.context import CellContext, Features
 from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Split, StrategyPlugin
 
 __all__ = ["check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
@@ -248,16 +247,14 @@ def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) 
 
 
 def _features_cache(splits: dict[str, Split], eval_batch_size: int):
+    from tlbench.worker import extract_features  # the core's own extraction (with source logits)
+
     cache: dict[str, Features] = {}
 
     def get(make_backbone) -> Features:
         if "features" not in cache:
-            backbone = make_backbone()
-            start = time.perf_counter()
-            feats = {name: engine.predict(backbone, split, eval_batch_size, lambda: engine.autocast(
-                torch.device("cpu"), "fp32"), call=backbone.extract) for name, split in splits.items()}
-            seconds = (time.perf_counter() - start) / sum(len(s) for s in splits.values())
-            cache["features"] = Features(feats, count_params(backbone)[1], seconds)
+            precision = lambda: engine.autocast(torch.device("cpu"), "fp32")  # noqa: E731
+            cache["features"] = extract_features(make_backbone(), splits, eval_batch_size, precision)
         return cache["features"]
     return get
 
@@ -273,11 +270,12 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     loaded = loaded or tiny_digits(target=target)
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
     splits = data_mod.prepare(loaded)
-    index = data_mod.label_subset(splits["train"], label_fraction, seed)
-    train = TrainOptions(epochs=epochs, batch_size=batch_size, eval_batch_size=256, device="cpu", precision="fp32")
+    index = data_mod.label_subset(splits["train"].labels, label_fraction, seed)
+    train = TrainOptions(epochs=epochs, batch_size=batch_size, eval_batch_size=256, precision="fp32")
     return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
                        num_classes=len(loaded.classes), device=torch.device("cpu"), train=train, seed=seed,
-                       build=build, features_cache=_features_cache(splits, train.eval_batch_size))
+                       build=build, features_cache=_features_cache(splits, train.eval_batch_size),
+                       label_fraction=label_fraction)
 
 
 def _allowed_labels(record: StrategyPlugin) -> set[str]:

@@ -6,7 +6,7 @@ imports MLflow at start-up: ``tlbench list`` stays fast).
 
 One MLflow run per run of a suite (experiment = the suite's name), each cell a nested run with
 the cell's resolved config flattened into params (``backbone.plugin``, ``strategy.lr``, ...), its
-metrics and cost as metrics, and ``status``, ``cell_id``, ``role`` (and the error) as tags. When the
+metrics and cost as metrics (and its training-loss curve as ``train.loss`` by step), and ``status``, ``cell_id``, ``role`` (and the error) as tags. When the
 suite ends the parent run logs ``results.csv``, ``summary.md`` and the ``report/`` folder as
 artifacts and ends FINISHED, FAILED (a cell failed or diverged) or KILLED (interrupted).
 
@@ -93,8 +93,11 @@ class MlflowTracker:
                 "strategy": record.get("strategy", ""), "variant": record.get("variant", "")}
         if record.get("error"):
             tags["error"] = str(record["error"])[:MAX_PARAM_LENGTH]
-        self.client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
-                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        logged = [Metric(k, v, now, 0) for k, v in metrics.items()]
+        for point in record.get("train_curve") or []:  # the loss curve: a metric history per component
+            logged += [Metric(f"train.{k}", v, now, int(point["step"]))
+                       for k, v in numbers(point).items() if k != "step"]
+        self.client.log_batch(run_id, metrics=logged, tags=[RunTag(k, str(v)) for k, v in tags.items()])
         status = "FINISHED" if record.get("status") in ("ok", "skipped") else "FAILED"
         self.client.set_terminated(run_id, status)
 
