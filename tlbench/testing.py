@@ -54,7 +54,7 @@ from tlbench.backbone import Backbone
 from tlbench.context import CellContext, Features
 from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Split, StrategyPlugin
 
-__all__ = ["check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
+__all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
            "parametrize_plugin_checks", "tiny_context"]
 
 SPLIT_SHAPES = ({"all"}, {"train", "test"}, {"train", "val", "test"})
@@ -67,7 +67,7 @@ class Check:
         self.function, self.options = function, dict(options or {})
         self.name = function.__name__.removeprefix("check_")
 
-    def __call__(self, record) -> None:
+    def __call__(self, record: Any) -> None:
         options = _options(record, self.options, self.name)
         try:
             self.function(record, options)
@@ -271,7 +271,8 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
     splits = data_mod.prepare(loaded)
     index = data_mod.label_subset(splits["train"].labels, label_fraction, seed)
-    train = TrainOptions(epochs=epochs, batch_size=batch_size, eval_batch_size=256, precision="fp32")
+    train = TrainOptions.model_validate({"epochs": epochs, "batch_size": batch_size, "eval_batch_size": 256,
+                                         "precision": "fp32"})
     return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
                        num_classes=len(loaded.classes), device=torch.device("cpu"), train=train, seed=seed,
                        build=build, features_cache=_features_cache(splits, train.eval_batch_size),

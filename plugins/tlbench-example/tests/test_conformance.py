@@ -1,5 +1,5 @@
 """The plugin's own conformance test: tlbench's kit runs every contract check on each record."""
-from tlbench.testing import parametrize_plugin_checks
+from tlbench.testing import Check, parametrize_plugin_checks
 
 import tlbench_example
 
@@ -8,5 +8,5 @@ RECORDS = tlbench_example.tlbench_datasets() + tlbench_example.tlbench_strategie
 
 @parametrize_plugin_checks([(record, {"per_class": 10}) if record.name == "textures" else record
                             for record in RECORDS])
-def test_conforms(record, check):
+def test_conforms(record: object, check: Check) -> None:
     check(record)
