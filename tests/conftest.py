@@ -1,3 +1,4 @@
+import os
 import textwrap
 from pathlib import Path
 
@@ -5,6 +6,10 @@ import pytest
 from click.testing import CliRunner
 
 from tlbench.cli import main
+
+# The MLflow tracker (active wherever MLflow is installed) stays out of the tests' suite runs;
+# tests/test_mlflow_tracker.py switches it on where it tests it. Subprocesses inherit this.
+os.environ.setdefault("TLBENCH_MLFLOW", "0")
 
 TINY = """
 [suite]

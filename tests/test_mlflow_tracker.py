@@ -38,6 +38,7 @@ C = 1.0
 @pytest.fixture
 def suite(tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("TLBENCH_MLFLOW", "1")  # the test session switches the tracker off (conftest)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for reading the local store back
     pm, _ = plugin_manager()
     (tmp_path / "s.toml").write_text(SUITE.format(output=tmp_path / "results"))
@@ -137,3 +138,11 @@ def test_without_mlflow_the_module_defines_no_hooks(monkeypatch):
         warnings.simplefilter("error")
         spec.loader.exec_module(module)
     assert not [name for name in vars(module) if name.startswith("tlbench_")]
+
+
+def test_switched_off_it_logs_nothing(suite, monkeypatch):
+    pm, suite = suite
+    monkeypatch.setenv("TLBENCH_MLFLOW", "0")
+    cell = suite.cells[0]
+    run_suite(pm, suite, [(cell, record(cell, "ok", test_acc=1.0))], status="ok")
+    assert not (suite.results_dir / "mlruns").exists()

@@ -118,17 +118,23 @@ def _params(config: dict):
     return [Param(k, v) for k, v in flatten(config).items()]
 
 
-def enabled() -> bool:
-    """MLflow importable (found without importing it) and not switched off with ``TLBENCH_MLFLOW=0``."""
-    return os.environ.get("TLBENCH_MLFLOW", "1") != "0" and importlib.util.find_spec("mlflow") is not None
+def installed() -> bool:
+    """MLflow is importable (found without importing it)."""
+    return importlib.util.find_spec("mlflow") is not None
+
+
+def switched_on() -> bool:
+    """Not switched off with ``TLBENCH_MLFLOW=0`` (read when a suite run starts)."""
+    return os.environ.get("TLBENCH_MLFLOW", "1") != "0"
 
 
 _runs: dict[str, MlflowTracker] = {}  # results dir -> the tracker of the suite run writing there
 
-if enabled():
+if installed():
     @tlbench.hookimpl
     def tlbench_suite_started(suite_name: str, results_dir: Path, cells: list[tlbench.Cell]) -> None:
-        _runs[str(results_dir)] = MlflowTracker(suite_name, results_dir, cells)
+        if switched_on():
+            _runs[str(results_dir)] = MlflowTracker(suite_name, results_dir, cells)
 
     @tlbench.hookimpl
     def tlbench_cell_started(cell: tlbench.Cell) -> None:
