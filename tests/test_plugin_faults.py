@@ -10,6 +10,7 @@ import pytest
 import tlbench
 import tlbench.plugins as plugins_mod
 from tlbench import hookspecs
+from tlbench.errors import UserError
 from tlbench.plugins import notify, plugin_manager
 
 
@@ -28,6 +29,9 @@ def test_a_plugin_that_fails_to_import_is_skipped_with_its_name(monkeypatch):
         pm, infos = plugin_manager()
     names = {i.name for i in infos}
     assert "broken_thing" not in names and {"finetune", "digits"} <= names  # the others load
+    with pytest.raises(UserError, match=r"^plugin 'broken_thing' from broken-dist 0.1 failed to load: ImportError: "
+                                        r"No module named 'torch_nonexistent' \(--strict-plugins\); fix or uninstall"):
+        plugin_manager(strict=True)
 
 
 def test_a_raising_lifecycle_hook_is_warned_by_name_and_the_others_run():

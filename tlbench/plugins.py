@@ -35,10 +35,10 @@ def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> t
         try:
             module = ep.load()
         except Exception as exc:  # a broken third-party plugin must not take the tool down
+            message = f"plugin {ep.name!r} from {dist} {version} failed to load: {type(exc).__name__}: {exc}"
             if strict:
-                raise
-            warnings.warn(f"plugin {ep.name!r} from {dist} {version} failed to load and is skipped: "
-                          f"{type(exc).__name__}: {exc}", stacklevel=2)
+                raise UserError(f"{message.splitlines()[0]} (--strict-plugins); fix or uninstall {dist}") from None
+            warnings.warn(f"{message}; it is skipped", stacklevel=2)
             continue
         if pm.is_registered(module):
             continue
