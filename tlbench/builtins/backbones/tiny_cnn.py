@@ -1,4 +1,5 @@
 """A three-block CNN for fast tests and tiny images; it has no pretrained weights."""
+import torch
 from pydantic import Field
 from torch import nn
 
@@ -33,11 +34,17 @@ class TinyCNN(ImageBackbone):
 
 
 def build(options: TinyCNNOptions, pretrained: bool) -> TinyCNN:
-    """Always randomly initialised: ``pretrained`` has nothing to load."""
-    return TinyCNN(options.width, options.input_size)
+    """Randomly initialised. ``pretrained=True`` gives one fixed random network (seed 0), as real
+    pretrained weights are fixed: its features are then the same whichever cell, process or worker
+    computes them first (the feature cache is keyed on the backbone's options)."""
+    if not pretrained:
+        return TinyCNN(options.width, options.input_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return TinyCNN(options.width, options.input_size)
 
 
 @tlbench.hookimpl
 def tlbench_backbones():
-    return [tlbench.BackbonePlugin("tiny_cnn", "three conv blocks, random init; for tests and smoke runs",
+    return [tlbench.BackbonePlugin("tiny_cnn", "three conv blocks, random init (pretrained: a fixed seed-0 init); for tests and smoke runs",
                                    TinyCNNOptions, build)]
