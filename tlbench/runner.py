@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import pluggy
 
@@ -56,6 +58,7 @@ class Session:
         self.total = len(self.pending)
         self.lock = threading.RLock()
         self._environment_stored = False
+        self._claimed_at: dict[str, float] = {}
         self._renewer = _Renewer(store.directory, self.owner)
 
     def __enter__(self):
@@ -77,6 +80,7 @@ class Session:
                 del self.pending[spec.cell_id]
                 if self.store.claim(spec.cell_id, self.owner, LEASE_SECONDS, allow_finished=self.rerun):
                     cell = self.cells[spec.cell_id]
+                    self._claimed_at[spec.cell_id] = time.perf_counter()
                     notify(self.pm, "tlbench_cell_started", cell=cell)
                     self.progress("start", cell, None)
                     return spec
@@ -100,12 +104,16 @@ class Session:
     def failed(self, spec: CellSpec, reason: str) -> None:
         """Record a cell as failed without a record from a worker (e.g. its worker died twice)."""
         cell = self.cells[spec.cell_id]
+        claimed = self._claimed_at.get(spec.cell_id)
+        wall = time.perf_counter() - claimed if claimed is not None else 0.0
         self.done(spec, {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
                          "backbone": cell.backbone.label, "dataset": cell.dataset.label,
                          "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
                          "label_fraction": cell.label_fraction, "config": cell.config(),
-                         "status": "failed", "error": reason, "metrics": {}, "cost": {}, "run": {},
-                         "has_target_domain": None})
+                         "status": "failed", "error": reason, "metrics": {},
+                         "cost": {"wall_seconds": wall},  # the progress line and exports read it
+                         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         "run": {}, "has_target_domain": None})
 
 
 class _Renewer:

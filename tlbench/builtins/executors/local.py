@@ -203,36 +203,38 @@ def run(session, options: LocalOptions) -> None:
     if not slots:
         return
     ctx = mp.get_context("spawn")  # never fork a process that holds CUDA, threads or a database
-    workers: list[_Process] = []
+    workers: list[_Process | None] = []
     try:
         workers = [_Process.start(ctx, slot) for slot in slots]
-        _drive(session, ctx, workers)
+        _drive(session, ctx, slots, workers)
     finally:  # normal end, Ctrl-C or an error: no worker outlives the run
         for w in workers:
-            if w.spec is None:
-                w.stop()
-            else:
-                w.kill()
+            if w is not None:
+                w.stop() if w.spec is None else w.kill()
 
 
-def _drive(session, ctx, workers: list[_Process]) -> None:
+def _drive(session, ctx, slots: list[Slot], workers: list[_Process | None]) -> None:
     """Give each idle worker the next cell (preferring its last group), store what comes back,
-    replace dead workers, until no cell is left and none is in flight."""
+    replace dead workers, until no cell is left and none is in flight. ``workers[i]`` is None
+    after its process died with no cell to retry: a fresh one starts when there is a cell for it."""
     exhausted = False
     while True:
-        for w in workers:
-            if w.spec is None and not exhausted:
-                spec = session.next(prefer=w.group)
-                if spec is None:
-                    exhausted = True
-                else:
-                    w.send(spec)
-        busy = [w for w in workers if w.spec is not None]
+        for i, w in enumerate(workers):
+            if exhausted or (w is not None and w.spec is not None):
+                continue
+            spec = session.next(prefer=w.group if w is not None else None)
+            if spec is None:
+                exhausted = True
+                continue
+            if w is None:
+                workers[i] = w = _Process.start(ctx, slots[i])
+            w.send(spec)
+        busy = [w for w in workers if w is not None and w.spec is not None]
         if not busy:
             return
         ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
         for i, w in enumerate(workers):
-            if w.spec is None or not (w.conn in ready or w.process.sentinel in ready):
+            if w is None or w.spec is None or not (w.conn in ready or w.process.sentinel in ready):
                 continue
             reply = None
             try:
@@ -257,10 +259,11 @@ def _drive(session, ctx, workers: list[_Process]) -> None:
             spec, attempt = w.spec, w.attempt
             w.spec = None
             w.kill()
-            workers[i] = fresh = _Process.start(ctx, w.slot)
             if attempt == 0:
+                workers[i] = fresh = _Process.start(ctx, w.slot)
                 fresh.send(spec, attempt=1)
             else:
+                workers[i] = None
                 session.failed(spec, f"worker died twice running this cell on {w.slot.device} ({how})")
 
 
