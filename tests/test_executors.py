@@ -168,6 +168,23 @@ def test_a_worker_killed_mid_cell_is_replaced_and_its_cell_retried_once(write_su
         assert sorted(c for h, _, c in events if h == hook) == sorted(r["cell_id"] for r in rows)
 
 
+def test_ctrl_c_stops_the_local_workers_and_keeps_the_finished_cells(write_suite, cli, monkeypatch):
+    import multiprocessing
+
+    from helpers import exec_plugins
+    monkeypatch.setattr(exec_plugins, "_finished", [])
+    monkeypatch.setenv("TLBENCH_TEST_CTRL_C_AFTER", "1")
+    text = SMALL.replace('plugin = "finetune"\nlr = 3e-3', 'plugin = "nap"\nseconds = 0.5')
+    path = write_suite(text)
+    result = cli("run", path, "--no-report", "--plugin", "helpers.exec_plugins", *EXECUTORS["local"])
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    assert len(records(path.parent / "results/small")) == 1
+    assert multiprocessing.active_children() == []  # no worker outlives the run
+    monkeypatch.delenv("TLBENCH_TEST_CTRL_C_AFTER")
+    resumed = cli("run", path, "--no-report", "--executor", "inprocess")
+    assert resumed.exit_code == 0 and "4 cells, 3 to run" in resumed.stdout
+
+
 def test_two_runs_of_one_suite_run_each_cell_once(write_suite, tmp_path):
     text = SMALL.replace("seeds = [0, 1]", "seeds = [0, 1, 2, 3, 4, 5]").replace(
         'plugin = "finetune"\nlr = 3e-3', 'plugin = "nap"\nseconds = 0.3')

@@ -5,7 +5,8 @@
   constant logits.
 - strategy ``nap``: sleeps ``seconds`` and returns constant logits (cells that take a while).
 - lifecycle hooks: when ``TLBENCH_TEST_HOOK_LOG`` names a file, each call appends
-  ``"<hook> <pid> <cell id>"`` to it.
+  ``"<hook> <pid> <cell id>"`` to it; when ``TLBENCH_TEST_CTRL_C_AFTER`` is N, the N-th
+  ``tlbench_cell_finished`` raises KeyboardInterrupt (a Ctrl-C in the controlling process).
 """
 import os
 import signal
@@ -64,6 +65,12 @@ def tlbench_cell_started(cell):
     _log("started", cell)
 
 
+_finished = []
+
+
 @tlbench.hookimpl
 def tlbench_cell_finished(cell, record):
     _log("finished", cell)
+    _finished.append(cell.id)
+    if len(_finished) == int(os.environ.get("TLBENCH_TEST_CTRL_C_AFTER", "0")):
+        raise KeyboardInterrupt
