@@ -110,6 +110,7 @@ def main():
     if not args.suite:
         suite.write_text(SMALL_SUITE)
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    env.setdefault("TLBENCH_MLFLOW", "0")  # time the executors, not a tracker
     plans = [("inprocess", []),
              ("local", [f"workers={args.workers}", "threads=1"]),
              ("ray", [f"workers={args.workers}", "threads=1", "num_cpus_per_cell=1"])]

@@ -181,7 +181,7 @@ def test_ctrl_c_stops_the_local_workers_and_keeps_the_finished_cells(write_suite
     assert len(records(path.parent / "results/small")) == 1
     assert multiprocessing.active_children() == []  # no worker outlives the run
     monkeypatch.delenv("TLBENCH_TEST_CTRL_C_AFTER")
-    resumed = cli("run", path, "--no-report", "--executor", "inprocess")
+    resumed = cli("run", path, "--no-report", "--executor", "inprocess", "--plugin", "helpers.exec_plugins")
     assert resumed.exit_code == 0 and "4 cells, 3 to run" in resumed.stdout
 
 
