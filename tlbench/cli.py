@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -294,13 +295,14 @@ def list_(kind, plugins, strict_plugins):
     for k in [PLURALS[kind]] if kind else KINDS:
         out.print(f"[bold]{k} plugins[/bold]")
         for name, record in sorted(registry.records[k].items()):
-            out.print(f"  [bold]{name}[/bold]  {record.help}  [dim]({registry.sources[k][name]})[/dim]")
+            out.print(f"  [bold]{name}[/bold]  {escape(record.help)}  [dim]({registry.sources[k][name]})[/dim]")
             options = getattr(record, "options", None)
             for field, info in (options.model_fields.items() if options else ()):
                 default = "required" if info.is_required() else f"default {info.default!r}"
                 grid = getattr(record, "grid", {}).get(field)
                 default += f", grid {grid}" if grid else ""
-                out.print(f"      {field}: {info.description or ''} [dim]({default})[/dim]", highlight=False)
+                out.print(f"      {field}: {escape(info.description or '')} [dim]({escape(default)})[/dim]",
+                          highlight=False)
 
 
 @main.command()

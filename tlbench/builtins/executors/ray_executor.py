@@ -149,5 +149,5 @@ def _drive(session, ray, actors: list, new_actor) -> None:
 
 @tlbench.hookimpl
 def tlbench_executors():
-    return [tlbench.ExecutorPlugin("ray", "Ray actors on this machine or a Ray cluster (needs the package's ray "
-                                          "extra); fractional GPUs pack small cells", RayOptions, run)]
+    return [tlbench.ExecutorPlugin("ray", "Ray actors on this machine or a Ray cluster (pip install "
+                                          "'tlbench[ray]'); fractional GPUs pack small cells", RayOptions, run)]
