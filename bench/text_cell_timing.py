@@ -30,7 +30,7 @@ encoded = enc({k: s.inputs for k, s in splits.items()})
 splits = {k: Split(encoded[k], s.labels) for k, s in splits.items()}
 print(f"{name}: {', '.join(f'{k} {len(s)}' for k, s in splits.items())}; load+tokenise {time.perf_counter() - t:.1f}s; "
       f"mean tokens {float(encoded['train']['attention_mask'].sum(1).float().mean()):.1f}", flush=True)
-train = TrainOptions(epochs=3, min_steps=24, batch_size=16, eval_batch_size=128, device="cpu")
+train = TrainOptions(epochs=3, min_steps=24, batch_size=16, eval_batch_size=128)
 cache = {}
 
 
@@ -54,11 +54,12 @@ runs = {k: v for k, v in runs.items() if not only or k in only.split(",")}
 total = 0.0
 for fraction in fractions:
     for strategy, (run, opts) in runs.items():
-        index = data_mod.label_subset(splits["train"], fraction, 0)
+        index = data_mod.label_subset(splits["train"].labels, fraction, 0)
         torch.manual_seed(0)
         ctx = CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
                           num_classes=len(loaded.classes), device=torch.device("cpu"), train=train, seed=0,
-                          build=lambda p: tf.build(options, p), features_cache=features_cache)
+                          build=lambda p: tf.build(options, p), features_cache=features_cache,
+                          label_fraction=fraction)
         s = time.perf_counter()
         out = run(ctx, opts)
         wall = time.perf_counter() - s

@@ -36,12 +36,19 @@ def test_tokenize_pads_to_one_width_and_warns_once_with_a_count(options):
         warnings.simplefilter("always")
         both = enc({"train": ["tiny", long, long], "test": ["another short text", long]})
     messages = [str(w.message) for w in caught if issubclass(w.category, TruncationWarning)]
-    assert len(messages) == 1 and messages[0].startswith("3 of 5 texts are longer than max_length = 32")
+    assert len(messages) == 1 and messages[0].startswith("3 of 5 texts of the dataset are longer than max_length = 32")
     assert both["train"]["input_ids"].shape == (3, 32) and both["test"]["input_ids"].shape == (2, 32)
     assert both["train"]["input_ids"][1, -1].item() == enc.tokenizer.sep_token_id  # truncated keeps [SEP]
     short = enc({"a": ["tiny"], "b": ["two words"]})  # the dataset's longest when shorter than max_length
     assert short["a"]["input_ids"].shape[1] == short["b"]["input_ids"].shape[1] == 4
     assert enc.calls == 3
+    split_by_split = tf.encoder(options)  # as the worker calls it: one split at a time, one warning
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for split in (["tiny", long, long], [long], ["short"]):
+            split_by_split(split)
+    messages = [str(w.message) for w in caught if issubclass(w.category, TruncationWarning)]
+    assert len(messages) == 1 and messages[0].startswith("2 of 3 texts of a split are longer")
 
 
 def test_prepare_trims_a_batch_to_its_longest_row():

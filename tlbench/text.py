@@ -6,7 +6,7 @@ plugin's encoder (:class:`Tokenize`) turns the texts of a dataset into ``input_i
 (dataset, ``Tokenize.key``). Per batch, :meth:`TextBackbone.prepare` cuts the batch down to its
 longest row, so a task of short texts never pays for ``max_length``.
 
-The helpers at the end (:func:`check_texts`, :func:`label_codes`, :func:`cap_per_class`) are what
+The helpers at the end (:func:`check_texts`, :func:`label_codes`) are what
 every text dataset plugin uses to validate its rows and labels with one-line user errors.
 """
 from __future__ import annotations
@@ -51,7 +51,9 @@ class Tokenize:
     a dict of splits (``{"train": [...], "test": [...]}``), the longest tokenised text of the whole
     dataset if that is shorter. Any two results of one call can be concatenated (DANN joins source
     and target batches). Texts longer than ``max_length`` tokens are truncated (the tokenizer keeps
-    its special tokens) with ONE :class:`TruncationWarning` per call that counts them.
+    its special tokens) with ONE :class:`TruncationWarning` that counts them: the worker makes one
+    encoder per dataset encoding, and an encoder warns once (the dict call counts the whole dataset;
+    called split by split, the first split that truncates is counted).
     """
 
     def __init__(self, tokenizer, max_length: int, name: str | None = None):
@@ -62,6 +64,7 @@ class Tokenize:
         self.name = name or getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__
         self.key = f"tokenizer={self.name};max_length={self.max_length}"
         self.calls = 0  # how many times this encoder tokenised (tests count them)
+        self._warned = False  # one truncation warning per encoder, i.e. per dataset encoding
 
     def __call__(self, texts: Sequence[str] | dict[str, Sequence[str]]):
         if isinstance(texts, dict):
@@ -77,9 +80,12 @@ class Tokenize:
         else:
             ids, truncated = self._ids(list(texts))
             out = self._pad(ids, self.max_length)
-        if truncated:
+        if truncated and not self._warned:
+            self._warned = True
             total = sum(len(v) for v in texts.values()) if isinstance(texts, dict) else len(texts)
-            warnings.warn(f"{truncated} of {total} texts are longer than max_length = {self.max_length} tokens "
+            scope = "texts of the dataset" if isinstance(texts, dict) else \
+                "texts of a split (the dataset's other splits are truncated without another warning)"
+            warnings.warn(f"{truncated} of {total} {scope} are longer than max_length = {self.max_length} tokens "
                           f"and were truncated ({self.name})", TruncationWarning, stacklevel=2)
         return out
 
@@ -227,18 +233,3 @@ def _natural(name: str):
         return (0, float(name), "")
     except ValueError:
         return (1, 0.0, name)
-
-
-def cap_per_class(labels: torch.Tensor, max_per_class: int | None, seed: int = 0) -> torch.Tensor:
-    """Sorted indices keeping at most ``max_per_class`` examples of each class (a fixed seeded
-    draw: the same rows every time), all indices when ``max_per_class`` is None."""
-    if max_per_class is None:
-        return torch.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    y = labels.numpy()
-    keep = []
-    for cls in np.unique(y):
-        members = np.flatnonzero(y == cls)
-        keep.extend(members if len(members) <= max_per_class
-                    else rng.choice(members, size=max_per_class, replace=False))
-    return torch.as_tensor(np.sort(np.asarray(keep, dtype=np.int64)))

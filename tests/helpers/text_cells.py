@@ -69,7 +69,7 @@ def encoded_splits(loaded: tlbench.LoadedDataset, encoder) -> dict[str, tlbench.
 
 def make_ctx(build, splits: dict[str, tlbench.Split], num_classes: int, epochs: int = 1, batch_size: int = 16,
              min_steps: int = 0, seed: int = 0, label_fraction: float = 1.0) -> CellContext:
-    index = data_mod.label_subset(splits["train"], label_fraction, seed)
+    index = data_mod.label_subset(splits["train"].labels, label_fraction, seed)
     torch.manual_seed(seed)
     features = {}
 
@@ -82,5 +82,5 @@ def make_ctx(build, splits: dict[str, tlbench.Split], num_classes: int, epochs: 
         return features["f"]
     return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
                        num_classes=num_classes, device=torch.device("cpu"),
-                       train=TrainOptions(epochs=epochs, batch_size=batch_size, min_steps=min_steps, device="cpu"),
-                       seed=seed, build=build, features_cache=features_cache)
+                       train=TrainOptions(epochs=epochs, batch_size=batch_size, min_steps=min_steps),
+                       seed=seed, build=build, features_cache=features_cache, label_fraction=label_fraction)

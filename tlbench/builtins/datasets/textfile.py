@@ -20,7 +20,8 @@ from pydantic import Field, model_validator
 
 import tlbench
 from tlbench.errors import UserError
-from tlbench.text import cap_per_class, check_texts, hub_reachable, label_codes
+from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
+from tlbench.text import check_texts, hub_reachable, label_codes
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -32,8 +33,8 @@ class ColumnOptions(tlbench.Options):
     label_column: str = Field("label", description="column holding the class labels (names or numbers)")
     split_column: str | None = Field(None, description="column with train / val (validation, dev) / test per row; "
                                                        "default: a fixed seeded stratified 65/15/20 split")
-    max_per_class: int | None = Field(None, ge=1, description="keep at most this many rows of each class (per "
-                                                              "domain and given split; a fixed seeded draw)")
+    max_per_class: int | None = max_per_class_field()
+    seed: int = seed_field()
 
 
 class DomainOptions(tlbench.Options):
@@ -134,7 +135,8 @@ def _parts(texts: list[str], labels: torch.Tensor, rows: torch.Tensor, split_of:
                             "needs train and test (and optionally val)")
     parts = {}
     for name, members in groups.items():
-        members = members[cap_per_class(labels[members], options.max_per_class)]
+        members = members[torch.as_tensor(per_class_index(labels[members].numpy(), options.max_per_class,
+                                                          options.seed))]
         parts[name] = tlbench.Split([texts[i] for i in members.tolist()], labels[members])
     return parts
 
