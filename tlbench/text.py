@@ -83,10 +83,10 @@ class Tokenize:
         if truncated and not self._warned:
             self._warned = True
             total = sum(len(v) for v in texts.values()) if isinstance(texts, dict) else len(texts)
-            scope = "texts of the dataset" if isinstance(texts, dict) else \
-                "texts of a split (the dataset's other splits are truncated without another warning)"
-            warnings.warn(f"{truncated} of {total} {scope} are longer than max_length = {self.max_length} tokens "
-                          f"and were truncated ({self.name})", TruncationWarning, stacklevel=2)
+            scope, rest = ("the dataset", "") if isinstance(texts, dict) else \
+                ("a split", "; the dataset's other splits are truncated without another warning")
+            warnings.warn(f"{truncated} of {total} texts of {scope} are longer than max_length = {self.max_length} "
+                          f"tokens and were truncated ({self.name}){rest}", TruncationWarning, stacklevel=2)
         return out
 
     def _ids(self, texts: list[str]) -> tuple[list[list[int]], int]:
