@@ -82,7 +82,7 @@ def frame_to_dataset(frame: pd.DataFrame, where: str, options: ColumnOptions,
                      class_names: list[str] | None = None) -> tlbench.LoadedDataset:
     """Validate the columns and rows of ``frame`` and turn it into a :class:`tlbench.LoadedDataset`
     of raw texts (``list[str]``). ``class_names``: the label order when the source defines it."""
-    columns = [str(c) for c in frame.columns]
+    columns = [str(c) for c in frame.columns if c != "__split__"]  # hf_text's own split marker
     for key in ("text_column", "label_column", "domain_column", "split_column"):
         column = getattr(options, key, None)
         if column is not None and column not in columns:
