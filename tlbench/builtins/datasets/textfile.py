@@ -82,13 +82,14 @@ def frame_to_dataset(frame: pd.DataFrame, where: str, options: ColumnOptions,
                      class_names: list[str] | None = None) -> tlbench.LoadedDataset:
     """Validate the columns and rows of ``frame`` and turn it into a :class:`tlbench.LoadedDataset`
     of raw texts (``list[str]``). ``class_names``: the label order when the source defines it."""
-    columns = [str(c) for c in frame.columns if c != "__split__"]  # hf_text's own split marker
+    columns = [str(c) for c in frame.columns]
     for key in ("text_column", "label_column", "domain_column", "split_column"):
         column = getattr(options, key, None)
         if column is not None and column not in columns:
             close = difflib.get_close_matches(column, columns, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"{where}: no column {column!r} ({key}){hint} columns present: {', '.join(columns)}")
+            present = ", ".join(c for c in columns if c != "__split__")  # not hf_text's own split marker
+            raise UserError(f"{where}: no column {column!r} ({key}){hint} columns present: {present}")
     if len(frame) == 0:
         raise UserError(f"{where}: no rows")
     texts = check_texts(frame[options.text_column].tolist(), where, f"text column {options.text_column!r}")
