@@ -21,12 +21,11 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def plugin_examples() -> dict[str, str]:
-    """The Python a plugin author copies: README's "Writing a plugin", the plugin API page,
-    the example package and the hookspecs' docstring."""
+    """The Python a plugin author copies: README's "Writing a plugin" (hooks, wrappers, the
+    conformance kit), the example package and the hookspecs' docstring."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Writing a plugin"):readme.index("## Results format")]
     sources = {"README.md": "\n".join(python_blocks(section)),
-               "docs/readme/api.md": "\n".join(python_blocks((ROOT / "docs/readme/api.md").read_text())),
                "hookspecs": hookspecs.__doc__}
     for path in (ROOT / "plugins/tlbench-example").rglob("*.py"):
         sources[str(path.relative_to(ROOT))] = path.read_text()

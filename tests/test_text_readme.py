@@ -20,13 +20,11 @@ MARKER = "# my_textfolder.py"
 
 
 def example_source() -> str:
-    for doc in (ROOT / "README.md", ROOT / "docs" / "readme" / "text.md"):
-        if doc.exists():
-            blocks = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)
-            found = [b for b in blocks if b.startswith(MARKER)]
-            if found:
-                return found[0]
-    pytest.fail(f"no python block starting with {MARKER!r} in the README or docs/readme/text.md")
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    found = [b for b in blocks if b.startswith(MARKER)]
+    if not found:
+        pytest.fail(f"no python block starting with {MARKER!r} in the README")
+    return found[0]
 
 
 def test_readme_text_plugin_example_runs(tmp_path, monkeypatch):
