@@ -92,15 +92,18 @@ class DatasetPlugin:
 
 
 class Encoder(Protocol):
-    """Turns a whole split's raw inputs into tensors once (text: tokenisation), on the CPU.
+    """Turns a dataset's raw inputs into tensors once (text: tokenisation), on the CPU.
 
-    ``key`` names every setting the result depends on (e.g. ``"minilm;max_length=128"``): the
-    encoded data is cached per (dataset, key) and shared by every cell and backbone with that key.
+    Called once per dataset with every split's raw inputs (``{"train": [...], "val": [...],
+    ...}``); returns the same keys, each a tensor or a dict of tensors whose rows can be joined
+    across splits (DANN joins source and target batches). ``key`` names every setting the result
+    depends on (e.g. ``"tokenizer=minilm;max_length=128"``): the encoded data is cached per
+    (dataset, key) and shared by every cell and backbone with that key.
     """
 
     key: str
 
-    def __call__(self, inputs: Any) -> torch.Tensor | dict[str, torch.Tensor]: ...
+    def __call__(self, inputs: dict[str, Any]) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]: ...
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,10 @@ class Worker:
         encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
         key = encoder.key if encoder else "raw"
         if key not in self._encoded:
-            self._encoded[key] = {name: Split(encoder(split.inputs) if encoder else split.inputs,
-                                              split.labels).to(self.device) for name, split in raw.items()}
+            inputs = {name: split.inputs for name, split in raw.items()}
+            encoded = encoder(inputs) if encoder else inputs  # every split in one call
+            self._encoded[key] = {name: Split(encoded[name], split.labels).to(self.device)
+                                  for name, split in raw.items()}
         return self._encoded[key]
 
     def features(self, cell: Cell) -> Features:
