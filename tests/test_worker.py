@@ -152,3 +152,18 @@ def test_batches_keep_or_drop_the_short_last_batch(drop_last, sizes):
     from tlbench.records import Split
     split = Split(torch.zeros(150, 1), torch.zeros(150, dtype=torch.long))
     assert [len(y) for _, y in batches(split, 64, drop_last=drop_last)] == sizes
+
+
+def test_precise_bn_recomputes_running_statistics_from_the_final_weights():
+    ctx = make_ctx(TINY_CNN, load_toy_shift(ToyShiftOptions()), batch_size=50)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4), torch.nn.BatchNorm1d(4))
+    model[2].running_mean.fill_(100.0)  # stale statistics, as after a short schedule
+    inputs = ctx.data["train"].inputs[:400].float()
+    from tlbench.records import Split
+    ctx.data["probe"] = Split(inputs, ctx.data["train"].labels[:400])
+    model.eval()
+    ctx.recalibrate_batch_norm(model, "probe")
+    with torch.no_grad():
+        hidden = model[1](model[0](inputs))
+    assert torch.allclose(model[2].running_mean, hidden.mean(0), rtol=1e-4, atol=1e-4)  # 8 equal batches
+    assert model[2].momentum == 0.1 and not model.training  # restored

@@ -141,6 +141,28 @@ class CellContext:
                         break
         self.curve[:] = [{k: float(v) for k, v in point.items()} for point in self.curve]
 
+    @torch.no_grad()
+    def recalibrate_batch_norm(self, model: nn.Module, split: str = "train") -> None:
+        """Precise BN: re-estimate every batch-norm layer's running statistics as the plain average
+        over one pass of ``split`` with the final weights (timed as training). After a short
+        schedule from random initialisation the running averages lag the weights, and evaluation
+        can collapse to one class although training accuracy is fine."""
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        was_training = model.training
+        model.train()
+        with self.clock.training(self.device):
+            for inputs, _ in self.batches(split, shuffle=False):
+                with self.autocast():
+                    model(inputs)
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+
     def _compiled(self, step_module: TrainStep):
         if not getattr(self.train, "compile", False):
             return step_module

@@ -13,10 +13,13 @@ class FinetuneOptions(tlbench.Options):
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
 
 
-def train_classifier(ctx, options: FinetuneOptions, pretrained: bool, split: str = "train") -> tlbench.Outcome:
+def train_classifier(ctx, options: FinetuneOptions, pretrained: bool, split: str = "train",
+                     recalibrate_bn: bool = False) -> tlbench.Outcome:
     """Train backbone + head on ``split``; shared by finetune, scratch and target_oracle."""
     model = ctx.classifier(pretrained=pretrained)
     ctx.fit(model, options.lr, options.weight_decay, split=split)
+    if recalibrate_bn:
+        ctx.recalibrate_batch_norm(model, split)
     return tlbench.Outcome(ctx.predict(model), *count_params(model))
 
 
