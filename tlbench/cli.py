@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tlbench.errors import UserError
+from tlbench.errors import UserError, one_line_warnings
 from tlbench.plugins import notify, plugin_manager
 from tlbench.registry import KINDS, DuplicateName, Registry
 from tlbench.suite import FILTER_KEYS
@@ -82,6 +82,7 @@ class Main(click.Group):
 @click.version_option(package_name="tlbench")
 def main():
     """Benchmark transfer-learning strategies across backbones, datasets, label budgets and seeds."""
+    one_line_warnings()
     # Off a terminal (logs, CI) rich would wrap at 80 columns; $COLUMNS still wins.
     out.width = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 

@@ -1,4 +1,5 @@
-"""Exceptions with a meaning for the runner and the command line."""
+"""Exceptions with a meaning for the runner and the command line, and how warnings are shown."""
+import warnings
 
 
 class UserError(Exception):
@@ -7,3 +8,9 @@ class UserError(Exception):
 
 class Diverged(Exception):
     """Training produced a non-finite loss: the cell is recorded as ``diverged``."""
+
+
+def one_line_warnings() -> None:
+    """Show warnings as ``warning: message`` lines (not file:line plus source), in the command
+    line's process and in every worker process it starts."""
+    warnings.formatwarning = lambda message, category, filename, lineno, line=None: f"warning: {message}\n"

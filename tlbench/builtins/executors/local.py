@@ -104,7 +104,9 @@ def _serve(conn, device: str, threads: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle
     import torch
     torch.set_num_threads(threads)
+    from tlbench.errors import one_line_warnings
     from tlbench.worker import run_cell
+    one_line_warnings()
     while True:
         try:
             spec = conn.recv()

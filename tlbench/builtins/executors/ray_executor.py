@@ -48,6 +48,8 @@ class CellActor:
         import ray
         import torch
         torch.set_num_threads(threads)
+        from tlbench.errors import one_line_warnings
+        one_line_warnings()
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per actor
 
     def run(self, spec) -> dict:
