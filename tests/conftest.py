@@ -1,11 +1,19 @@
 import os
-import textwrap
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+# One torch/OpenMP thread in the tests (and the processes they start): on a busy 2-core machine
+# two threads run the suite several times slower, and timings would depend on other load.
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
-from tlbench.cli import main
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from tlbench.cli import main  # noqa: E402
+
+torch.set_num_threads(1)
 
 # The MLflow tracker (active wherever MLflow is installed) stays out of the tests' suite runs;
 # tests/test_mlflow_tracker.py switches it on where it tests it. Subprocesses inherit this.

@@ -25,12 +25,15 @@ BUILTINS = {(kind, name): record for kind in ("backbone", "dataset", "strategy")
 #: options for built-ins whose defaults need something (a required field, real weights)
 OPTIONS = {"timm": {"model": "resnet18", "weights": "none", "input_size": 32},
            "mnist": {"image_size": 8}, "mnist2digits": {"image_size": 8},  # 70,000 images: keep them small
-           "digits-printed2hand": {"per_class": 10}}
+           "digits-printed2hand": {"per_class": 10},
+           **{name: {"max_per_class": 20} for name in ("sms_spam", "trec", "bbc_news", "vader_shift")}}
 #: built-ins not run here, and why
 SKIPPED = {
     **{name: "needs the dataset files (download = true needs internet access)"
        for name in ("cifar10", "cifar100", "flowers102", "oxford_pets", "dtd", "eurosat")},
     "imagefolder": "needs a folder of images: test_imagefolder_conforms makes one",
+    **{name: "needs a file of the user's: tests/test_text_datasets.py checks it on files it writes"
+       for name in ("textfile", "textfile_shift", "hf_text", "hf_text_shift")},
 }
 CHECKED = [(record, OPTIONS.get(name)) for (kind, name), record in sorted(BUILTINS.items()) if name not in SKIPPED]
 
@@ -76,12 +79,12 @@ def strategy(run, name="broken", **kwargs):
 
 
 def peeks_at_validation(ctx, options):
-    """Fine-tunes, then keeps whichever of two heads scores better on *validation labels*."""
+    """Fine-tunes, then nudges its validation logits towards the *validation labels* (a leak that
+    would win any selection on validation)."""
     outcome = finetune.run(ctx, options)
-    flipped = {k: -v for k, v in outcome.logits.items()}
-    val = ctx.data["val"].labels
-    better = (flipped["val"].argmax(1) == val).sum() > (outcome.logits["val"].argmax(1) == val).sum()
-    return tlbench.Outcome(flipped if better else outcome.logits, outcome.trainable_params, outcome.total_params)
+    hint = nn.functional.one_hot(ctx.data["val"].labels.cpu(), ctx.num_classes).float()
+    logits = {**outcome.logits, "val": outcome.logits["val"] + hint}
+    return tlbench.Outcome(logits, outcome.trainable_params, outcome.total_params)
 
 
 def trains_on_target_labels(ctx, options):

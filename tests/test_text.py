@@ -133,7 +133,7 @@ STRATEGIES = {
     "finetune": (finetune.run, finetune.FinetuneOptions(lr=3e-3)),
     "partial_finetune": (partial_finetune.run, partial_finetune.PartialFinetuneOptions(k=1, lr=3e-3)),
     "lora": (lora.run, lora.LoraOptions(r=2, lr=1e-2)),
-    "scratch": (scratch.run, finetune.FinetuneOptions(lr=3e-3)),
+    "scratch": (scratch.run, scratch.ScratchOptions(lr=3e-3)),
 }
 
 

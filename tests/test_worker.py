@@ -167,3 +167,8 @@ def test_precise_bn_recomputes_running_statistics_from_the_final_weights():
         hidden = model[1](model[0](inputs))
     assert torch.allclose(model[2].running_mean, hidden.mean(0), rtol=1e-4, atol=1e-4)  # 8 equal batches
     assert model[2].momentum == 0.1 and not model.training  # restored
+
+
+def test_the_tests_run_torch_on_one_thread():
+    import os
+    assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
