@@ -157,6 +157,7 @@ def test_a_worker_killed_mid_cell_is_replaced_and_its_cell_retried_once(write_su
     assert by_strategy["linear_probe"]["status"] == "ok"
     assert survived["status"] == "ok"
     assert doomed["status"] == "failed" and "worker died twice running this cell" in doomed["error"]
+    assert doomed["role"] == "transfer" and doomed["cost"]["wall_seconds"] > 0  # a full record, not a stub
     if executor == "local":
         assert "SIGKILL" in doomed["error"]
     pids_once, pids_always = once.read_text().split(), always.read_text().split()

@@ -97,7 +97,8 @@ def test_the_session_hands_out_a_workers_group_first_and_skips_cells_held_elsewh
     assert store.claim(other.id, "another run", 60)
     from tlbench.plugins import plugin_manager
     result = RunResult()
-    with Session(suite, suite.cells, store, plugin_manager()[0], (), False, lambda *a: None, result) as session:
+    with Session(suite, suite.cells, registry, store, plugin_manager()[0], (), False, lambda *a: None,
+                 result) as session:
         groups = {s.group for s in session.pending.values()}
         assert len(groups) == 2
         last = list(session.pending.values())[-1].group

@@ -24,7 +24,7 @@ from tlbench.plugins import notify
 from tlbench.registry import Registry
 from tlbench.store import Store
 from tlbench.suite import Cell, Suite, canonical
-from tlbench.worker import SCHEMA_VERSION, CellSpec
+from tlbench.worker import CellSpec, new_record
 
 #: a claim lasts this long unless renewed; the controller renews its claims every third of it
 LEASE_SECONDS = 90.0
@@ -46,9 +46,9 @@ class Session:
     another run holds are skipped (counted in ``held_elsewhere``). Thread-safe.
     """
 
-    def __init__(self, suite: Suite, cells: list[Cell], store: Store, pm: pluggy.PluginManager,
-                 plugins: tuple[str, ...], rerun: bool, progress, result: RunResult):
-        self.store, self.pm, self.progress, self.result = store, pm, progress, result
+    def __init__(self, suite: Suite, cells: list[Cell], registry: Registry, store: Store,
+                 pm: pluggy.PluginManager, plugins: tuple[str, ...], rerun: bool, progress, result: RunResult):
+        self.registry, self.store, self.pm, self.progress, self.result = registry, store, pm, progress, result
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rerun = rerun
         self.cells = {c.id: c for c in cells}
@@ -103,17 +103,12 @@ class Session:
 
     def failed(self, spec: CellSpec, reason: str) -> None:
         """Record a cell as failed without a record from a worker (e.g. its worker died twice)."""
-        cell = self.cells[spec.cell_id]
         claimed = self._claimed_at.get(spec.cell_id)
-        wall = time.perf_counter() - claimed if claimed is not None else 0.0
-        self.done(spec, {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
-                         "backbone": cell.backbone.label, "dataset": cell.dataset.label,
-                         "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
-                         "label_fraction": cell.label_fraction, "config": cell.config(),
-                         "status": "failed", "error": reason, "metrics": {},
-                         "cost": {"wall_seconds": wall},  # the progress line and exports read it
-                         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                         "run": {}, "has_target_domain": None})
+        record = new_record(self.cells[spec.cell_id], self.registry)
+        record.update(status="failed", error=reason,
+                      cost={"wall_seconds": time.perf_counter() - claimed if claimed is not None else 0.0},
+                      finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        self.done(spec, record)
 
 
 class _Renewer:
@@ -163,7 +158,8 @@ def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store:
     options = record.options.model_validate(suite.executor_options if executor_options is None else executor_options)
     result = RunResult()
     notify(pm, "tlbench_suite_started", suite_name=suite.options.name, results_dir=suite.results_dir, cells=todo)
-    with Session(suite, todo, store, pm, plugins, rerun, progress or (lambda *a: None), result) as session:
+    with Session(suite, todo, registry, store, pm, plugins, rerun, progress or (lambda *a: None),
+                 result) as session:
         try:
             record.run(session, options)
         except KeyboardInterrupt:

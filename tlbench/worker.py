@@ -147,13 +147,8 @@ class Worker:
     def run(self, cell: Cell) -> dict:
         """Run one cell and return its record; never raises for a failure inside the cell."""
         strategy = self.registry.get("strategy", cell.strategy.plugin)
-        record = {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
-                  "backbone": cell.backbone.label, "dataset": cell.dataset.label,
-                  "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
-                  "label_fraction": cell.label_fraction, "config": cell.config(),
-                  "role": strategy.role, "select_on": strategy.select_on,
-                  "status": "ok", "error": None, "metrics": {}, "cost": {}, "run": self.info,
-                  "has_target_domain": self.registry.get("dataset", cell.dataset.plugin).has_target_domain}
+        record = new_record(cell, self.registry)
+        record["run"] = self.info
         start = time.perf_counter()
         if cell.skip_reason:
             record.update(status="skipped", error=cell.skip_reason)
@@ -200,6 +195,19 @@ class Worker:
                     examples_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,
                     trainable_params=outcome.trainable_params, total_params=outcome.total_params,
                     **ctx.clock.excluded)
+
+
+def new_record(cell: Cell, registry: Registry) -> dict:
+    """A cell's record before it runs (status ``ok``, no metrics yet): what identifies it, its
+    resolved configuration and its strategy's declared role."""
+    strategy = registry.get("strategy", cell.strategy.plugin)
+    return {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
+            "backbone": cell.backbone.label, "dataset": cell.dataset.label,
+            "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
+            "label_fraction": cell.label_fraction, "config": cell.config(),
+            "role": strategy.role, "select_on": strategy.select_on,
+            "status": "ok", "error": None, "metrics": {}, "cost": {}, "run": {},
+            "has_target_domain": registry.get("dataset", cell.dataset.plugin).has_target_domain}
 
 
 def extract_features(backbone, splits: dict[str, Split], batch_size: int, precision) -> Features:
