@@ -5,13 +5,13 @@ Everything a plugin author annotates is importable from here.
 import pluggy
 
 from tlbench.backbone import Backbone, Classifier
+from tlbench.cells import Cell, TrainOptions
 from tlbench.context import CellContext, Features
 from tlbench.errors import Diverged, UserError
 from tlbench.image import ImageBackbone
 from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlugin, LoadedDataset, Options,
                              Outcome, Role, ScorerPlugin, Split, StrategyPlugin)
 from tlbench.step import ClassificationStep, StepOutput, TrainStep
-from tlbench.suite import Cell, TrainOptions  # imports registry -> plugins -> hookspecs: last
 
 __version__ = "0.2.0"
 hookimpl = pluggy.HookimplMarker("tlbench")

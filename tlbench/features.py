@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from tlbench.cells import canonical
 from tlbench.context import Features  # defined beside CellContext; importable from here too
 
 __all__ = ["Features", "FeatureCache", "feature_key_hash"]
@@ -31,13 +32,9 @@ log = logging.getLogger("tlbench.features")
 FORMAT_VERSION = 1
 
 
-def _canonical(key: dict) -> str:
-    return json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
-
-
 def feature_key_hash(key: dict) -> str:
     """The file stem of ``key``: a sha256 of its canonical JSON (sorted keys, no whitespace)."""
-    return hashlib.sha256(_canonical(key).encode()).hexdigest()[:32]
+    return hashlib.sha256(canonical(key).encode()).hexdigest()[:32]
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -95,7 +92,7 @@ class FeatureCache:
             return None
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("format") != FORMAT_VERSION or _canonical(meta["key"]) != _canonical(key):
+            if meta.get("format") != FORMAT_VERSION or canonical(meta["key"]) != canonical(key):
                 raise ValueError("stored key or format does not match")
             tensors = load_file(tensors_path)
             splits = {name: tensors[f"splits/{name}"] for name in meta["splits"]}

@@ -30,7 +30,7 @@ import pluggy
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.records import BackbonePlugin, DatasetPlugin, ExecutorPlugin, ScorerPlugin, StrategyPlugin
-    from tlbench.suite import Cell
+    from tlbench.cells import Cell
 
 hookspec = pluggy.HookspecMarker("tlbench")
 

@@ -5,17 +5,16 @@ given where an option takes one value sweeps it; each combination is a *variant*
 """
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tlbench.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.errors import UserError
 from tlbench.records import Options
 from tlbench.registry import Registry
@@ -42,68 +41,6 @@ class SuiteOptions(BaseModel):
             if not 0 < v <= 1:
                 raise ValueError(f"label fraction {v} is outside (0, 1]")
         return values
-
-
-class TrainOptions(Options):
-    epochs: int = Field(10, gt=0, description="passes over the labelled training data")
-    min_steps: int = Field(0, ge=0, description="at least this many optimizer steps, so that small label "
-                           "fractions are not starved of updates")
-    batch_size: int = Field(128, gt=0, description="training batch size")
-    eval_batch_size: int = Field(512, gt=0, description="evaluation and feature-extraction batch size")
-    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
-    compile: bool = Field(False, description="torch.compile the training step once per cell (full batches, static "
-                                             "shapes; compile time recorded apart as compile_seconds)")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One validated variant of a [[backbone]], [[dataset]] or [[strategy]] table."""
-
-    plugin: str
-    label: str
-    options: Options
-    variant: dict[str, Any]
-
-    def config(self) -> dict:
-        return {"plugin": self.plugin, **self.options.model_dump(mode="json")}
-
-
-@dataclass(frozen=True)
-class Cell:
-    suite: str
-    backbone: Entry
-    dataset: Entry
-    strategy: Entry
-    train: TrainOptions
-    train_variant: dict[str, Any]
-    seed: int
-    label_fraction: float
-    skip_reason: str | None = None
-
-    def config(self) -> dict:
-        """Everything that determines the result (not the device or executor it runs on)."""
-        train = self.train.model_dump(mode="json", exclude={"compile"} if not self.train.compile else set())
-        return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
-                "strategy": self.strategy.config(), "train": train,
-                "seed": self.seed, "label_fraction": self.label_fraction}
-
-    @property
-    def group(self) -> str:
-        """Cells of one group share a dataset and a backbone: a worker that gets them in a row
-        reuses its loaded data, encoded inputs and features."""
-        return canonical([self.dataset.config(), self.backbone.config()])
-
-    @property
-    def id(self) -> str:
-        return hashlib.sha256(canonical(self.config()).encode()).hexdigest()[:16]
-
-    @property
-    def variant(self) -> str:
-        return canonical({**self.strategy.variant, **self.train_variant})
-
-    def describe(self) -> str:
-        return (f"{self.backbone.label} · {self.dataset.label} · {self.strategy.label} {self.variant} · "
-                f"{self.label_fraction:g} labels · seed {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -139,10 +76,6 @@ class Suite:
         if not cells:
             raise UserError(f"{self.path}: no cell has that combination of --filter values")
         return cells
-
-
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def load_suite(path: str | Path, registry: Registry, output: str | None = None) -> Suite:

@@ -265,7 +265,7 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
     backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
     from tlbench.builtins.backbones import tiny_cnn
-    from tlbench.suite import TrainOptions
+    from tlbench.cells import TrainOptions
 
     loaded = loaded or tiny_digits(target=target)
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))

@@ -1,0 +1,89 @@
+"""The cell: what one training run is, as plugins and hooks see it (the contract layer, beside
+:mod:`tlbench.records`; the planner in :mod:`tlbench.suite` makes these, nothing here plans).
+
+A :class:`Cell` is one (backbone, dataset, strategy variant, train options, seed, label fraction);
+its ``id`` is a hash of the :func:`canonical` JSON of everything that determines its result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field
+
+from tlbench.records import Options
+
+__all__ = ["Cell", "Entry", "TrainOptions", "canonical"]
+
+
+def canonical(value) -> str:
+    """The one canonical JSON of tlbench: sorted keys, no whitespace, anything JSON lacks as ``str``.
+    Cell ids, groups, variants and feature-cache keys are hashes or texts of it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class TrainOptions(Options):
+    epochs: int = Field(10, gt=0, description="passes over the labelled training data")
+    min_steps: int = Field(0, ge=0, description="at least this many optimizer steps, so that small label "
+                           "fractions are not starved of updates")
+    batch_size: int = Field(128, gt=0, description="training batch size")
+    eval_batch_size: int = Field(512, gt=0, description="evaluation and feature-extraction batch size")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    compile: bool = Field(False, description="torch.compile the training step once per cell (full batches, static "
+                                             "shapes; compile time recorded apart as compile_seconds)")
+    validation: Literal["budget", "full"] = Field(
+        "budget", description="budget: the label budget cuts the validation split too (the same fraction, at least "
+                              "one example a class), as a user with that few labels has; full: every validation label")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One validated variant of a [[backbone]], [[dataset]] or [[strategy]] table."""
+
+    plugin: str
+    label: str
+    options: Options
+    variant: dict[str, Any]
+
+    def config(self) -> dict:
+        return {"plugin": self.plugin, **self.options.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    backbone: Entry
+    dataset: Entry
+    strategy: Entry
+    train: TrainOptions
+    train_variant: dict[str, Any]
+    seed: int
+    label_fraction: float
+    skip_reason: str | None = None
+
+    def config(self) -> dict:
+        """Everything that determines the result (not the device or executor it runs on)."""
+        train = self.train.model_dump(mode="json", exclude={"compile"} if not self.train.compile else set())
+        return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
+                "strategy": self.strategy.config(), "train": train,
+                "seed": self.seed, "label_fraction": self.label_fraction}
+
+    @property
+    def group(self) -> str:
+        """Cells of one group share a dataset and a backbone: a worker that gets them in a row
+        reuses its loaded data, encoded inputs and features."""
+        return canonical([self.dataset.config(), self.backbone.config()])
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(canonical(self.config()).encode()).hexdigest()[:16]
+
+    @property
+    def variant(self) -> str:
+        return canonical({**self.strategy.variant, **self.train_variant})
+
+    def describe(self) -> str:
+        return (f"{self.backbone.label} · {self.dataset.label} · {self.strategy.label} {self.variant} · "
+                f"{self.label_fraction:g} labels · seed {self.seed}")
