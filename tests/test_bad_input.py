@@ -93,12 +93,13 @@ def test_sqlite_database_of_something_else(write_suite, cli, tmp_path):
 
 
 def test_store_of_another_schema_version(write_suite, cli, tmp_path):
+    from tlbench.results import CellRecord
     from tlbench.store import SCHEMA_VERSION, Store
     folder = tmp_path / "results" / "tiny"
     store = Store(folder)
     assert store.meta("schema_version") == SCHEMA_VERSION  # written on creation
     store.set_meta("schema_version", SCHEMA_VERSION + 1)
-    store.put({"cell_id": "x", "status": "ok"})
+    store.put(CellRecord(cell_id="x", status="ok"))
     store.close()
     for args in (("run", write_suite()), ("report", folder)):
         assert_user_error(cli(*args), "tlbench.sqlite", f"schema version {SCHEMA_VERSION + 1}",

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 
 from tlbench.report import data as D
-from tlbench.report import tables as T
+from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report import write_report
 from tlbench.report.style import order_strategies, strategy_linestyle
 from tlbench.selection import summarize
-from tlbench.store import COLUMNS, flatten
+from tlbench.results import CellRecord, columns, flatten
 
 NAN = math.nan
 
@@ -69,7 +69,7 @@ def test_oracle_found_by_role_not_label(tmp_path):
 
 def test_shift_table_by_role():
     df = D.prepare(relabelled_frame())
-    t = T.shift_table(df, D.select(df), {"s1": True, "d1": False})
+    t = shift_table(df, D.select(df), {"s1": True, "d1": False})
     assert t is not None and len(t.data) == 1
     r = t.data.iloc[0]
     assert (r["source_only_strategy"], r["adaptation_strategy"], r["oracle_strategy"]) == \
@@ -84,7 +84,7 @@ def test_shift_table_by_role():
 def test_one_shift_row_per_adaptation_strategy():
     extra = [row("s1", "adapt2", "adaptation", s, .65, .8, shift=True, source=.9) for s in (0, 1, 2)]
     df = D.prepare(pd.concat([relabelled_frame(), pd.DataFrame(extra)], ignore_index=True))
-    t = T.shift_table(df, D.select(df), {"s1": True, "d1": False})
+    t = shift_table(df, D.select(df), {"s1": True, "d1": False})
     assert list(t.data["adaptation_strategy"]) == ["adapt", "adapt2"]
     assert set(t.data["source_only_strategy"]) == {"lp"}
 
@@ -105,6 +105,6 @@ def test_old_records_without_role_are_transfer():
 
 
 def test_store_exports_role():
-    assert "role" in COLUMNS
-    assert flatten({"cell_id": "x", "role": "oracle"})["role"] == "oracle"
-    assert flatten({"cell_id": "x"})["role"] == "transfer"  # records from before roles were stored
+    assert "role" in columns([])
+    assert flatten(CellRecord(cell_id="x", role="oracle"))["role"] == "oracle"
+    assert flatten(CellRecord(cell_id="x"))["role"] == "transfer"  # the default role

@@ -40,7 +40,7 @@ def test_run_writes_records_csv_and_summary(write_suite, cli):
     assert "| tiny_cnn" in summary and "linear_probe" in summary and "±" in summary
     db = sqlite3.connect(path.parent / "results/tiny/tlbench.sqlite")
     record = json.loads(db.execute("SELECT record FROM records LIMIT 1").fetchone()[0])
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2
     assert set(record) >= {"config", "metrics", "cost", "run", "status", "cell_id"}
     assert record["run"]["packages"]["torch"]
 

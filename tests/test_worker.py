@@ -12,6 +12,7 @@ from helpers.toy_cells import load as load_toy_shift
 
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.plugins import load_registry
+from tlbench.results import CellRecord
 from tlbench.runner import Session, RunResult
 from tlbench.store import Store
 from tlbench.suite import load_suite
@@ -76,7 +77,7 @@ def test_claims_are_leases_that_keep_two_owners_apart(tmp_path):
     assert store.claim("c1", "b", 60)
     assert store.claim("c2", "a", -1)  # a lease that has already run out ...
     assert store.claim("c2", "b", 60)  # ... is taken over: its holder died
-    store.put({"cell_id": "c3", "status": "ok"})
+    store.put(CellRecord(cell_id="c3", status="ok"))
     assert not store.claim("c3", "a", 60)  # finished cells are not run again
     assert store.claim("c3", "a", 60, allow_finished=True)  # unless --rerun
     store.renew("b", 1000)

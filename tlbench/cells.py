@@ -36,6 +36,23 @@ class TrainOptions(Options):
     validation: Literal["budget", "full"] = Field(
         "budget", description="budget: the label budget cuts the validation split too (the same fraction, at least "
                               "one example a class), as a user with that few labels has; full: every validation label")
+    steps: int | None = Field(None, gt=0, description="exactly this many optimizer steps (overrides epochs and "
+                                                      "min_steps; a search's budget)")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="learning rate after the linear warm-up: "
+                                                    "cosine decay to 0, or constant")
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the steps (at least one) of linear warm-up")
+    augment: Literal["none", "crop", "flip_crop", "trivialaugment", "randaugment"] = Field(
+        "none", description="image augmentation of training batches on the device (tlbench.augment): random "
+                            "resized crop, + horizontal flip, TrivialAugment-Wide, RandAugment(2, 9); images only "
+                            "(a text cell with it fails)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy of the "
+                                                               "supervised strategies")
+    eval_every: int = Field(0, ge=0, description="evaluate the selection split (validation) every this many steps "
+                                                 "and at the last; 0: about 10 times per cell")
+    keep_best: bool = Field(True, description="restore the state of the best validation evaluation before "
+                                              "predicting (false: the last step's state)")
+    patience: int = Field(0, ge=0, description="stop after this many evaluations without a better validation "
+                                               "accuracy (0: never stop early)")
 
 
 @dataclass(frozen=True)

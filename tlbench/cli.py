@@ -103,6 +103,7 @@ def main():
 def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, filters, plugins,
         strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
+    from tlbench.preflight import preflight
     from tlbench.runner import run_suite
     from tlbench.store import Store
     from tlbench.suite import load_suite
@@ -111,11 +112,19 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     suite = load_suite(suite_file, registry, output)
     executor_name, executor_config = _executor(suite, registry, executor, executor_options)
     cells = suite.select(filters) if filters else suite.cells
-    store = Store(suite.results_dir) if not dry_run or suite.results_dir.exists() else None
+    store = Store(suite.results_dir) if (suite.results_dir / "tlbench.sqlite").is_file() else None
     finished = store.finished() if store and not rerun else set()
+    try:  # data and weights, before the store is made or written (a UserError: exit 2)
+        checked = preflight([c for c in cells if c.id not in finished], registry)
+    except UserError:
+        if store:
+            store.close()
+        raise
     if dry_run:
         _print_plan(suite, cells, finished)
+        out.print(f"preflight ok: {checked.summary()}")
         return
+    store = store or Store(suite.results_dir)
     todo = sum(c.id not in finished for c in cells)
     chosen = f", {len(cells)} chosen by --filter" if filters else ""
     out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
@@ -149,8 +158,8 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     if result.failures:
         err.print(f"{len(result.failures)} cell(s) failed or diverged:", markup=False)
         for r in result.failures[:20]:
-            err.print(f"  {r['cell_id']} {r['backbone']} · {r['dataset']} · {r['strategy']} · "
-                      f"{r['label_fraction']:g} · seed {r['seed']}: {r['status']}: {r['error']}", markup=False)
+            err.print(f"  {r.cell_id} {r.backbone} · {r.dataset} · {r.strategy} · "
+                      f"{r.label_fraction:g} · seed {r.seed}: {r.status}: {r.error}", markup=False)
         sys.exit(1)
 
 
@@ -208,10 +217,10 @@ class _Progress:
             return
         self.done += 1
         self.bar.update(self.task, advance=1, eta=self.eta())
-        metric = record["metrics"].get("test_acc")
-        shown = f"test {metric:.3f}" if metric is not None else (record["error"] or "")[:120]
-        self.bar.console.print(f"[{self.done}/{self.total}] {record['status']:8s} {cell.describe()}  {shown}  "
-                               f"({record['cost']['wall_seconds']:.1f}s, ETA {self.eta()})", markup=False)
+        metric = record.metrics.get("test_acc")
+        shown = f"test {metric:.3f}" if metric is not None else (record.error or "")[:120]
+        self.bar.console.print(f"[{self.done}/{self.total}] {record.status:8s} {cell.describe()}  {shown}  "
+                               f"({record.cost.wall_seconds:.1f}s, ETA {self.eta()})", markup=False)
 
 
 def _print_plan(suite, cells, finished: set[str]) -> None:

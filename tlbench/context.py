@@ -2,6 +2,7 @@
 training loop and evaluation. Strategies use this and nothing else of the core."""
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -11,12 +12,15 @@ from torch import nn
 
 from tlbench import data as data_mod
 from tlbench import engine
+from tlbench.augment import Augmenter
 from tlbench.backbone import Backbone, Classifier
 from tlbench.records import Split
 from tlbench.step import ClassificationStep, TrainStep
 
-#: points of the loss curve a cell records (read where the loop syncs anyway)
+#: points of the loss curve a cell records (each the mean loss since the last; read at the end)
 CURVE_POINTS = 20
+#: evaluations of the selection split per cell when ``[train] eval_every = 0``
+EVAL_POINTS = 10
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.suite import TrainOptions
@@ -28,7 +32,15 @@ class CellContext:
     pair, ``target_train`` (all of it: unlabelled use), ``target_val``, ``target_test``; all
     encoded by the backbone's encoder and on ``device``. ``train`` is the suite's validated
     ``[train]`` options (epochs, batch_size, compile, ...); ``train_index`` says which rows of the
-    dataset's full training split ``data["train"]`` holds."""
+    dataset's full training split ``data["train"]`` holds, ``val_index`` (None: all) which rows
+    of its validation split ``data["val"]`` holds (the label budget cuts it too).
+
+    ``select_on`` is the split the training loop evaluates to keep its best state (``val``: on a
+    shift pair the *source* validation split; only an oracle selects on ``target_val``);
+    ``energy()`` reads an energy counter in joules (None: none available). After training,
+    ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
+    val_acc[, joules]}``), ``best_step`` the step whose state was kept, ``trained_steps`` the
+    optimizer steps taken and ``undertrained`` :func:`tlbench.engine.undertrained` of the curve."""
 
     data: dict[str, Split]
     train_index: torch.Tensor
@@ -39,8 +51,15 @@ class CellContext:
     build: Callable[[bool], Backbone]
     features_cache: Callable[[Callable[[], Backbone]], "Features"] | None
     label_fraction: float = 1.0
+    val_index: torch.Tensor | None = None
+    select_on: str = "val"
+    energy: Callable[[], float | None] = field(default=lambda: None)
     clock: engine.Clock = field(default_factory=engine.Clock)
     curve: list[dict] = field(default_factory=list)
+    val_curve: list[dict] = field(default_factory=list)
+    best_step: int | None = None
+    trained_steps: int | None = None
+    undertrained: bool | None = None
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -79,6 +98,10 @@ class CellContext:
         return engine.batches(self.data[split], self.train.batch_size, shuffle, self.generator, drop_last)
 
     def steps(self, split: str = "train") -> int:
+        """Optimizer steps a cell trains: ``[train] steps`` if set, else ``epochs`` over ``split``
+        but at least ``min_steps``."""
+        if self.train.steps is not None:
+            return self.train.steps
         return engine.planned_steps(len(self.data[split]), self.train.batch_size,
                                     self.train.epochs, self.train.min_steps)
 
@@ -86,21 +109,40 @@ class CellContext:
                   schedule: Callable[[float], float] | None = None):
         """(optimizer, LR scheduler) for ``steps`` steps. ``params`` are parameters or parameter
         groups (dicts with their own ``lr``). ``kind``: ``"adamw"`` or ``"sgd"`` (momentum 0.9).
-        ``schedule(progress in [0, 1]) -> factor``; default: 5% linear warm-up then cosine decay."""
+        ``schedule(progress in [0, 1]) -> factor``; default: ``[train] schedule`` (linear warm-up
+        over the ``warmup`` fraction of the steps, then cosine decay or constant)."""
         if kind == "sgd":
             opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
         else:
             opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
         if schedule is None:
-            return opt, engine.cosine_with_warmup(opt, steps, max(1, steps // 20))
+            warmup = max(1, round(steps * self.train.warmup)) if self.train.warmup > 0 else 0
+            return opt, engine.cosine_with_warmup(opt, steps, warmup, self.train.schedule)
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: schedule(step / steps))
 
-    def fit(self, model: nn.Module, lr: float, weight_decay: float = 0.05, split: str = "train") -> None:
-        """Supervised cross-entropy training of ``model``'s trainable parameters on ``split``."""
-        params = [p for p in model.parameters() if p.requires_grad]
+    def fit(self, model: nn.Module, lr: float, weight_decay: float = 0.05, split: str = "train",
+            layer_decay: float = 1.0) -> None:
+        """Supervised cross-entropy training (``[train] label_smoothing``) of ``model``'s trainable
+        parameters on ``split``: AdamW without weight decay on biases and norms (as timm), and
+        with ``layer_decay < 1`` layer-wise learning rates (:meth:`layer_scales`)."""
+        scales = self.layer_scales(model, layer_decay) if layer_decay != 1.0 else {}
+        groups = engine.param_groups(list(model.named_parameters()), lr, weight_decay,
+                                     lambda p: scales.get(id(p), 1.0))
         steps = self.steps(split)
-        opt, schedule = self.optimizer(params, lr, weight_decay, steps)
-        self.train_loop(ClassificationStep(model), opt, schedule, steps, split)
+        opt, schedule = self.optimizer(groups, lr, weight_decay, steps)
+        self.train_loop(ClassificationStep(model, self.train.label_smoothing), opt, schedule, steps, split)
+
+    @staticmethod
+    def layer_scales(model: nn.Module, decay: float) -> dict[int, float]:
+        """Layer-wise learning-rate decay (BEiT; timm's ``param_groups_layer_decay``) over the
+        :class:`Classifier` inside ``model``: the head trains at the full rate, the backbone's last
+        block (``blocks()``, input to output) at ``decay`` times it, the one below at ``decay**2``,
+        ...; ``{id(parameter): factor}`` (parameters outside every block: the full rate)."""
+        classifier = next((m for m in model.modules() if isinstance(m, Classifier)), None)
+        if classifier is None:
+            raise TypeError("layer_decay needs a tlbench.backbone.Classifier inside the model")
+        blocks = classifier.backbone.blocks()
+        return {id(p): decay ** (len(blocks) - i) for i, block in enumerate(blocks) for p in block.parameters()}
 
     def train_loop(self, step_module: TrainStep, opt, schedule, steps: int, split: str = "train") -> None:
         """The training loop every strategy shares: ``steps`` steps of ``opt`` and ``schedule``
@@ -110,36 +152,60 @@ class CellContext:
         loss, the examples it trained on and named loss components; with ``[train] compile``
         it is compiled once (full batches only, so shapes stay static) and the first step, which
         compiles, is timed as ``compile_seconds`` apart from training. A non-finite loss raises
-        ``Diverged``.
+        ``Diverged``. Image batches are augmented first (``[train] augment``, :mod:`tlbench.augment`).
+
+        Every ``[train] eval_every`` steps and at the last, ``step_module.model`` is evaluated on
+        ``select_on`` (never test, never target labels unless an oracle's) and the state of its
+        best evaluation kept on the device; it is restored at the end (``keep_best``), so the
+        strategy predicts, and test is scored, at ``best_step``. With ``patience`` the loop stops
+        after that many evaluations without improvement. Evaluation time is kept apart from
+        training time as ``eval_seconds``.
         """
         step_module.train()
         run = self._compiled(step_module)
         check = engine.FiniteCheck()
+        augment = Augmenter(self.train.augment, self.seed, self.device) if self.train.augment != "none" else None
+        best = BestState(self, step_module.model, steps)
         every = max(1, steps // CURVE_POINTS)
+        curve, sums, summed = [], {}, 0
         step = 0
         with self.clock.training(self.device):
-            while step < steps:
-                for inputs, labels in self.batches(split, drop_last=run is not step_module):
-                    step_module.advance(step, steps)
-                    start = time.perf_counter() if step == 0 and run is not step_module else None
-                    with self.autocast():
-                        out = run(inputs, labels)
-                    check(out.loss, step, last=step == steps - 1)
-                    out.loss.backward()
-                    opt.step()
-                    opt.zero_grad(set_to_none=True)
-                    schedule.step()
-                    if start is not None:
-                        self.clock.exclude(start, "compile_seconds", self.device)
-                    else:
-                        self.clock.images += out.examples
-                    if step % every == 0 or step == steps - 1:
-                        self.curve.append({"step": step, "loss": out.loss.detach(),
-                                           **{k: v.detach() for k, v in out.components.items()}})
-                    step += 1
-                    if step == steps:
-                        break
-        self.curve[:] = [{k: float(v) for k, v in point.items()} for point in self.curve]
+            for inputs, labels in self._stream(split, drop_last=run is not step_module):
+                if augment is not None:
+                    inputs = augment(inputs)
+                step_module.advance(step, steps)
+                start = time.perf_counter() if step == 0 and run is not step_module else None
+                with self.autocast():
+                    out = run(inputs, labels)
+                check(out.loss, step, last=step == steps - 1)
+                out.loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                schedule.step()
+                if start is not None:
+                    self.clock.exclude(start, "compile_seconds", self.device)
+                else:
+                    self.clock.images += out.examples
+                for name, value in {"loss": out.loss, **out.components}.items():  # summed on the device
+                    sums[name] = sums.get(name, 0.0) + value.detach()
+                summed += 1
+                if step % every == 0 or step == steps - 1:
+                    curve.append({"step": step, **{k: v / summed for k, v in sums.items()}})
+                    sums, summed = {}, 0
+                step += 1
+                if (best.due(step) and best.evaluate(step)) or step == steps:
+                    break
+        curve = [{k: float(v) for k, v in point.items()} for point in curve]
+        self.curve += curve
+        best.restore()
+        self.trained_steps = (self.trained_steps or 0) + step
+        self.best_step = best.step
+        self.undertrained = engine.undertrained(curve, step, best.step if best.split else None)
+
+    def _stream(self, split: str, drop_last: bool):
+        """Shuffled batches of ``split``, epoch after epoch, without end."""
+        while True:
+            yield from self.batches(split, drop_last=drop_last)
 
     @torch.no_grad()
     def recalibrate_batch_norm(self, model: nn.Module, split: str = "train") -> None:
@@ -179,8 +245,63 @@ class CellContext:
         """Frozen pretrained features of every split, extracted once and shared by every cell with
         the same backbone and dataset (any seed, label fraction or strategy)."""
         full = self.features_cache(lambda: self.backbone(pretrained=True))
-        return Features({**full.splits, "train": full.splits["train"][self.train_index]},
+        cut = {"train": full.splits["train"][self.train_index]}
+        if self.val_index is not None:
+            cut["val"] = full.splits["val"][self.val_index]
+        return Features({**full.splits, **cut},
                         full.backbone_params, full.seconds_per_image, full.source_logits)
+
+
+class BestState:
+    """The training loop's evaluations of ``ctx.select_on`` and the best state so far.
+
+    The state kept is a copy (on the device) of ``model``'s trainable parameters and of its
+    buffers (batch-norm statistics), taken at each strictly better evaluation: the first of equal
+    accuracies wins. Without the selection split in ``ctx.data`` nothing is evaluated."""
+
+    def __init__(self, ctx: CellContext, model: nn.Module, steps: int):
+        self.ctx, self.model, self.steps = ctx, model, steps
+        self.every = ctx.train.eval_every or max(1, steps // EVAL_POINTS)
+        self.split = ctx.select_on if ctx.select_on in ctx.data else None
+        self.accuracy, self.step, self.state, self.stale = -1.0, None, None, 0
+
+    def due(self, step: int) -> bool:
+        """Whether to evaluate after ``step`` optimizer steps."""
+        return self.split is not None and (step % self.every == 0 or step == self.steps)
+
+    def evaluate(self, step: int) -> bool:
+        """Evaluate after ``step`` steps, keep the state if it is the best; True: stop (patience)."""
+        ctx, start = self.ctx, time.perf_counter()
+        accuracy = engine.accuracy(self.model, ctx.data[self.split], ctx.train.eval_batch_size, ctx.autocast,
+                                   ctx.num_classes)
+        ctx.clock.exclude(start, "eval_seconds", ctx.device)
+        point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(), "val_acc": accuracy}
+        joules = ctx.energy()
+        if joules is not None:
+            point["joules"] = joules
+        ctx.val_curve.append(point)
+        if accuracy > self.accuracy:
+            self.accuracy, self.step, self.stale = accuracy, step, 0
+            if ctx.train.keep_best:
+                self.state = {name: t.detach().clone() for name, t in _trained_state(self.model)}
+        else:
+            self.stale += 1
+        if not ctx.train.keep_best:
+            self.step = step  # the reported state is the last one
+        return bool(ctx.train.patience) and self.stale >= ctx.train.patience
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        """Put the best evaluation's state back into the model (in place)."""
+        if self.state is not None:
+            for name, tensor in _trained_state(self.model):
+                tensor.copy_(self.state[name])
+
+
+def _trained_state(model: nn.Module):
+    """(name, tensor) of what training changes: trainable parameters and every buffer."""
+    parameters = ((n, p) for n, p in model.named_parameters() if p.requires_grad)
+    return itertools.chain(parameters, model.named_buffers())
 
 
 @dataclass(frozen=True)

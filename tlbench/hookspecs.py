@@ -31,6 +31,7 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.records import BackbonePlugin, DatasetPlugin, ExecutorPlugin, ScorerPlugin, StrategyPlugin
     from tlbench.cells import Cell
+    from tlbench.results import CellRecord
 
 hookspec = pluggy.HookspecMarker("tlbench")
 
@@ -94,8 +95,8 @@ def tlbench_cell_started(cell: Cell) -> None:
 
 
 @hookspec
-def tlbench_cell_finished(cell: Cell, record: dict) -> None:
-    """A cell's record (a dict, see README "Results format") is stored."""
+def tlbench_cell_finished(cell: Cell, record: CellRecord) -> None:
+    """A cell's record (a :class:`tlbench.CellRecord`, see README "Results format") is stored."""
 
 
 @hookspec

@@ -22,6 +22,7 @@ import pluggy
 
 from tlbench.plugins import notify
 from tlbench.registry import Registry
+from tlbench.results import CellRecord
 from tlbench.store import Store
 from tlbench.suite import Cell, Suite, canonical
 from tlbench.worker import CellSpec, new_record
@@ -32,7 +33,7 @@ LEASE_SECONDS = 90.0
 
 @dataclass
 class RunResult:
-    failures: list[dict] = field(default_factory=list)
+    failures: list[CellRecord] = field(default_factory=list)
     interrupted: bool = False
     held_elsewhere: int = 0
 
@@ -88,15 +89,15 @@ class Session:
                     self.result.held_elsewhere += 1
             return None
 
-    def done(self, spec: CellSpec, record: dict) -> None:
+    def done(self, spec: CellSpec, record: CellRecord) -> None:
         with self.lock:
             cell = self.cells[spec.cell_id]
             self.store.put(record)
             self.store.release(spec.cell_id, self.owner)
-            if record.get("run") and not self._environment_stored:
-                self.store.set_meta("environment", record["run"])
+            if record.run and not self._environment_stored:
+                self.store.set_meta("environment", record.run)
                 self._environment_stored = True
-            if record["status"] in ("failed", "diverged"):
+            if record.status in ("failed", "diverged"):
                 self.result.failures.append(record)
             notify(self.pm, "tlbench_cell_finished", cell=cell, record=record)
             self.progress("done", cell, record)
@@ -105,9 +106,9 @@ class Session:
         """Record a cell as failed without a record from a worker (e.g. its worker died twice)."""
         claimed = self._claimed_at.get(spec.cell_id)
         record = new_record(self.cells[spec.cell_id], self.registry)
-        record.update(status="failed", error=reason,
-                      cost={"wall_seconds": time.perf_counter() - claimed if claimed is not None else 0.0},
-                      finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        record.status, record.error = "failed", reason
+        record.cost.wall_seconds = time.perf_counter() - claimed if claimed is not None else 0.0
+        record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.done(spec, record)
 
 

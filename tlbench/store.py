@@ -12,16 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from tlbench import evidence as evidence_mod
 from tlbench.errors import UserError
+from tlbench.evidence import SplitEvidence
+from tlbench.results import SCHEMA_VERSION, CellRecord, columns, flatten
 from tlbench.selection import select_variants, summarize
 
-SCHEMA_VERSION = 1  # written in meta on creation; a store of another version is refused, never changed
+# SCHEMA_VERSION is written in meta on creation; a store of another version is refused, never changed
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
-METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
-COST = ["wall_seconds", "train_seconds", "examples_per_second", "compile_seconds", "peak_memory_mb",
-        "trainable_params", "total_params", "forward_gflops"]
-COLUMNS = (["cell_id", "backbone", "dataset", "strategy", "role", "variant", "seed", "label_fraction",
-            "status", "error"] + METRICS + COST + ["device", "has_target_domain", "finished_at"])
 
 
 AFRESH = "to start afresh give --output another folder or delete this folder"
@@ -59,11 +57,14 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, "
                         "record TEXT NOT NULL)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS evidence (cell_id TEXT PRIMARY KEY, data BLOB NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self.db.execute("CREATE TABLE IF NOT EXISTS claims (cell_id TEXT PRIMARY KEY, owner TEXT NOT NULL, "
                         "expires REAL NOT NULL)")
         version = self.meta("schema_version")
-        if version is None:  # a new store (or one from before the version was written: version 1)
+        if version is None and self.db.execute("SELECT 1 FROM records LIMIT 1").fetchone():
+            version = 1  # records from before the version was written
+        if version is None:  # a new store
             self.set_meta("schema_version", SCHEMA_VERSION)
         elif version != SCHEMA_VERSION:
             self.db.close()
@@ -73,11 +74,22 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
-    def put(self, record: dict) -> None:
-        """Insert or replace one cell's record, atomically."""
+    def put(self, record: CellRecord) -> None:
+        """Insert or replace one cell's record and its evidence, atomically."""
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
-                            (record["cell_id"], record["status"], json.dumps(record)))
+                            (record.cell_id, record.status, record.to_json()))
+            self.db.execute("DELETE FROM evidence WHERE cell_id = ?", (record.cell_id,))
+            if record.evidence is not None:
+                self.db.execute("INSERT INTO evidence VALUES (?, ?)", (record.cell_id, record.evidence))
+
+    def evidence(self, cell_ids=None) -> dict[str, dict[str, SplitEvidence]]:
+        """Per-example evidence of the cells ``cell_ids`` (default: every cell that has some),
+        ``cell_id -> split -> SplitEvidence``."""
+        rows = self.db.execute("SELECT cell_id, data FROM evidence")
+        wanted = None if cell_ids is None else set(cell_ids)
+        return {cell_id: evidence_mod.from_bytes(blob) for cell_id, blob in rows
+                if wanted is None or cell_id in wanted}
 
     def claim(self, cell_id: str, owner: str, seconds: float, allow_finished: bool = False) -> bool:
         """Take the lease on ``cell_id`` for ``seconds`` unless it is finished (and not
@@ -123,20 +135,21 @@ class Store:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
-    def records(self, plan_only: bool = True) -> list[dict]:
+    def records(self, plan_only: bool = True) -> list[CellRecord]:
         """Stored records, by default only those of the cells in the latest run's plan."""
-        records = [json.loads(r[0]) for r in self.db.execute("SELECT record FROM records ORDER BY rowid")]
+        records = [CellRecord.model_validate_json(r[0])
+                   for r in self.db.execute("SELECT record FROM records ORDER BY rowid")]
         plan = self.meta("plan")
         if plan_only and plan is not None:
-            records = [r for r in records if r["cell_id"] in plan]
-            for r in records:  # labels may have been renamed since the cell ran
-                r.update(plan[r["cell_id"]])
+            # labels may have been renamed since the cell ran
+            records = [r.model_copy(update=plan[r.cell_id]) for r in records if r.cell_id in plan]
         return records
 
     def frame(self, plan_only: bool = True) -> pd.DataFrame:
-        """One row per cell with the columns in ``COLUMNS`` (README, "Results")."""
-        rows = [flatten(r) for r in self.records(plan_only)]
-        return pd.DataFrame(rows, columns=COLUMNS)
+        """One row per cell: the identifying columns, every metric, every cost field (README,
+        "Results format")."""
+        records = self.records(plan_only)
+        return pd.DataFrame([flatten(r) for r in records], columns=columns(records))
 
     def export(self) -> tuple[Path, Path]:
         """Write ``results.csv`` and ``summary.md`` next to the database."""
@@ -146,19 +159,6 @@ class Store:
         summary_path = self.directory / "summary.md"
         summary_path.write_text(summary_markdown(frame, self.meta("suite_name", self.directory.name)))
         return csv_path, summary_path
-
-
-def flatten(record: dict) -> dict:
-    row = {k: record.get(k) for k in ("cell_id", "backbone", "dataset", "strategy", "variant", "seed",
-                                      "label_fraction", "status", "error", "has_target_domain", "finished_at")}
-    row["role"] = record.get("role", "transfer")  # stores from before roles were declared
-    row.update({k: record.get("metrics", {}).get(k) for k in METRICS})
-    cost = record.get("cost", {})
-    row.update({k: cost.get(k) for k in COST})
-    if row["examples_per_second"] is None:  # stores from before text: the same number, older name
-        row["examples_per_second"] = cost.get("images_per_second")
-    row["device"] = record.get("run", {}).get("device")
-    return row
 
 
 def summary_table(frame: pd.DataFrame) -> pd.DataFrame:

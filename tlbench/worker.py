@@ -19,21 +19,21 @@ from datetime import datetime, timezone
 from importlib.metadata import version as dist_version
 from pathlib import Path
 
-import numpy as np
 import torch
 from sklearn.metrics import f1_score
 
 import tlbench
 from tlbench import data as data_mod
 from tlbench import engine
+from tlbench import evidence as evidence_mod
 from tlbench.context import CellContext, Features, count_params
 from tlbench.errors import Diverged, UserError
 from tlbench.features import FeatureCache
 from tlbench.records import Split
 from tlbench.registry import Registry
+from tlbench.results import CellRecord
+from tlbench.strategies import seed_everything
 from tlbench.suite import Cell, Suite, canonical, parse_suite
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class CellSpec:
     group: str = ""
 
 
-def run_cell(spec: CellSpec, device: str = "auto") -> dict:
+def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
     """Run the cell ``spec`` names on ``device`` and return its record; never raises for a
     failure inside the cell (it is recorded)."""
     worker = _WORKERS.get((spec.suite_text, spec.plugins, device, spec.results_dir))
@@ -144,70 +144,83 @@ class Worker:
 
     # -- one cell ------------------------------------------------------------------------------
 
-    def run(self, cell: Cell) -> dict:
+    def run(self, cell: Cell) -> CellRecord:
         """Run one cell and return its record; never raises for a failure inside the cell."""
         strategy = self.registry.get("strategy", cell.strategy.plugin)
         record = new_record(cell, self.registry)
-        record["run"] = self.info
+        record.run = self.info
         start = time.perf_counter()
         if cell.skip_reason:
-            record.update(status="skipped", error=cell.skip_reason)
+            record.status, record.error = "skipped", cell.skip_reason
         else:
             try:
                 self._train_and_score(cell, strategy, record)
             except Diverged as exc:
-                record.update(status="diverged", error=str(exc))
+                record.status, record.error = "diverged", str(exc)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except UserError as exc:
-                record.update(status="failed", error=str(exc))
+                record.status, record.error = "failed", str(exc)
             except torch.cuda.OutOfMemoryError:
-                record.update(status="failed", error="CUDA out of memory; lower [train] batch_size")
+                record.status, record.error = "failed", "CUDA out of memory; lower [train] batch_size"
             except Exception as exc:
-                record.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500],
-                              traceback=traceback.format_exc())
+                record.status = "failed"
+                record.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                record.traceback = traceback.format_exc()
             finally:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
-        record["cost"]["wall_seconds"] = time.perf_counter() - start
-        record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        record.cost.wall_seconds = time.perf_counter() - start
+        record.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return record
 
-    def _train_and_score(self, cell: Cell, strategy, record: dict) -> None:
-        _seed_everything(cell.seed)
+    def _train_and_score(self, cell: Cell, strategy, record: CellRecord) -> None:
+        seed_everything(cell.seed)
         _, classes, _ = self.dataset(cell)
         splits = self.encoded(cell)
         backbone = self.registry.get("backbone", cell.backbone.plugin)
-        train_index = data_mod.label_subset(splits["train"].labels.cpu(), cell.label_fraction, cell.seed)
-        cell_splits = {**splits, "train": splits["train"].subset(train_index.to(self.device))}
-        ctx = CellContext(data=cell_splits, train_index=train_index, num_classes=len(classes),
+        cell_splits, indices = budgeted_splits(splits, cell)
+        ctx = CellContext(data=cell_splits, train_index=indices["train"], num_classes=len(classes),
                           device=self.device, train=cell.train, seed=cell.seed,
                           build=lambda pretrained: backbone.build(cell.backbone.options, pretrained),
                           features_cache=lambda make_backbone: self.features(cell),
-                          label_fraction=cell.label_fraction)
-        cost = record["cost"]
-        with engine.peak_memory(self.device, cost):
+                          label_fraction=cell.label_fraction, val_index=indices["val"])
+        peak: dict = {}
+        with engine.peak_memory(self.device, peak):
             outcome = strategy.run(ctx, cell.strategy.options)
-        record["metrics"] = score(outcome.logits, cell_splits, strategy.select_on)
-        record["metrics"].update(outcome.extra)
-        record["train_curve"] = ctx.curve
-        cost.update(train_seconds=ctx.clock.train_seconds,
-                    examples_per_second=ctx.clock.images / ctx.clock.train_seconds if ctx.clock.train_seconds else None,
-                    trainable_params=outcome.trainable_params, total_params=outcome.total_params,
-                    **ctx.clock.excluded)
+        record.metrics = {**score(outcome.logits, cell_splits, strategy.select_on), **outcome.extra}
+        record.evidence = evidence_mod.to_bytes(
+            {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
+             for name, out in outcome.logits.items() if name in evidence_mod.SPLITS})
+        record.train_curve = ctx.curve
+        seconds = ctx.clock.train_seconds
+        record.cost = record.cost.model_copy(update=dict(
+            peak_memory_mb=peak.get("peak_memory_mb"), train_seconds=seconds,
+            examples_per_second=ctx.clock.images / seconds if seconds else None,
+            trainable_params=outcome.trainable_params, total_params=outcome.total_params,
+            **ctx.clock.excluded))
 
 
-def new_record(cell: Cell, registry: Registry) -> dict:
+def budgeted_splits(splits: dict[str, Split], cell: Cell) -> tuple[dict[str, Split], dict[str, torch.Tensor]]:
+    """The cell's splits: ``train`` cut to its label budget and, unless ``[train] validation =
+    "full"``, ``val`` cut to the same fraction (at least one example a class: with 20 training
+    labels there are no 90 labelled validation images). Also the rows each cut kept."""
+    indices = {"train": data_mod.label_subset(splits["train"].labels.cpu(), cell.label_fraction, cell.seed)}
+    if cell.train.validation == "budget":
+        indices["val"] = data_mod.label_subset(splits["val"].labels.cpu(), cell.label_fraction, cell.seed)
+    cut = {name: splits[name].subset(index.to(splits[name].labels.device)) for name, index in indices.items()}
+    return {**splits, **cut}, indices
+
+
+def new_record(cell: Cell, registry: Registry) -> CellRecord:
     """A cell's record before it runs (status ``ok``, no metrics yet): what identifies it, its
     resolved configuration and its strategy's declared role."""
     strategy = registry.get("strategy", cell.strategy.plugin)
-    return {"schema_version": SCHEMA_VERSION, "cell_id": cell.id, "suite": cell.suite,
-            "backbone": cell.backbone.label, "dataset": cell.dataset.label,
-            "strategy": cell.strategy.label, "variant": cell.variant, "seed": cell.seed,
-            "label_fraction": cell.label_fraction, "config": cell.config(),
-            "role": strategy.role, "select_on": strategy.select_on,
-            "status": "ok", "error": None, "metrics": {}, "cost": {}, "run": {},
-            "has_target_domain": registry.get("dataset", cell.dataset.plugin).has_target_domain}
+    return CellRecord(cell_id=cell.id, suite=cell.suite, backbone=cell.backbone.label, dataset=cell.dataset.label,
+                      strategy=cell.strategy.label, variant=cell.variant, seed=cell.seed,
+                      label_fraction=cell.label_fraction, config=cell.config(), role=strategy.role,
+                      select_on=strategy.select_on,
+                      has_target_domain=registry.get("dataset", cell.dataset.plugin).has_target_domain)
 
 
 def extract_features(backbone, splits: dict[str, Split], batch_size: int, precision) -> Features:
@@ -239,8 +252,3 @@ def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val")
     if shift:
         metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
     return metrics
-
-
-def _seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed)

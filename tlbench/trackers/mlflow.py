@@ -79,7 +79,7 @@ class MlflowTracker:
         self.cells[cell.id] = run.info.run_id
         self.client.log_batch(run.info.run_id, params=_params(cell.config()))
 
-    def cell_finished(self, cell: tlbench.Cell, record: dict) -> None:
+    def cell_finished(self, cell: tlbench.Cell, record: tlbench.CellRecord) -> None:
         from mlflow.entities import Metric, RunTag
 
         run_id = self.cells.pop(cell.id, None)
@@ -87,18 +87,20 @@ class MlflowTracker:
             self.cell_started(cell)
             run_id = self.cells.pop(cell.id)
         now = int(time.time() * 1000)
-        metrics = {**numbers(record.get("metrics", {})), **numbers(record.get("cost", {}), "cost.")}
-        tags = {"status": record.get("status", ""), "cell_id": cell.id, "role": record.get("role") or "",
-                "backbone": record.get("backbone", ""), "dataset": record.get("dataset", ""),
-                "strategy": record.get("strategy", ""), "variant": record.get("variant", "")}
-        if record.get("error"):
-            tags["error"] = str(record["error"])[:MAX_PARAM_LENGTH]
+        metrics = {**numbers(record.metrics), **numbers(record.cost.model_dump(), "cost.")}
+        tags = {"status": record.status, "cell_id": cell.id, "role": record.role, "backbone": record.backbone,
+                "dataset": record.dataset, "strategy": record.strategy, "variant": record.variant}
+        if record.error:
+            tags["error"] = str(record.error)[:MAX_PARAM_LENGTH]
         logged = [Metric(k, v, now, 0) for k, v in metrics.items()]
-        for point in record.get("train_curve") or []:  # the loss curve: a metric history per component
+        for point in record.train_curve:  # the loss curve: a metric history per component
             logged += [Metric(f"train.{k}", v, now, int(point["step"]))
                        for k, v in numbers(point).items() if k != "step"]
+        for point in record.val_curve:  # the validation accuracy at each evaluation during training
+            logged += [Metric(f"val.{k}", v, now, int(point["step"]))
+                       for k, v in numbers(point).items() if k != "step"]
         self.client.log_batch(run_id, metrics=logged, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-        status = "FINISHED" if record.get("status") in ("ok", "skipped") else "FAILED"
+        status = "FINISHED" if record.status in ("ok", "skipped") else "FAILED"
         self.client.set_terminated(run_id, status)
 
     def suite_finished(self, status: str) -> None:

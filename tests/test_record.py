@@ -1,0 +1,87 @@
+"""The typed record, its evidence and the version-2 store."""
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+import torch
+
+from tlbench import evidence
+from tlbench.errors import UserError
+from tlbench.results import CellRecord, Cost, columns, flatten
+from tlbench.store import Store
+
+
+def test_evidence_round_trips_compactly_and_pairs_by_index():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, -1.0], [float("-inf"), 0.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    e = evidence.from_logits(logits, labels, index=[5, 6, 7, 9])
+    assert e.pred.tolist() == [0, 1, 0, 1] and e.correct.tolist() == [True, False, True, True]
+    assert e.prob[3] == pytest.approx(1.0) and 0.5 < e.prob[0] < 1
+    back = evidence.from_bytes(evidence.to_bytes({"test": e, "val": e}))
+    assert set(back) == {"test", "val"}
+    for field in ("index", "label", "pred", "prob"):
+        assert np.array_equal(getattr(back["test"], field), getattr(e, field))
+    assert back["test"].index.dtype == np.int32 and back["test"].prob.dtype == np.float16
+    big = evidence.from_logits(torch.randn(1000, 10), torch.randint(0, 10, (1000,)))
+    assert len(evidence.to_bytes({"test": big})) < 12_000  # not a JSON list of floats
+
+
+def test_the_store_keeps_evidence_with_its_record_and_flattens_every_metric(tmp_path):
+    store = Store(tmp_path)
+    e = evidence.from_logits(torch.eye(3), torch.arange(3))
+    store.put(CellRecord(cell_id="a", metrics={"test_acc": 1.0, "domain_acc": 0.5},
+                         cost=Cost(train_seconds=2.0, energy_joules=None), evidence=evidence.to_bytes({"test": e})))
+    store.put(CellRecord(cell_id="b", status="failed", error="boom"))
+    assert set(store.evidence()) == {"a"} and store.evidence(["b"]) == {}
+    assert store.evidence()["a"]["test"].correct.all()
+    frame = store.frame()
+    assert list(frame.columns) == columns(store.records())
+    assert frame.set_index("cell_id").loc["a", "domain_acc"] == 0.5  # a strategy's own metric reaches the csv
+    assert "forward_gflops" not in frame.columns
+    raw = json.loads(store.db.execute("SELECT record FROM records WHERE cell_id = 'a'").fetchone()[0])
+    assert "evidence" not in raw and raw["schema_version"] == 2
+    store.put(CellRecord(cell_id="a", status="failed"))  # replaced: its old evidence goes with it
+    assert store.evidence() == {}
+    assert flatten(store.records()[0])["status"] == "failed"
+
+
+def test_a_version_1_store_is_refused_untouched(tmp_path):
+    db = sqlite3.connect(tmp_path / "tlbench.sqlite")
+    db.execute("CREATE TABLE records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, record TEXT NOT NULL)")
+    db.execute("INSERT INTO records VALUES ('x', 'ok', '{}')")
+    db.commit()
+    db.close()
+    with pytest.raises(UserError, match="schema version 1; this tlbench reads version 2"):
+        Store(tmp_path)
+    assert sqlite3.connect(tmp_path / "tlbench.sqlite").execute(
+        "SELECT count(*) FROM records").fetchone() == (1,)
+
+
+def test_dict_access_still_reads_but_warns():
+    record = CellRecord(cell_id="x", metrics={"test_acc": 0.5}, cost=Cost(train_seconds=1.0))
+    with pytest.warns(DeprecationWarning, match="record.metrics"):
+        assert record["metrics"] == {"test_acc": 0.5}
+    with pytest.warns(DeprecationWarning):
+        assert record["cost"]["train_seconds"] == 1.0 and record.get("nothing", 3) == 3
+
+
+def test_the_label_budget_cuts_validation_unless_told_full():
+    from types import SimpleNamespace
+
+    from tlbench.cells import TrainOptions
+    from tlbench.records import Split
+    from tlbench.worker import budgeted_splits
+
+    labels = torch.arange(200) % 4
+    splits = {name: Split(torch.zeros(200, 1), labels) for name in ("train", "val", "test")}
+    cell = SimpleNamespace(label_fraction=0.05, seed=3, train=TrainOptions())
+    cut, index = budgeted_splits(splits, cell)
+    assert len(cut["train"]) == len(cut["val"]) == 12 and len(cut["test"]) == 200  # ceil(0.05 * 50) a class
+    assert sorted(cut["val"].labels.tolist()) == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
+    assert torch.equal(cut["val"].labels, labels[index["val"]])
+    tiny = SimpleNamespace(label_fraction=0.001, seed=3, train=TrainOptions())
+    assert len(budgeted_splits(splits, tiny)[0]["val"]) == 4  # at least one example a class
+    full = SimpleNamespace(label_fraction=0.05, seed=3, train=TrainOptions(validation="full"))
+    cut, index = budgeted_splits(splits, full)
+    assert len(cut["val"]) == 200 and "val" not in index
