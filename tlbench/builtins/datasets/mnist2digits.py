@@ -85,4 +85,4 @@ def tlbench_datasets():
     return [tlbench.DatasetPlugin(
         "mnist2digits", "domain shift: MNIST (70k, 28x28) -> scikit-learn's 1,797 handwritten 8x8 "
                         "digits (other writers and resolution), both white on black",
-        MnistToDigitsOptions, load, has_target_domain=True)]
+        MnistToDigitsOptions, load, has_target_domain=True, check=lambda options: mnist.WHEEL.path())]

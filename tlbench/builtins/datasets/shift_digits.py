@@ -46,6 +46,7 @@ from pydantic import Field
 import tlbench
 from tlbench.builtins.datasets.digits import CLASSES, handwritten, to_uint8_rgb, upsample
 from tlbench.errors import UserError
+from tlbench.preflight import nothing_to_check
 
 #: matplotlib font files that contain the ten digits (symbol-only faces excluded).
 FONT_FILES = (
@@ -237,10 +238,10 @@ def tlbench_datasets():
             "digits-printed2hand",
             "domain shift: digits printed in 21 matplotlib fonts (2,000) -> sklearn's 1,797 "
             "handwritten digits, both in the 8x8 optdigits format",
-            PrintedToHandOptions, load_printed2hand, has_target_domain=True),
+            PrintedToHandOptions, load_printed2hand, has_target_domain=True, check=nothing_to_check),
         tlbench.DatasetPlugin(
             "digits-hand2photo",
             "domain shift: one half of sklearn's handwritten digits (896) -> the other half (901) "
             "drawn MNIST-M style on real scikit-image photo patches, RGB",
-            HandToPhotoOptions, load_hand2photo, has_target_domain=True),
+            HandToPhotoOptions, load_hand2photo, has_target_domain=True, check=nothing_to_check),
     ]

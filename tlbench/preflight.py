@@ -1,0 +1,78 @@
+"""The preflight: before any cell runs, look once at what the cells will need.
+
+After the suite validates, :func:`preflight` visits each distinct dataset (plugin + options) and
+each distinct backbone (plugin + options) among the cells that will run, and calls the plugin's
+cheap ``check(options)`` (:class:`tlbench.DatasetPlugin`, :class:`tlbench.BackbonePlugin`): a
+dataset's files, columns, labels and that every example decodes; a backbone's weights file, local
+model directory or the hub when it needs one. A plugin without a ``check`` is checked by its first
+``load(options)`` / ``build(options, True)`` (and ``encoder(options)``). A :class:`~tlbench.UserError`
+raised there stops the run before the store is opened: one line, exit status 2, no record written. ``--dry-run`` runs
+the same preflight, so a dry run that says ok means the run will start.
+
+Any other exception (a plugin's bug) is left to the cells, which record it as a failure as usual.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from tlbench.errors import UserError
+from tlbench.registry import Registry
+from tlbench.suite import Cell, canonical
+
+__all__ = ["Preflight", "preflight", "nothing_to_check"]
+
+
+def nothing_to_check(options) -> None:
+    """The ``check`` of a plugin whose data or weights come with an installed package (nothing
+    outside it can be missing or malformed)."""
+
+
+@dataclass
+class Preflight:
+    """What the preflight looked at: ``("dataset" | "backbone", label)`` of each distinct entry,
+    and how it was checked (``"check"`` or ``"load"``: a plugin without a check)."""
+
+    checked: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """e.g. ``"2 datasets, 1 backbone checked"``."""
+        count = lambda kind: sum(k == kind for k, _, _ in self.checked)  # noqa: E731
+        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
+        return f"{plural(count('dataset'), 'dataset')}, {plural(count('backbone'), 'backbone')} checked"
+
+
+def preflight(cells: Iterable[Cell], registry: Registry) -> Preflight:
+    """Check every distinct dataset and backbone of ``cells`` (skipped cells need neither) once;
+    raises the first :class:`UserError`, naming the suite entry it came from."""
+    report = Preflight()
+    seen: set[tuple[str, str]] = set()
+    for cell in cells:
+        if cell.skip_reason:
+            continue
+        for kind, entry in (("dataset", cell.dataset), ("backbone", cell.backbone)):
+            key = (kind, canonical(entry.config()))
+            if key in seen:
+                continue
+            seen.add(key)
+            report.checked.append((kind, entry.label, check_entry(kind, entry, registry)))
+    return report
+
+
+def check_entry(kind: str, entry, registry: Registry) -> str:
+    """Check one dataset or backbone entry: its plugin's ``check``, else its ``load`` / ``build``.
+    Returns how it was checked."""
+    plugin = registry.get(kind, entry.plugin)
+    try:
+        if plugin.check is not None:
+            plugin.check(entry.options)
+            return "check"
+        if kind == "dataset":
+            plugin.load(entry.options)
+        else:
+            plugin.build(entry.options, True)
+            if plugin.encoder is not None:
+                plugin.encoder(entry.options)
+        return "load"
+    except UserError as exc:
+        raise UserError(f"[[{kind}]] {entry.label}: {exc}") from None
