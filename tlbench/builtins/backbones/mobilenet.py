@@ -88,6 +88,8 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
 
 def _weights_file(path: str) -> Path:
     file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"mobilenetv2: weights file {path} does not exist")
     return file
 
 
@@ -102,8 +104,6 @@ def check(options: MobileNetV2Options) -> None:
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     file = _weights_file(path)
-    if not file.is_file():
-        raise UserError(f"mobilenetv2: weights file {path} does not exist")
     try:
         if file.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file

