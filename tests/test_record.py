@@ -85,3 +85,46 @@ def test_the_label_budget_cuts_validation_unless_told_full():
     full = SimpleNamespace(label_fraction=0.05, seed=3, train=TrainOptions(validation="full"))
     cut, index = budgeted_splits(splits, full)
     assert len(cut["val"]) == 200 and "val" not in index
+
+
+def test_duplicates_are_counted_and_cross_split_copies_dropped_from_train_and_val():
+    from tlbench.data import deduplicate
+    from tlbench.records import Split
+
+    def split(texts, labels):
+        return Split(list(texts), torch.tensor(labels))
+
+    splits = {"test": split(["Free prize!", "hello", "hello"], [1, 0, 0]),
+              "val": split(["free   PRIZE!", "see you"], [1, 0]),
+              "train": split(["hello", "see you", "new", "free prize!", "other"], [1, 0, 0, 0, 0])}
+    kept, found = deduplicate(splits, dedupe=False)
+    assert kept is splits
+    assert (found.within, found.across, found.conflicting) == (1, 4, 2)  # "hello" and "free prize!" conflict
+    cleaned, again = deduplicate(splits, dedupe=True)
+    assert again == found
+    assert cleaned["test"].inputs == splits["test"].inputs  # the test set never changes
+    assert cleaned["val"].inputs == ["see you"]
+    assert cleaned["train"].inputs == ["new", "other"] and cleaned["train"].labels.tolist() == [0, 0]
+    images = {name: Split(torch.zeros(3, 1, 2, 2, dtype=torch.uint8) + i, torch.zeros(3, dtype=torch.long))
+              for i, name in enumerate(("train", "val", "test"))}
+    assert deduplicate(images, True)[1].within == 6 and deduplicate(images, True)[1].across == 0
+
+
+def test_a_duplicated_text_file_warns_with_the_counts_and_no_test_text_is_trained_on(tmp_path):
+    import csv
+
+    from tlbench.builtins.datasets.textfile import TextFileOptions, load_textfile
+    from tlbench.data import prepare
+
+    rows = [("text", "label")] + [(f"message {i % 30}", "spam" if i % 2 else "ham") for i in range(120)]
+    data = tmp_path / "dups.csv"
+    with data.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    loaded = load_textfile(TextFileOptions(path=str(data)))
+    with pytest.warns(UserWarning, match=r"dups: exact duplicates: \d+ cross-split copies dropped"):
+        splits = prepare(loaded, True, "dups")
+    assert not set(splits["train"].inputs) & set(splits["test"].inputs)
+    assert not set(splits["val"].inputs) & set(splits["test"].inputs)
+    with pytest.warns(UserWarning, match="kept \\(dedupe = false"):
+        kept = prepare(loaded, False, "dups")
+    assert len(kept["train"]) > len(splits["train"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydantic import Field
@@ -63,9 +63,11 @@ class Entry:
     label: str
     options: Options
     variant: dict[str, Any]
+    dedupe: bool | None = None  # datasets only: drop cross-split copies (tlbench.data.deduplicate)
 
     def config(self) -> dict:
-        return {"plugin": self.plugin, **self.options.model_dump(mode="json")}
+        core = {} if self.dedupe is None else {"dedupe": self.dedupe}
+        return {"plugin": self.plugin, **core, **self.options.model_dump(mode="json")}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,20 @@ class Cell:
     seed: int
     label_fraction: float
     skip_reason: str | None = None
+    #: a search trial's plain data ``{"base": cell id, "strategy": {...}, "train": {...}}``: the
+    #: suite's cell it varies and the options it replaces (see :meth:`vary`); None for the suite's own
+    variation: dict | None = field(default=None, compare=False)
+
+    def vary(self, registry, strategy: dict, train: dict) -> "Cell":
+        """This cell with ``strategy`` and ``[train]`` options replaced and validated again (a search
+        trial); they show in its variant, and its id hashes its configuration as for any cell."""
+        options = registry.get("strategy", self.strategy.plugin).options
+        entry = Entry(self.strategy.plugin, self.strategy.label,
+                      options.model_validate({**self.strategy.options.model_dump(), **strategy}),
+                      {**self.strategy.variant, **strategy})
+        return replace(self, strategy=entry, train=TrainOptions.model_validate({**self.train.model_dump(), **train}),
+                       train_variant={**self.train_variant, **train},
+                       variation={"base": self.id, "strategy": strategy, "train": train})
 
     def config(self) -> dict:
         """Everything that determines the result (not the device or executor it runs on)."""

@@ -8,7 +8,10 @@ a seed differ only by the labels added, not by a fresh draw.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -63,10 +66,87 @@ def label_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tens
     return torch.as_tensor(np.sort(keep))
 
 
-def prepare(dataset: LoadedDataset) -> dict[str, Split]:
+def prepare(dataset: LoadedDataset, dedupe: bool = True, name: str = "dataset") -> dict[str, Split]:
     """Every split a cell can use: source ``train/val/test`` and, for a shift pair,
-    ``target_train/target_val/target_test``."""
-    splits = make_splits(dataset.source)
+    ``target_train/target_val/target_test``; each domain checked for duplicates
+    (:func:`deduplicate`, one warning naming ``name``) and, with ``dedupe``, cleaned of
+    cross-split copies."""
+    splits, found = deduplicate(make_splits(dataset.source), dedupe)
     if dataset.target is not None:
-        splits.update({f"target_{k}": v for k, v in make_splits(dataset.target).items()})
+        target, found_target = deduplicate(make_splits(dataset.target), dedupe)
+        splits.update({f"target_{k}": v for k, v in target.items()})
+        found = found + found_target
+    if found.any:
+        warnings.warn(f"{name}: {found.describe(dedupe)}", stacklevel=2)
     return splits
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """Exact duplicates found in one dataset: ``within`` extra copies inside a split, ``across``
+    examples of a split also in an earlier one (val in test; train in test or val), and
+    ``conflicting`` contents that carry different labels."""
+
+    within: int = 0
+    across: int = 0
+    conflicting: int = 0
+
+    def __add__(self, other: "Duplicates") -> "Duplicates":
+        return Duplicates(self.within + other.within, self.across + other.across,
+                          self.conflicting + other.conflicting)
+
+    @property
+    def any(self) -> bool:
+        return bool(self.within or self.across or self.conflicting)
+
+    def describe(self, dropped: bool) -> str:
+        across = (f"{self.across} cross-split cop{'y' if self.across == 1 else 'ies'} "
+                  + ("dropped from train/val" if dropped else "kept (dedupe = false; set dedupe = true to drop them)"))
+        return (f"exact duplicates: {across}, {self.within} within a split (kept), "
+                f"{self.conflicting} with conflicting labels")
+
+
+def fingerprints(inputs) -> list[bytes]:
+    """A digest of each example's content: decoded image bytes (a tensor's rows), or text with
+    case and whitespace normalised (a list of strings). Other inputs are not compared."""
+    if isinstance(inputs, torch.Tensor):
+        rows = inputs.reshape(len(inputs), -1).contiguous().numpy()
+        return [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in rows]
+    if isinstance(inputs, list):
+        return [hashlib.blake2b(" ".join(str(x).lower().split()).encode(), digest_size=16).digest()
+                for x in inputs]
+    return []
+
+
+def deduplicate(splits: dict[str, Split], dedupe: bool) -> tuple[dict[str, Split], Duplicates]:
+    """Count exact duplicates of ``train/val/test`` and, with ``dedupe``, drop the examples of
+    val that are also in test and of train that are also in test or val: the test set never
+    changes, and no test example is also a training example."""
+    prints = {name: fingerprints(split.inputs) for name, split in splits.items()}
+    if not all(prints.values()):
+        return splits, Duplicates()
+    seen: set[bytes] = set()
+    labels_of: dict[bytes, set[int]] = {}
+    within = across = 0
+    keep = {}
+    for name in ("test", "val", "train"):  # the order in which copies are dropped
+        local: set[bytes] = set()
+        rows = []
+        for row, (digest, label) in enumerate(zip(prints[name], splits[name].labels.tolist())):
+            labels_of.setdefault(digest, set()).add(label)
+            if digest in seen:
+                across += 1
+                if dedupe:
+                    continue
+            elif digest in local:
+                within += 1
+            local.add(digest)
+            rows.append(row)
+        seen |= local
+        keep[name] = rows
+    conflicting = sum(len(labels) > 1 for labels in labels_of.values())
+    found = Duplicates(within, across, conflicting)
+    if not (dedupe and across):
+        return splits, found
+    return {name: split.subset(torch.as_tensor(keep[name], dtype=torch.long)) if name in keep else split
+            for name, split in splits.items()}, found

@@ -171,7 +171,8 @@ def _registry_labels(registry) -> Callable[[Entry], np.ndarray]:
         if dataset.label not in cache:
             from tlbench import data as data_mod
             record = registry.get("dataset", dataset.plugin)
-            cache[dataset.label] = data_mod.prepare(record.load(dataset.options))["train"].labels.numpy()
+            splits = data_mod.prepare(record.load(dataset.options), dataset.dedupe is not False, dataset.label)
+            cache[dataset.label] = splits["train"].labels.numpy()
         return cache[dataset.label]
     return labels_of
 

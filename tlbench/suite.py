@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import tomllib
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,9 +18,10 @@ from tlbench.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re
 from tlbench.errors import UserError
 from tlbench.records import Options
 from tlbench.registry import Registry
+from tlbench.space import Search, SearchOptions, parse_search
 
-SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy")
-ENTRY_KEYS = ("plugin", "label")
+SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search")
+ENTRY_KEYS = ("plugin", "label", "dedupe")  # keys the core reads; the rest are the plugin's options
 FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
 
 
@@ -33,6 +34,8 @@ class SuiteOptions(BaseModel):
                                          description="fractions of the training labels kept, each in (0, 1]")
     output: str = Field("results", description="results go to <output>/<name>/")
     executor: str = Field("inprocess", description="executor plugin that runs the cells (its options: [executor])")
+    measure_deployment: bool = Field(True, description="after training, measure each cell's deployed model: "
+                                     "size, latency at batch 1, throughput (about a second a cell)")
 
     @field_validator("label_fractions")
     @classmethod
@@ -50,8 +53,14 @@ class Suite:
     options: SuiteOptions
     cells: list[Cell]
     executor_options: dict[str, Any]
+    search: Search = field(default_factory=lambda: Search(SearchOptions()))
 
-    def cell(self, cell_id: str) -> Cell:
+    def cell(self, cell_id: str, variation: dict | None = None, registry: Registry | None = None) -> Cell:
+        """The suite's cell ``cell_id``, or the search trial ``variation`` describes (:meth:`Cell.vary`)."""
+        if variation is not None:
+            cell = self.cell(variation["base"]).vary(registry, variation["strategy"], variation["train"])
+            if cell.id == cell_id:
+                return cell
         for c in self.cells:
             if c.id == cell_id:
                 return c
@@ -118,7 +127,9 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         raise UserError(f"{where}[train].device: devices are executor resources now; write [executor] "
                         "device = \"...\" (inprocess) or devices = [...] (local)")
     trains = _variants(TrainOptions, raw.get("train", {}), f"{where}[train]")
-    axes = {kind: _entries(kind, raw, registry, where) for kind in ("backbone", "dataset", "strategy")}
+    searching = isinstance(raw.get("search"), dict) and raw["search"].get("method", "grid") != "grid"
+    axes = {kind: _entries(kind, raw, registry, where, searching) for kind in ("backbone", "dataset", "strategy")}
+    search = parse_search(raw.get("search"), axes["strategy"], registry, trains, where)
     cells = []
     for backbone, dataset, strategy, (train, train_variant) in itertools.product(
             axes["backbone"], axes["dataset"], axes["strategy"], trains):
@@ -127,7 +138,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         for fraction, seed in itertools.product(fractions, suite_opts.seeds):
             cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
                               _skip_reason(registry, backbone, dataset, strategy)))
-    return Suite(path, text, suite_opts, cells, executor_options)
+    return Suite(path, text, suite_opts, cells, executor_options, search)
 
 
 def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:
@@ -141,7 +152,7 @@ def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: 
     return None
 
 
-def _entries(kind: str, raw: dict, registry: Registry, where: str) -> list[Entry]:
+def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bool = False) -> list[Entry]:
     tables = raw.get(kind)
     if not tables:
         raise UserError(f"{where}no [[{kind}]] table; add at least one, e.g. [[{kind}]] plugin = \"...\"")
@@ -160,9 +171,13 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str) -> list[Entry
                             f"see `tlbench list {kind}s`")
         if "label" in table and not (isinstance(table["label"], str) and table["label"].strip()):
             raise UserError(f"{at}.label: must be a non-empty string (got {_shown(table['label'])})")
+        if "dedupe" in table and (kind != "dataset" or not isinstance(table["dedupe"], bool)):
+            raise UserError(f"{at}.dedupe: " + ("must be true or false" if kind == "dataset" else
+                                                f"only a [[dataset]] takes dedupe, not a [[{kind}]]"))
         record = registry.get(kind, table["plugin"], f"{at}: ")
         options = {k: v for k, v in table.items() if k not in ENTRY_KEYS}
-        if kind == "strategy":  # the strategy's default grid, for what the suite leaves out
+        dedupe = table.get("dedupe", True) if kind == "dataset" else None
+        if kind == "strategy" and not (searching and record.space):  # its grid, for options the suite leaves out
             options = {**{k: v for k, v in record.grid.items() if k not in options}, **options}
         at = f"{at} ({record.name})"
         for opts, variant in _variants(record.options, options, at):
@@ -171,7 +186,7 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str) -> list[Entry
             if key in entries and entries[key].options != opts:
                 raise UserError(f"{at}: label {label!r} is already used by another [[{kind}]] with other "
                                 "options; give this one a distinct label = \"...\"")
-            entries.setdefault(key, Entry(record.name, label, opts, variant))
+            entries.setdefault(key, Entry(record.name, label, opts, variant, dedupe))
     return list(entries.values())
 
 

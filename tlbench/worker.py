@@ -9,6 +9,7 @@ process.
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import socket
 import subprocess
@@ -24,10 +25,10 @@ from sklearn.metrics import f1_score
 
 import tlbench
 from tlbench import data as data_mod
-from tlbench import engine
+from tlbench import deploy, energy, engine
 from tlbench import evidence as evidence_mod
 from tlbench.context import CellContext, Features, count_params
-from tlbench.errors import Diverged, UserError
+from tlbench.errors import Diverged, NotApplicable, UserError
 from tlbench.features import FeatureCache
 from tlbench.records import Split
 from tlbench.registry import Registry
@@ -46,6 +47,8 @@ class CellSpec:
     plugins: tuple[str, ...] = ()
     results_dir: str = ""
     group: str = ""
+    #: a search trial's options (``Cell.variation``): its cell is not in the suite's expansion
+    variation: dict | None = None
 
 
 def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
@@ -56,7 +59,7 @@ def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
         _WORKERS.clear()  # one suite at a time per process: free the last one's caches
         worker = Worker.for_spec(spec, device)
         _WORKERS[(spec.suite_text, spec.plugins, device, spec.results_dir)] = worker
-    return worker.run(worker.suite.cell(spec.cell_id))
+    return worker.run(worker.suite.cell(spec.cell_id, spec.variation, worker.registry))
 
 
 _WORKERS: dict[tuple, "Worker"] = {}
@@ -87,6 +90,7 @@ class Worker:
     def __init__(self, suite: Suite, registry: Registry, device: torch.device, results_dir: Path | None = None):
         self.suite, self.registry, self.device = suite, registry, device
         self.info = run_info(device)
+        self.energy_counters = energy.counters_for(device)
         self.feature_cache = FeatureCache(results_dir / "features") if results_dir else None
         self._data_key = None
         self._data = None
@@ -109,7 +113,8 @@ class Worker:
             self._data, self._encoded, self._features = None, {}, {}
             record = self.registry.get("dataset", cell.dataset.plugin)
             loaded = record.load(cell.dataset.options)
-            self._data_key, self._data = key, (record, loaded.classes, data_mod.prepare(loaded))
+            splits = data_mod.prepare(loaded, cell.dataset.dedupe is not False, cell.dataset.label)
+            self._data_key, self._data = key, (record, loaded.classes, splits)
         return self._data
 
     def encoded(self, cell: Cell) -> dict[str, Split]:
@@ -157,6 +162,8 @@ class Worker:
                 self._train_and_score(cell, strategy, record)
             except Diverged as exc:
                 record.status, record.error = "diverged", str(exc)
+            except NotApplicable as exc:  # only building the cell showed that it cannot run
+                record.status, record.error = "skipped", str(exc)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except UserError as exc:
@@ -180,25 +187,51 @@ class Worker:
         splits = self.encoded(cell)
         backbone = self.registry.get("backbone", cell.backbone.plugin)
         cell_splits, indices = budgeted_splits(splits, cell)
+        meter = energy.Meter(self.energy_counters) if self.energy_counters else None
+        probed: list[Cell] = []  # the strategy used frozen features
+
+        def features(make_backbone) -> Features:
+            probed.append(cell)
+            return self.features(cell)
+
         ctx = CellContext(data=cell_splits, train_index=indices["train"], num_classes=len(classes),
                           device=self.device, train=cell.train, seed=cell.seed,
                           build=lambda pretrained: backbone.build(cell.backbone.options, pretrained),
-                          features_cache=lambda make_backbone: self.features(cell),
-                          label_fraction=cell.label_fraction, val_index=indices["val"])
+                          features_cache=features,
+                          label_fraction=cell.label_fraction, val_index=indices["val"],
+                          select_on=strategy.select_on,
+                          energy=meter.joules if meter else lambda: None)
         peak: dict = {}
-        with engine.peak_memory(self.device, peak):
+        with engine.peak_memory(self.device, peak), meter or contextlib.nullcontext():
             outcome = strategy.run(ctx, cell.strategy.options)
         record.metrics = {**score(outcome.logits, cell_splits, strategy.select_on), **outcome.extra}
         record.evidence = evidence_mod.to_bytes(
             {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
              for name, out in outcome.logits.items() if name in evidence_mod.SPLITS})
         record.train_curve = ctx.curve
+        record.val_curve, record.best_step = ctx.val_curve, ctx.best_step
+        record.steps, record.undertrained = ctx.trained_steps, ctx.undertrained
         seconds = ctx.clock.train_seconds
         record.cost = record.cost.model_copy(update=dict(
             peak_memory_mb=peak.get("peak_memory_mb"), train_seconds=seconds,
             examples_per_second=ctx.clock.images / seconds if seconds else None,
             trainable_params=outcome.trainable_params, total_params=outcome.total_params,
-            **ctx.clock.excluded))
+            train_examples=len(cell_splits["train"]), **ctx.clock.excluded,
+            **(meter.reading.cost_fields() if meter else {}),
+            **(self._deployment(ctx, bool(probed)) if self.suite.options.measure_deployment else {})))
+
+    def _deployment(self, ctx: CellContext, probed: bool) -> dict:
+        """Deployment cost fields of the model the strategy predicted with; a strategy that predicted
+        from frozen features without one (the linear probe) deploys the backbone and a linear head."""
+        if ctx.deployed is not None:
+            model, adapter = ctx.deployed
+        elif probed:
+            model = ctx.classifier(pretrained=True)
+            adapter = dict(model.head.state_dict())
+        else:
+            return {}
+        split = ctx.data["target_test" if "target_test" in ctx.data else "test"]
+        return deploy.measure(model, split, ctx.train.eval_batch_size, ctx.autocast, adapter).cost_fields()
 
 
 def budgeted_splits(splits: dict[str, Split], cell: Cell) -> tuple[dict[str, Split], dict[str, torch.Tensor]]:
