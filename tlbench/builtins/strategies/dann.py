@@ -40,7 +40,7 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.context import count_params
+from tlbench.strategies import count_params
 from tlbench.records import take
 from tlbench.step import StepOutput, TrainStep
 

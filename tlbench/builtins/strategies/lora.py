@@ -20,9 +20,8 @@ from pydantic import Field, field_validator
 from torch import nn
 
 import tlbench
-from tlbench.builtins.strategies.partial_finetune import BN_STATS_HELP, FrozenNormStats, batch_norms
-from tlbench.context import count_params
 from tlbench.errors import UserError
+from tlbench.strategies import BN_STATS_HELP, FrozenNormStats, batch_norms, count_params
 
 #: LoRA trains small zero-initialised deltas and a fresh head: it needs a learning rate several
 #: times that of full fine-tuning (peft's ViT image-classification recipe uses 5e-3 with AdamW;

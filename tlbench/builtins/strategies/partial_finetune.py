@@ -20,15 +20,12 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.context import count_params
 from tlbench.errors import UserError
+from tlbench.strategies import BN_STATS_HELP, FINETUNE_GRID, FrozenNormStats, batch_norms, count_params, train_only
 
 #: The top blocks are pretrained weights being adapted, like full fine-tuning, so the same AdamW
 #: range as ``finetune``; the new head trains with them at the same rate.
-GRID = {"lr": [3e-4, 1e-3, 3e-3]}
-
-BN_STATS_HELP = ('"frozen": batch-norm layers whose parameters are frozen keep their pretrained running '
-                 'statistics (eval mode while training); "update": every batch-norm layer re-estimates them')
+GRID = FINETUNE_GRID
 
 
 class PartialFinetuneOptions(tlbench.Options):
@@ -37,32 +34,6 @@ class PartialFinetuneOptions(tlbench.Options):
     lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (warm-up, then cosine decay)")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
     bn_stats: Literal["frozen", "update"] = Field("frozen", description=BN_STATS_HELP)
-
-
-class FrozenNormStats(nn.Module):
-    """Wraps ``model`` so that ``train()`` leaves the given batch-norm layers in eval mode.
-
-    ``ctx.fit`` calls ``model.train()``; through this wrapper the frozen layers keep normalising
-    with, and never update, their running statistics. Evaluation (``eval()``) is unchanged.
-    """
-
-    def __init__(self, model: nn.Module, frozen: list[nn.Module]):
-        super().__init__()
-        self.model = model
-        self._frozen = list(frozen)  # a plain list: not registered twice as submodules
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self._frozen:
-            module.eval()
-        return self
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
-
-
-def batch_norms(module: nn.Module) -> list[nn.Module]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
 def top_blocks(backbone, k: int) -> list[nn.Module]:
@@ -78,10 +49,7 @@ def build_model(ctx, options: PartialFinetuneOptions) -> tuple[nn.Module, nn.Mod
     """(model to train, the Classifier inside it) with only the top ``k`` blocks and the head trainable."""
     classifier = ctx.classifier(pretrained=True)
     trained = top_blocks(classifier.backbone, options.k)
-    classifier.requires_grad_(False)
-    for block in trained:
-        block.requires_grad_(True)
-    classifier.head.requires_grad_(True)
+    train_only(classifier, trained)
     if options.bn_stats == "update":
         return classifier, classifier
     inside = {id(m) for block in trained for m in block.modules()}

@@ -2,7 +2,7 @@
 from pydantic import Field
 
 import tlbench
-from tlbench.builtins.strategies.finetune import FinetuneOptions, train_classifier
+from tlbench.strategies import FinetuneOptions, train_classifier
 
 
 class ScratchOptions(FinetuneOptions):

@@ -3,7 +3,7 @@
 It uses target labels that no adaptation method may see, so it bounds what adaptation can reach;
 reports label it as an oracle."""
 import tlbench
-from tlbench.builtins.strategies.finetune import GRID, FinetuneOptions, train_classifier
+from tlbench.strategies import FINETUNE_GRID, FinetuneOptions, train_classifier
 
 
 def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
@@ -15,5 +15,5 @@ def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("target_oracle", "ORACLE: fine-tune on labelled target-domain data",
-                                   FinetuneOptions, run, needs_target_domain=True, grid=GRID,
+                                   FinetuneOptions, run, needs_target_domain=True, grid=FINETUNE_GRID,
                                    role="oracle", select_on="target_val")]
