@@ -20,6 +20,9 @@ from tlbench.errors import UserError
 from tlbench.report import apply_filters, write_report
 from tlbench.report import data as D
 from tlbench.report import tables as T
+from tlbench.report.sections.accuracy import accuracy_table
+from tlbench.report.sections.domain_shift import shift_table
+from tlbench.report.sections.ranks import rank_table
 from tlbench.report.style import order_strategies, strategy_color
 from tlbench.selection import mean_ci, summarize
 
@@ -190,7 +193,7 @@ def test_single_seed_has_no_marks_and_says_so():
     df = D.prepare(small_frame())
     df = df[df["seed"] == 0]
     selected = D.select(df)
-    t = T.accuracy_table(df, selected, summarize(selected),
+    t = accuracy_table(df, selected, summarize(selected),
                          order_strategies(df["strategy"].unique(), D.roles(df)))
     assert not t.data["not_significantly_worse"].any()
     assert "could not be run" in t.caption
@@ -219,7 +222,7 @@ def test_rank_ties_share_average_rank():
     summary = pd.DataFrame({"dataset": ["d"] * 3, "backbone": ["b"] * 3,
                             "label_fraction": [1.0] * 3, "strategy": ["a", "b", "c"],
                             "mean": [0.9, 0.9, 0.5]})
-    t = T.rank_table(summary, ["a", "b", "c"])
+    t = rank_table(summary, ["a", "b", "c"])
     got = t.data.set_index("strategy")["mean_rank[all]"].to_dict()
     assert got == {"a": 1.5, "b": 1.5, "c": 3.0}
 
@@ -251,7 +254,7 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
              for s in (0, 1, 2)]
     df = D.prepare(pd.concat([small_frame(), pd.DataFrame(extra)], ignore_index=True))
     shift = {"s1": True, "d1": False}
-    t = T.shift_table(df, D.select(df), shift)
+    t = shift_table(df, D.select(df), shift)
     assert len(t.data) == 1
     row = t.data.iloc[0]
     assert row["dataset"] == "s1"
@@ -268,7 +271,7 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
     assert (rdir / "tables" / "domain_shift.md").is_file()
     assert "Domain shift: source-only vs adaptation vs oracle" in page.read_text()
     plain = df[df["dataset"] == "d1"]
-    assert T.shift_table(plain, D.select(plain), {"d1": False}) is None
+    assert shift_table(plain, D.select(plain), {"d1": False}) is None
 
 
 # --------------------------------------------------------------------- failures

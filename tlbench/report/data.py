@@ -22,7 +22,7 @@ REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "la
             "status", "error", "test_acc", "val_acc"]
 NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc",
            "wall_seconds", "train_seconds", "examples_per_second", "peak_memory_mb",
-           "trainable_params", "total_params", "forward_gflops"]
+           "trainable_params", "total_params"]
 ALPHA = 0.05
 
 

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tlbench.report.figures import FORMATS, FigureOut
+from tlbench.report.sections import PLACES, Built
 from tlbench.report.tables import Table, to_html
 
 esc = _html.escape
@@ -103,6 +104,10 @@ def _table(t: Table) -> str:
             f'<p class="meta">Files: {files}</p>')
 
 
+def _why(b: Built) -> str:
+    return f'<p class="meta">{esc(b.why)}</p>'
+
+
 def _env(environment: dict) -> str:
     if not environment:
         return '<p class="meta">No environment was recorded.</p>'
@@ -114,8 +119,9 @@ def _env(environment: dict) -> str:
 
 
 def render(*, meta: dict, counts: dict, scope: dict, filters_text: str, notices: list[str],
-           figures: list[FigureOut], missing_figures: list[str], tables: dict[str, Table | None],
-           selection_shown: bool) -> str:
+           sections: list[Built]) -> str:
+    """The page: header and notices, then the built sections by place (figures, tables,
+    collapsed tables, failures) in their order, then the suite file and the environment."""
     suite = str(meta.get("suite_name") or "tlbench suite")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     status = ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -130,36 +136,30 @@ def render(*, meta: dict, counts: dict, scope: dict, filters_text: str, notices:
     nav = [("figures", "Figures"), ("tables", "Tables"), ("failures", "Failed and skipped"),
            ("suite", "Suite"), ("environment", "Environment")]
     parts.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
+    at = {place: [b for b in sections if b.section.place == place] for place in PLACES}
 
     parts.append('<h2 id="figures">Figures</h2>')
-    for i, f in enumerate(figures, 1):
-        parts.append(_figure(f, i))
-    for m in missing_figures:
-        parts.append(f'<p class="meta">{esc(m)}</p>')
+    figures = [b.output for b in at["figures"] if b.output is not None and b.shown]
+    parts += [_figure(f, i) for i, f in enumerate(figures, 1)]
+    parts += [_why(b) for b in at["figures"] if b.output is None and b.why]
 
     parts.append('<h2 id="tables">Tables</h2>')
-    for key in ("accuracy", "domain_shift", "ranks", "cost", "transferability"):
-        t = tables.get(key)
-        if t is not None:
-            parts.append(_table(t))
-        elif key == "ranks":
-            parts.append('<p class="meta">No ranks: no setting has two strategies to compare.'
-                         "</p>")
-    if tables.get("macro_f1") is not None:
-        parts.append("<details><summary>Macro-F1 table</summary>"
-                     + _table(tables["macro_f1"]) + "</details>")
-    if selection_shown and tables.get("selected_variants") is not None:
-        parts.append("<details><summary>Selected hyper-parameter variants</summary>"
-                     + _table(tables["selected_variants"]) + "</details>")
+    for b in at["tables"]:
+        if b.output is not None and b.shown:
+            parts.append(_table(b.output))
+        elif b.output is None and b.why:
+            parts.append(_why(b))
+    for b in at["details"]:
+        if b.output is not None and b.shown:
+            parts.append(f"<details><summary>{esc(b.section.label or b.output.title)}</summary>"
+                         + _table(b.output) + "</details>")
 
     parts.append('<h2 id="failures">Failed and skipped cells</h2>')
-    if tables.get("failures") is None:
+    failures = [b.output for b in at["failures"] if b.output is not None and b.shown]
+    if not failures:
         parts.append('<p class="notice ok">Every cell finished: nothing failed or was '
                      "skipped.</p>")
-    else:
-        if tables.get("no_success") is not None:
-            parts.append(_table(tables["no_success"]))
-        parts.append(_table(tables["failures"]))
+    parts += [_table(t) for t in failures]
 
     parts.append('<h2 id="suite">Suite configuration</h2>')
     toml = meta.get("suite_toml") or ""

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from tlbench.report.figures import FigureOut, _legend_below, _new_figure, _save, _style
+from tlbench.report.figures import FigureOut, figure_style, legend_below, new_figure, save_figure
 from tlbench.report.style import PANEL_H, PANEL_W, backbone_markers, order_strategies, strategy_color
 from tlbench.report.tables import Cell, Table
 
@@ -218,8 +218,8 @@ def scatter_figure(accuracy: pd.DataFrame, scores: pd.DataFrame, strategies: lis
     scorers = [s for s in scorers if s in set(merged["scorer"])]
     present = [s for s in strategies if s in set(merged["strategy"])]
     markers = backbone_markers(sorted(merged["backbone"].unique()))
-    with _style():
-        fig = _new_figure(PANEL_W * len(scorers) + 0.3, PANEL_H * len(datasets) + 0.7)
+    with figure_style():
+        fig = new_figure(PANEL_W * len(scorers) + 0.3, PANEL_H * len(datasets) + 0.7)
         axes = fig.subplots(len(datasets), len(scorers), squeeze=False)
         for r, dataset in enumerate(datasets):
             for c, scorer in enumerate(scorers):
@@ -247,8 +247,8 @@ def scatter_figure(accuracy: pd.DataFrame, scores: pd.DataFrame, strategies: lis
         from matplotlib.lines import Line2D
         handles = [Line2D([], [], color=strategy_color(s), marker="o", lw=0.7, label=s) for s in present]
         handles += [Line2D([], [], color="#444444", marker=m, lw=0, label=b) for b, m in markers.items()]
-        _legend_below(fig, handles, ncol_max=5)
-        png = _save(fig, directory, "fig5_transferability")
+        legend_below(fig, handles, ncol_max=5)
+        png = save_figure(fig, directory, "fig5_transferability")
     cap = ("Transferability score (x, computed on frozen features of the training split before any "
            "training) against measured test accuracy (y, mean over seeds of the variant chosen on "
            "validation, largest label fraction), one panel per scorer and one row per dataset; colour: "
