@@ -105,8 +105,6 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     """Run every cell of SUITE_FILE not already finished."""
     from tlbench.preflight import preflight
     from tlbench.runner import run_suite
-    from tlbench.search import outline as search_outline
-    from tlbench.search import run_search
     from tlbench.store import Store
     from tlbench.suite import load_suite
 
@@ -122,24 +120,21 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         if store:
             store.close()
         raise
-    outline = search_outline(suite, cells) if suite.search.active else None
     if dry_run:
-        _print_plan(suite, outline.static if outline else cells, finished)
-        for line in outline.lines if outline else []:
-            out.print(line, markup=False)
+        _print_plan(suite, cells, finished)
         out.print(f"preflight ok: {checked.summary()}")
         return
     store = store or Store(suite.results_dir)
-    todo = outline.cells if outline else sum(c.id not in finished for c in cells)
+    todo = sum(c.id not in finished for c in cells)
     chosen = f", {len(cells)} chosen by --filter" if filters else ""
     out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
               f"results in {suite.results_dir}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
         with _Progress(todo) as progress:
-            result = (run_search if outline else run_suite)(
-                suite, registry, pm, store, rerun=rerun, progress=progress.update, cells=cells, plugins=plugins,
-                executor=executor_name, executor_options=executor_config)
+            result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update,
+                               cells=cells, plugins=plugins, executor=executor_name,
+                               executor_options=executor_config)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if result.held_elsewhere:
