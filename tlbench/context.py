@@ -60,6 +60,7 @@ class CellContext:
     best_step: int | None = None
     trained_steps: int | None = None
     undertrained: bool | None = None
+    deployed: tuple[nn.Module, dict[str, torch.Tensor] | None] | None = None  # set by predict
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -236,8 +237,12 @@ class CellContext:
             return step_module  # a single short batch: nothing to gain, and drop_last would drop it
         return torch.compile(step_module, dynamic=False)
 
-    def predict(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """Logits of ``model`` on every evaluation split."""
+    def predict(self, model: nn.Module, adapter: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Logits of ``model`` on every evaluation split. ``model`` is the cell's deployed model: its
+        size and speed are measured after the strategy returns (:mod:`tlbench.deploy`).
+        ``adapter``: when ``model`` has trained tensors merged in (LoRA), those tensors as they were
+        before merging, i.e. what a separate adapter file holds; its size is measured too."""
+        self.deployed = (model, adapter)
         return {name: engine.predict(model, self.data[name], self.train.eval_batch_size, self.autocast)
                 for name in self.eval_splits}
 

@@ -41,6 +41,7 @@ class Cost(BaseModel):
     latency_ms: float | None = Field(None, description="inference latency at batch 1, median")
     throughput: float | None = Field(None, description="inference examples per second at the eval batch size")
     predicted_seconds: float | None = Field(None, description="wall time predicted before the run")
+    train_examples: int | None = Field(None, description="labelled training examples of the cell (its label budget)")
 
 
 class CellRecord(BaseModel):

@@ -108,8 +108,9 @@ def run(ctx, options: LoraOptions) -> tlbench.Outcome:
     model = build_model(ctx, options)
     trainable, total = count_params(model)
     fit(ctx, model, options)
+    adapter = {name: p for name, p in model.named_parameters() if p.requires_grad}  # the LoRA matrices, the head
     merged = model.merge_and_unload()  # evaluate what one would deploy: W + (alpha / r) B A
-    return tlbench.Outcome(ctx.predict(merged), trainable, total)
+    return tlbench.Outcome(ctx.predict(merged, adapter=adapter), trainable, total)
 
 
 @tlbench.hookimpl

@@ -1,0 +1,105 @@
+"""What a cell's model costs to serve, measured on the cell's device after training.
+
+The deployed model is the one the strategy predicts with (``CellContext.predict``): for LoRA the
+merged model (``merge_and_unload``), which has the plain backbone's inference cost. Its size is
+the byte length of its state dict (parameters and buffers) serialised as safetensors, in memory.
+Where a strategy trained only part of a pretrained model, the alternative deployment is the
+shared base plus a small file of what was trained: ``adapter_bytes`` is that file's size (LoRA:
+the low-rank matrices and the new head, as the strategy hands them to ``predict``; the linear
+probe: its head).
+
+Speed: the median of timed calls at batch 1 after warm-up (``latency_ms``), and examples per
+second at the evaluation batch size (``throughput``), under the cell's precision. A few calls
+only: about a second for a small model on a CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import save
+from torch import nn
+
+from tlbench.records import Split, take
+
+#: latency: warm-up calls, then timed calls until this many seconds or LATENCY_CALLS calls
+LATENCY_WARMUP, LATENCY_SECONDS, LATENCY_CALLS = 2, 0.3, (5, 30)
+#: throughput: one warm-up batch, then timed batches until this many seconds or THROUGHPUT_CALLS
+THROUGHPUT_SECONDS, THROUGHPUT_CALLS = 0.5, (1, 3)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The deployment cost of one model (the ``deployed_*``, ``adapter_bytes``, ``latency_ms``
+    and ``throughput`` fields of a record's cost)."""
+
+    deployed_params: int
+    deployed_bytes: int
+    adapter_bytes: int | None
+    latency_ms: float
+    throughput: float
+
+    def cost_fields(self) -> dict:
+        return dict(self.__dict__)
+
+
+def state_bytes(tensors: dict[str, torch.Tensor]) -> int:
+    """Bytes of ``tensors`` saved as one safetensors file (tensors sharing storage, such as tied
+    weights, are saved once, as ``save_model`` does)."""
+    unique, seen = {}, set()
+    for name, tensor in tensors.items():
+        key = (tensor.device, tensor.data_ptr(), tensor.dtype, tuple(tensor.shape))
+        if key not in seen:
+            seen.add(key)
+            unique[name] = tensor.detach().to("cpu", copy=True).contiguous()
+    return len(save(unique))
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's state dict (parameters and buffers) as safetensors."""
+    return state_bytes(model.state_dict())
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+@torch.no_grad()
+def measure(model: nn.Module, split: Split, batch_size: int, precision=contextlib.nullcontext,
+            adapter: dict[str, torch.Tensor] | None = None) -> Deployment:
+    """Size and speed of ``model`` (called as ``model(inputs)`` on rows of ``split``, which lies on
+    the model's device, under the ``precision`` context), and the size of ``adapter`` if given."""
+    device = split.labels.device
+    was_training = model.training
+    model.eval()
+    one = take(split.inputs, slice(0, 1))
+    batch = take(split.inputs, slice(0, min(batch_size, len(split))))
+
+    def call(inputs) -> float:
+        start = time.perf_counter()
+        with precision():
+            model(inputs)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    for _ in range(LATENCY_WARMUP):
+        call(one)
+    latency = _timed(lambda: call(one), LATENCY_SECONDS, *LATENCY_CALLS)
+    call(batch)
+    per_batch = _timed(lambda: call(batch), THROUGHPUT_SECONDS, *THROUGHPUT_CALLS)
+    model.train(was_training)
+    return Deployment(parameter_count(model), model_bytes(model),
+                      state_bytes(adapter) if adapter is not None else None,
+                      1e3 * statistics.median(latency), min(batch_size, len(split)) / statistics.median(per_batch))
+
+
+def _timed(call, seconds: float, at_least: int, at_most: int) -> list[float]:
+    """Durations of repeated ``call()``s: at least ``at_least``, until ``seconds`` or ``at_most``."""
+    times = []
+    while len(times) < at_least or (sum(times) < seconds and len(times) < at_most):
+        times.append(call())
+    return times
