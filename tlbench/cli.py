@@ -149,7 +149,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         except UserError as exc:  # e.g. every cell failed: the failures below say more
             err.print(f"warning: no report: {exc}", markup=False)
     store.close()
-    status = "interrupted" if result.interrupted else "failed" if result.failures else "ok"
+    status = "interrupted" if result.interrupted else "failed" if result.failures or result.user_errors else "ok"
     notify(pm, "tlbench_suite_finished", suite_name=suite.options.name, results_dir=suite.results_dir,
            status=status)
     if result.interrupted:
@@ -160,6 +160,11 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         for r in result.failures[:20]:
             err.print(f"  {r.cell_id} {r.backbone} · {r.dataset} · {r.strategy} · "
                       f"{r.label_fraction:g} · seed {r.seed}: {r.status}: {r.error}", markup=False)
+    if result.user_errors:  # a dataset or backbone that only its cells could find at fault
+        for line in result.user_errors:
+            err.print(f"error: {' '.join(line.splitlines())}", markup=False, soft_wrap=True)
+        sys.exit(2)
+    if result.failures:
         sys.exit(1)
 
 

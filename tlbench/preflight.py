@@ -13,14 +13,15 @@ Any other exception (a plugin's bug) is left to the cells, which record it as a 
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Literal
 
 from tlbench.errors import UserError
 from tlbench.registry import Registry
 from tlbench.suite import Cell, canonical
 
-__all__ = ["Preflight", "preflight", "nothing_to_check"]
+__all__ = ["Preflight", "preflight", "nothing_to_check", "input_of"]
 
 
 def nothing_to_check(options) -> None:
@@ -76,3 +77,17 @@ def check_entry(kind: str, entry, registry: Registry) -> str:
         return "load"
     except UserError as exc:
         raise UserError(f"[[{kind}]] {entry.label}: {exc}") from None
+
+
+@contextmanager
+def input_of(kind: Literal["dataset", "backbone"]):
+    """Mark a :class:`UserError` raised inside as a fault of the cell's dataset or backbone (its
+    ``input`` attribute): the worker records it in ``CellRecord.input_error`` and the controller
+    stops handing out that dataset's (or backbone's) cells instead of storing a failure. Also a
+    decorator: ``input_of("backbone")(plugin.build)(options, pretrained)``."""
+    try:
+        yield
+    except UserError as exc:
+        if getattr(exc, "input", None) is None:
+            exc.input = kind
+        raise

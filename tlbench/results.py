@@ -80,6 +80,9 @@ class CellRecord(BaseModel):
     steps: int | None = None
     undertrained: bool | None = None
     finished_at: str | None = None
+    input_error: Literal["dataset", "backbone"] | None = Field(
+        None, description="the cell stopped on a user error in its dataset or backbone: the controller stores no "
+                          "record, hands out none of that dataset's (backbone's) cells and exits with status 2")
     evidence: bytes | None = Field(None, exclude=True, repr=False)
 
     def to_json(self) -> str:

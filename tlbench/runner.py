@@ -36,6 +36,8 @@ class RunResult:
     failures: list[CellRecord] = field(default_factory=list)
     interrupted: bool = False
     held_elsewhere: int = 0
+    #: one line per dataset or backbone whose cells stopped on a user error (exit status 2)
+    user_errors: list[str] = field(default_factory=list)
 
 
 class Session:
@@ -60,6 +62,7 @@ class Session:
         self.lock = threading.RLock()
         self._environment_stored = False
         self._claimed_at: dict[str, float] = {}
+        self._stopped: set[tuple[str, str]] = set()  # (kind, config) of datasets/backbones with a user error
         self._renewer = _Renewer(store.directory, self.owner)
 
     def __enter__(self):
@@ -79,6 +82,8 @@ class Session:
                 order.sort(key=lambda s: s.group != prefer)  # stable: the plan's order otherwise
             for spec in order:
                 del self.pending[spec.cell_id]
+                if self._stopped_by(self.cells[spec.cell_id]):
+                    continue
                 if self.store.claim(spec.cell_id, self.owner, LEASE_SECONDS, allow_finished=self.rerun):
                     cell = self.cells[spec.cell_id]
                     self._claimed_at[spec.cell_id] = time.perf_counter()
@@ -91,6 +96,9 @@ class Session:
 
     def done(self, spec: CellSpec, record: CellRecord) -> None:
         with self.lock:
+            if record.input_error:
+                self._stop(self.cells[spec.cell_id], record)
+                return
             cell = self.cells[spec.cell_id]
             self.store.put(record)
             self.store.release(spec.cell_id, self.owner)
@@ -101,6 +109,20 @@ class Session:
                 self.result.failures.append(record)
             notify(self.pm, "tlbench_cell_finished", cell=cell, record=record)
             self.progress("done", cell, record)
+
+    def _stop(self, cell: Cell, record: CellRecord) -> None:
+        """A user error in the cell's dataset or backbone: no record; none of its cells is handed
+        out any more; the error's line is kept for the end of the run."""
+        self.store.release(cell.id, self.owner)
+        entry = cell.dataset if record.input_error == "dataset" else cell.backbone
+        self._stopped.add((record.input_error, canonical(entry.config())))
+        line = f"[[{record.input_error}]] {entry.label}: {record.error}"
+        if line not in self.result.user_errors:
+            self.result.user_errors.append(line)
+
+    def _stopped_by(self, cell: Cell) -> bool:
+        return (("dataset", canonical(cell.dataset.config())) in self._stopped
+                or ("backbone", canonical(cell.backbone.config())) in self._stopped)
 
     def failed(self, spec: CellSpec, reason: str) -> None:
         """Record a cell as failed without a record from a worker (e.g. its worker died twice)."""

@@ -30,6 +30,7 @@ from tlbench import evidence as evidence_mod
 from tlbench.context import CellContext, Features, count_params
 from tlbench.errors import Diverged, NotApplicable, UserError
 from tlbench.features import FeatureCache
+from tlbench.preflight import input_of
 from tlbench.records import Split
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
@@ -112,8 +113,9 @@ class Worker:
         if key != self._data_key:
             self._data, self._encoded, self._features = None, {}, {}
             record = self.registry.get("dataset", cell.dataset.plugin)
-            loaded = record.load(cell.dataset.options)
-            splits = data_mod.prepare(loaded, cell.dataset.dedupe is not False, cell.dataset.label)
+            with input_of("dataset"):
+                loaded = record.load(cell.dataset.options)
+                splits = data_mod.prepare(loaded, cell.dataset.dedupe is not False, cell.dataset.label)
             self._data_key, self._data = key, (record, loaded.classes, splits)
         return self._data
 
@@ -122,7 +124,8 @@ class Worker:
         per (dataset, encoder settings) and shared by every cell and backbone with those settings."""
         _, _, raw = self.dataset(cell)
         backbone = self.registry.get("backbone", cell.backbone.plugin)
-        encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
+        with input_of("backbone"):
+            encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
         key = encoder.key if encoder else "raw"
         if key not in self._encoded:
             inputs = {name: split.inputs for name, split in raw.items()}
@@ -140,7 +143,7 @@ class Worker:
         if memory_key not in self._features:
             def compute() -> Features:
                 record = self.registry.get("backbone", cell.backbone.plugin)
-                backbone = record.build(cell.backbone.options, True).to(self.device)
+                backbone = input_of("backbone")(record.build)(cell.backbone.options, True).to(self.device)
                 return extract_features(backbone, self.encoded(cell), cell.train.eval_batch_size,
                                         lambda: engine.autocast(self.device, cell.train.precision))
             self._features[memory_key] = (self.feature_cache.get(key, compute) if self.feature_cache
@@ -166,8 +169,9 @@ class Worker:
                 record.status, record.error = "skipped", str(exc)
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except UserError as exc:
+            except UserError as exc:  # of the dataset or backbone: the controller stops their cells
                 record.status, record.error = "failed", str(exc)
+                record.input_error = getattr(exc, "input", None)
             except torch.cuda.OutOfMemoryError:
                 record.status, record.error = "failed", "CUDA out of memory; lower [train] batch_size"
             except Exception as exc:
