@@ -51,7 +51,7 @@ from tlbench import data as data_mod
 from tlbench import engine
 from tlbench.backbone import Backbone
 from tlbench.context import CellContext, Features
-from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Split, StrategyPlugin
+from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Options, Split, StrategyPlugin
 from tlbench.strategies import seed_everything
 
 __all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
@@ -265,18 +265,18 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
     backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
     from tlbench.builtins.backbones import tiny_cnn
-    from tlbench.cells import TrainOptions
+    from tlbench.cells import Cell, Entry, TrainOptions
+    from tlbench.worker import new_context
 
     loaded = loaded or tiny_digits(target=target)
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
     splits = data_mod.prepare(loaded)
-    index = data_mod.label_subset(splits["train"].labels, label_fraction, seed)
     train = TrainOptions.model_validate({"epochs": epochs, "batch_size": batch_size, "eval_batch_size": 256,
                                          "precision": "fp32"})
-    return CellContext(data={**splits, "train": splits["train"].subset(index)}, train_index=index,
-                       num_classes=len(loaded.classes), device=torch.device("cpu"), train=train, seed=seed,
-                       build=build, features_cache=_features_cache(splits, train.eval_batch_size),
-                       label_fraction=label_fraction)
+    plain = Entry("kit", "kit", Options(), {})
+    cell = Cell("kit", plain, plain, plain, train, {}, seed, label_fraction)
+    return new_context(cell, splits, num_classes=len(loaded.classes), device=torch.device("cpu"), build=build,
+                       features_cache=_features_cache(splits, train.eval_batch_size))
 
 
 def _allowed_labels(record: StrategyPlugin) -> set[str]:
