@@ -173,6 +173,12 @@ class StrategyPlugin:
     run: Callable[["CellContext", Any], Outcome]
     needs_target_domain: bool = False
     grid: dict[str, list] = field(default_factory=dict)
+    #: ``{"lr": tlbench.space.LogUniform(1e-5, 1e-2), ...}``: what a ``[search]`` with method
+    #: ``random`` or ``tpe`` samples (each key an option of ``options``); empty: the grid is used
+    space: dict[str, Any] = field(default_factory=dict)
+    #: False: the strategy does not train in ``[train]`` optimizer steps (the linear probe's
+    #: L-BFGS fit), so a search's pruner, whose budgets are steps, leaves it unpruned
+    trains_steps: bool = True
     role: Role = "transfer"
     select_on: Literal["val", "target_val"] = "val"
     uses_label_fraction: bool = True
@@ -183,6 +189,10 @@ class StrategyPlugin:
         if self.select_on == "target_val" and self.role != "oracle":
             raise ValueError(f"strategy {self.name!r} selects on target validation (target labels): "
                              "declare role=\"oracle\"")
+        unknown = sorted(set(self.space) - set(self.options.model_fields))
+        if unknown:
+            raise ValueError(f"strategy {self.name!r}: its space names {', '.join(unknown)}, which are not among "
+                             f"its options ({', '.join(self.options.model_fields)})")
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,8 @@ class Session:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rerun = rerun
         self.cells = {c.id: c for c in cells}
-        specs = [CellSpec(str(suite.path), suite.text, c.id, plugins, str(suite.results_dir.resolve()), c.group)
+        specs = [CellSpec(str(suite.path), suite.text, c.id, plugins, str(suite.results_dir.resolve()), c.group,
+                          c.variation)
                  for c in sorted(cells, key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))]
         self.pending: OrderedDict[str, CellSpec] = OrderedDict((s.cell_id, s) for s in specs)
         self.total = len(self.pending)
@@ -159,6 +160,14 @@ class _Renewer:
             store.close()
 
 
+def store_plan(store: Store, suite: Suite) -> None:
+    """Write the suite's name, text and plan (``suite.cells``: what exports and reports cover)."""
+    store.set_meta("suite_name", suite.options.name)
+    store.set_meta("suite_toml", suite.text)
+    store.set_meta("plan", {c.id: {"backbone": c.backbone.label, "dataset": c.dataset.label,
+                                   "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
+
+
 def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
               rerun: bool = False, progress=None, cells: list[Cell] | None = None,
               plugins: tuple[str, ...] = (), executor: str | None = None,
@@ -171,10 +180,7 @@ def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store:
     storing what finished; the interrupted cells are simply run again next time.
     """
     cells = suite.cells if cells is None else cells
-    store.set_meta("suite_name", suite.options.name)
-    store.set_meta("suite_toml", suite.text)
-    store.set_meta("plan", {c.id: {"backbone": c.backbone.label, "dataset": c.dataset.label,
-                                   "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
+    store_plan(store, suite)
     finished = set() if rerun else store.finished()
     todo = [c for c in cells if c.id not in finished]
     record = registry.get("executor", executor or suite.options.executor, "--executor: ")

@@ -40,6 +40,7 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
+from tlbench.space import LogUniform
 from tlbench.strategies import count_params
 from tlbench.records import take
 from tlbench.step import StepOutput, TrainStep
@@ -229,4 +230,5 @@ def run(ctx, options: DannOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("dann", "domain-adversarial training (DANN): fine-tune with a gradient-reversed "
                                    "domain discriminator on unlabelled target images", DannOptions, run,
-                                   needs_target_domain=True, grid=GRID, role="adaptation")]
+                                   needs_target_domain=True, grid=GRID, role="adaptation",
+                                   space={"lr": LogUniform(1e-4, 3e-2), "lambda_max": LogUniform(0.1, 1.0)})]

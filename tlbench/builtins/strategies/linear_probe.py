@@ -6,6 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import tlbench
+from tlbench.space import LogUniform
 
 
 class LinearProbeOptions(tlbench.Options):
@@ -37,4 +38,5 @@ def run(ctx, options: LinearProbeOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("linear_probe", "logistic regression on frozen features, extracted once",
-                                   LinearProbeOptions, run, grid={"C": [0.1, 1.0, 10.0]})]
+                                   LinearProbeOptions, run, grid={"C": [0.1, 1.0, 10.0]},
+                                   space={"C": LogUniform(1e-3, 1e2)}, trains_steps=False)]

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from torch import nn
 
 import tlbench
+from tlbench.space import LogUniform
 from tlbench.errors import UserError
 from tlbench.strategies import BN_STATS_HELP, FrozenNormStats, batch_norms, count_params
 
@@ -117,4 +118,4 @@ def run(ctx, options: LoraOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("lora", "low-rank adapters (peft) on the backbone's attention projections or "
                                    "1x1 convolutions and a new head; merged for evaluation", LoraOptions, run,
-                                   grid=GRID)]
+                                   grid=GRID, space={"lr": LogUniform(1e-4, 3e-2), "weight_decay": LogUniform(1e-4, 0.3)})]

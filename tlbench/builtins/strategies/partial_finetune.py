@@ -20,6 +20,7 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
+from tlbench.space import LogUniform
 from tlbench.errors import UserError
 from tlbench.strategies import BN_STATS_HELP, FINETUNE_GRID, FrozenNormStats, batch_norms, count_params, train_only
 
@@ -66,4 +67,5 @@ def run(ctx, options: PartialFinetuneOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("partial_finetune", "train the top k backbone blocks and a new head; "
-                                   "the rest stays frozen", PartialFinetuneOptions, run, grid=GRID)]
+                                   "the rest stays frozen", PartialFinetuneOptions, run, grid=GRID,
+                                   space={"lr": LogUniform(3e-5, 1e-2), "weight_decay": LogUniform(1e-4, 0.3)})]

@@ -2,6 +2,7 @@
 from pydantic import Field
 
 import tlbench
+from tlbench.space import LogUniform
 from tlbench.strategies import FinetuneOptions, train_classifier
 
 
@@ -18,4 +19,5 @@ def run(ctx, options: ScratchOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("scratch", "the same architecture trained from random initialisation",
-                                   ScratchOptions, run, grid={"lr": [1e-3, 3e-3, 1e-2]}, role="baseline")]
+                                   ScratchOptions, run, grid={"lr": [1e-3, 3e-3, 1e-2]}, role="baseline",
+                                   space={"lr": LogUniform(1e-4, 3e-2), "weight_decay": LogUniform(1e-4, 0.3)})]

@@ -3,6 +3,7 @@
 It uses target labels that no adaptation method may see, so it bounds what adaptation can reach;
 reports label it as an oracle."""
 import tlbench
+from tlbench.space import LogUniform
 from tlbench.strategies import FINETUNE_GRID, FinetuneOptions, train_classifier
 
 
@@ -16,4 +17,5 @@ def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("target_oracle", "ORACLE: fine-tune on labelled target-domain data",
                                    FinetuneOptions, run, needs_target_domain=True, grid=FINETUNE_GRID,
+                                   space={"lr": LogUniform(3e-5, 1e-2), "weight_decay": LogUniform(1e-4, 0.3)},
                                    role="oracle", select_on="target_val")]
