@@ -15,7 +15,7 @@ from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlu
 from tlbench.results import CellRecord, Cost
 from tlbench.step import ClassificationStep, StepOutput, TrainStep
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 hookimpl = pluggy.HookimplMarker("tlbench")
 
 __all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Cell", "CellContext", "CellRecord", "ClassificationStep",

@@ -15,6 +15,7 @@ from tlbench import engine
 from tlbench.augment import Augmenter
 from tlbench.backbone import Backbone, Classifier
 from tlbench.records import Split
+from tlbench.compat import train_loop_step
 from tlbench.step import ClassificationStep, TrainStep
 
 #: points of the loss curve a cell records (each the mean loss since the last; read at the end)
@@ -145,7 +146,8 @@ class CellContext:
         blocks = classifier.backbone.blocks()
         return {id(p): decay ** (len(blocks) - i) for i, block in enumerate(blocks) for p in block.parameters()}
 
-    def train_loop(self, step_module: TrainStep, opt, schedule, steps: int, split: str = "train") -> None:
+    def train_loop(self, step_module: TrainStep, opt, schedule, steps: int, split: str = "train",
+                   loss_of=None) -> None:
         """The training loop every strategy shares: ``steps`` steps of ``opt`` and ``schedule``
         over shuffled batches of ``split``, epoch after epoch, timed by ``clock``.
 
@@ -161,7 +163,11 @@ class CellContext:
         strategy predicts, and test is scored, at ``best_step``. With ``patience`` the loop stops
         after that many evaluations without improvement. Evaluation time is kept apart from
         training time as ``eval_seconds``.
+
+        0.2's ``train_loop(model, opt, schedule, steps, loss_of)`` still works until 0.4.0, with a
+        ``DeprecationWarning`` (:func:`tlbench.compat.train_loop_step`).
         """
+        step_module, split = train_loop_step(step_module, split, loss_of)
         step_module.train()
         run = self._compiled(step_module)
         check = engine.FiniteCheck()
