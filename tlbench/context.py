@@ -37,7 +37,9 @@ class CellContext:
     of its validation split ``data["val"]`` holds (the label budget cuts it too).
 
     ``select_on`` is the split the training loop evaluates to keep its best state (``val``: on a
-    shift pair the *source* validation split; only an oracle selects on ``target_val``);
+    shift pair the *source* validation split; only an oracle selects on ``target_val``), held as
+    ``selection`` when the context is made (the core's copy: the conformance kit replaces the
+    labels a strategy sees in ``data`` and checks that nothing changes);
     ``energy()`` reads an energy counter in joules (None: none available). After training,
     ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
     val_acc[, joules]}``), ``best_step`` the step whose state was kept, ``trained_steps`` the
@@ -65,6 +67,7 @@ class CellContext:
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
+        self.selection: Split | None = self.data.get(self.select_on)
 
     @property
     def eval_splits(self) -> list[str]:
@@ -123,16 +126,18 @@ class CellContext:
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: schedule(step / steps))
 
     def fit(self, model: nn.Module, lr: float, weight_decay: float = 0.05, split: str = "train",
-            layer_decay: float = 1.0) -> None:
-        """Supervised cross-entropy training (``[train] label_smoothing``) of ``model``'s trainable
-        parameters on ``split``: AdamW without weight decay on biases and norms (as timm), and
-        with ``layer_decay < 1`` layer-wise learning rates (:meth:`layer_scales`)."""
+            layer_decay: float = 1.0, step: TrainStep | None = None) -> None:
+        """Supervised training of ``model``'s trainable parameters on ``split``: AdamW without
+        weight decay on biases and norms (as timm), with ``layer_decay < 1`` layer-wise learning
+        rates (:meth:`layer_scales`), the ``[train]`` schedule, and ``step`` (a :class:`TrainStep`
+        around ``model``; default: cross-entropy with ``[train] label_smoothing``)."""
         scales = self.layer_scales(model, layer_decay) if layer_decay != 1.0 else {}
         groups = engine.param_groups(list(model.named_parameters()), lr, weight_decay,
                                      lambda p: scales.get(id(p), 1.0))
         steps = self.steps(split)
         opt, schedule = self.optimizer(groups, lr, weight_decay, steps)
-        self.train_loop(ClassificationStep(model, self.train.label_smoothing), opt, schedule, steps, split)
+        step = step or ClassificationStep(model, self.train.label_smoothing)
+        self.train_loop(step, opt, schedule, steps, split)
 
     @staticmethod
     def layer_scales(model: nn.Module, decay: float) -> dict[int, float]:
@@ -202,12 +207,13 @@ class CellContext:
                 step += 1
                 if (best.due(step) and best.evaluate(step)) or step == steps:
                     break
+        check.finish(step - 1)
         curve = [{k: float(v) for k, v in point.items()} for point in curve]
         self.curve += curve
         best.restore()
         self.trained_steps = (self.trained_steps or 0) + step
         self.best_step = best.step
-        self.undertrained = engine.undertrained(curve, step, best.step if best.split else None)
+        self.undertrained = engine.undertrained(curve, step, best.step)
 
     def _stream(self, split: str, drop_last: bool):
         """Shuffled batches of ``split``, epoch after epoch, without end."""
@@ -268,12 +274,12 @@ class BestState:
 
     The state kept is a copy (on the device) of ``model``'s trainable parameters and of its
     buffers (batch-norm statistics), taken at each strictly better evaluation: the first of equal
-    accuracies wins. Without the selection split in ``ctx.data`` nothing is evaluated."""
+    accuracies wins. Without a selection split (``ctx.selection`` None) nothing is evaluated."""
 
     def __init__(self, ctx: CellContext, model: nn.Module, steps: int):
         self.ctx, self.model, self.steps = ctx, model, steps
         self.every = ctx.train.eval_every or max(1, steps // EVAL_POINTS)
-        self.split = ctx.select_on if ctx.select_on in ctx.data else None
+        self.split = ctx.selection
         self.accuracy, self.step, self.state, self.stale = -1.0, None, None, 0
 
     def due(self, step: int) -> bool:
@@ -283,8 +289,7 @@ class BestState:
     def evaluate(self, step: int) -> bool:
         """Evaluate after ``step`` steps, keep the state if it is the best; True: stop (patience)."""
         ctx, start = self.ctx, time.perf_counter()
-        accuracy = engine.accuracy(self.model, ctx.data[self.split], ctx.train.eval_batch_size, ctx.autocast,
-                                   ctx.num_classes)
+        accuracy = engine.accuracy(self.model, self.split, ctx.train.eval_batch_size, ctx.autocast, ctx.num_classes)
         ctx.clock.exclude(start, "eval_seconds", ctx.device)
         point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(), "val_acc": accuracy}
         joules = ctx.energy()

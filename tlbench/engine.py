@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import psutil
 import torch
 from torch import nn
@@ -68,13 +69,47 @@ def predict(model: nn.Module, split: Split, batch_size: int, precision_ctx, call
     return torch.cat(outs)
 
 
-def cosine_with_warmup(optimizer, total_steps: int, warmup_steps: int):
+def cosine_with_warmup(optimizer, total_steps: int, warmup_steps: int, decay: str = "cosine"):
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``
+    (``decay="constant"``: the peak rate to the end)."""
     def factor(step):
         if step < warmup_steps:
             return (step + 1) / warmup_steps
+        if decay == "constant":
+            return 1.0
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def param_groups(named: list[tuple[str, nn.Parameter]], lr: float, weight_decay: float,
+                 scale=lambda parameter: 1.0) -> list[dict]:
+    """Optimizer groups of the trainable parameters, as timm's ``param_groups_weight_decay``:
+    weight decay on weight matrices and kernels, none on biases and normalisation parameters
+    (1-d tensors); each parameter at ``lr * scale(parameter)`` (layer-wise decay)."""
+    groups: dict[tuple[float, bool], dict] = {}
+    for _, p in named:
+        if p.requires_grad:
+            factor, decays = scale(p), p.ndim > 1
+            group = groups.setdefault((factor, decays), {"params": [], "lr": lr * factor,
+                                                         "weight_decay": weight_decay if decays else 0.0})
+            group["params"].append(p)
+    return list(groups.values())
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, split: Split, batch_size: int, precision_ctx, num_classes: int) -> float:
+    """Accuracy of ``model``'s first ``num_classes`` outputs on ``split``, counted on the device
+    and read once (one host sync); the model's train mode is restored."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    for inputs, labels in batches(split, batch_size):
+        with precision_ctx():
+            logits = model(inputs)
+        correct += (logits[:, :num_classes].argmax(1) == labels).sum()
+    model.train(was_training)
+    return correct.item() / len(split)
 
 
 def planned_steps(n_examples: int, batch_size: int, epochs: int, min_steps: int) -> int:
@@ -93,9 +128,48 @@ class FiniteCheck:
         bad = ~torch.isfinite(loss.detach())
         self.flag = bad if self.flag is None else self.flag | bad
         if (step + 1) % self.every == 0 or last:
+            self.finish(step)
+
+    def finish(self, step: int) -> None:
+        """Read the flag now (the loop stopped after ``step``, e.g. early)."""
+        if self.flag is not None and self.first_step <= step:
             if self.flag.item():
                 raise Diverged(f"loss became non-finite (nan or inf) between steps {self.first_step} and {step}")
             self.first_step = step + 1
+
+
+#: the undertrained rule: the last ``WINDOW`` of the steps, the fall of the loss there that counts
+#: as steep (relative to its level, and at least ``MIN_FALL`` nats), and the noise margin (t-value)
+UNDERTRAINED_WINDOW = 0.3
+UNDERTRAINED_FALL = 0.1
+UNDERTRAINED_MIN_FALL = 0.02
+UNDERTRAINED_T = 2.0
+
+
+def undertrained(curve: list[dict[str, float]], steps: int, best_step: int | None = None) -> bool | None:
+    """Whether training stopped while the loss was still falling steeply.
+
+    A least-squares line through the training ``curve``'s ``loss`` (``{step, loss}`` points, each
+    the mean since the one before) over the last 30% of the ``steps``: the cell is undertrained
+    when that line falls, across the window, by more than 10% of the mean loss there and by more
+    than 0.02 nats, with a slope at least two standard errors below zero (not noise); and, when
+    the loop evaluated validation (``best_step``), when validation was still at its best inside
+    the window (a model whose validation peaked earlier is not short of steps). None when the
+    window holds fewer than 4 points (nothing to fit)."""
+    start = (1 - UNDERTRAINED_WINDOW) * steps
+    points = [(p["step"], p["loss"]) for p in curve if p["step"] >= start and "loss" in p]
+    if len(points) < 4:
+        return None
+    x, y = (np.array(v, dtype=float) for v in zip(*points))
+    if np.ptp(x) == 0:
+        return None
+    slope, intercept = np.polyfit(x, y, 1)
+    residuals = y - (slope * x + intercept)
+    stderr = math.sqrt(residuals @ residuals / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
+    fall = -slope * UNDERTRAINED_WINDOW * steps
+    steep = fall > max(UNDERTRAINED_FALL * y.mean(), UNDERTRAINED_MIN_FALL) and -slope > UNDERTRAINED_T * stderr
+    still_best = best_step is None or best_step >= start
+    return bool(steep and still_best)
 
 
 class Clock:
@@ -106,6 +180,12 @@ class Clock:
         self.train_seconds = 0.0
         self.images = 0
         self.excluded: dict[str, float] = {}
+        self._started: float | None = None
+
+    def seconds(self) -> float:
+        """Training seconds so far, including the running ``training()`` block (no device sync)."""
+        running = time.perf_counter() - self._started if self._started is not None else 0.0
+        return self.train_seconds + running
 
     def exclude(self, since: float, what: str, device: torch.device) -> None:
         """Take the time since ``since`` (a ``perf_counter`` reading; e.g. a step that compiled)
@@ -118,11 +198,12 @@ class Clock:
     @contextlib.contextmanager
     def training(self, device: torch.device):
         _sync(device)
-        start = time.perf_counter()
+        self._started = start = time.perf_counter()
         try:
             yield
         finally:
             _sync(device)
+            self._started = None
             self.train_seconds += time.perf_counter() - start
 
 

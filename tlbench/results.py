@@ -28,6 +28,8 @@ class Cost(BaseModel):
     train_seconds: float | None = Field(None, description="time inside the training loop (compile excluded)")
     examples_per_second: float | None = Field(None, description="training examples per training second")
     compile_seconds: float | None = Field(None, description="time the first, compiling step took")
+    eval_seconds: float | None = Field(None, description="time the training loop spent evaluating validation "
+                                                         "(kept out of train_seconds)")
     peak_memory_mb: float | None = Field(None, description="CUDA peak allocated, or CPU resident-memory growth")
     trainable_params: int | None = Field(None, description="parameters the strategy trained")
     total_params: int | None = Field(None, description="parameters of the trained model in all")

@@ -31,8 +31,11 @@ What is checked (the contracts of ``tlbench/hookspecs.py``):
 How "reads only train labels" is tested: the strategy runs twice with the same seed, once on the
 real data and once with every label it must not use (``val``, ``test``, ``target_*``; an oracle may
 use ``target_train``) replaced by a *wrong but valid* label, ``(y + 1) % C``. The inputs are
-unchanged, so a strategy that ignores those labels gives the same logits; one that trains,
-selects or stops early on them gives different logits (a wrong-but-valid label cannot crash a
+unchanged, so a strategy that ignores those labels gives the same logits, best step and validation
+curve; one that trains, selects or stops early on them gives different ones. The core's training
+loop evaluates the selection split (``select_on``) with the labels it holds apart
+(``CellContext.selection``, taken when the context is made), so its choice of the best step is
+tested to read nothing but those: a loop that evaluated test or target labels would change too (a wrong-but-valid label cannot crash a
 loss, so the leak shows in the result, not as an error). Watching label *access* instead (a tensor
 subclass that raises) would flag the core's own evaluation code, which batches whole splits;
 comparing outcomes tests exactly the promise that held-out labels do not influence predictions.
@@ -261,7 +264,7 @@ def _features_cache(splits: dict[str, Split], eval_batch_size: int):
 
 def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Backbone] | None = None,
                  seed: int = 0, label_fraction: float = 1.0, epochs: int = 1, batch_size: int = 64,
-                 target: bool = False) -> CellContext:
+                 target: bool = False, select_on: str = "val") -> CellContext:
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
     backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
     from tlbench.builtins.backbones import tiny_cnn
@@ -276,7 +279,7 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     plain = Entry("kit", "kit", Options(), {})
     cell = Cell("kit", plain, plain, plain, train, {}, seed, label_fraction)
     return new_context(cell, splits, num_classes=len(loaded.classes), device=torch.device("cpu"), build=build,
-                       features_cache=_features_cache(splits, train.eval_batch_size))
+                       features_cache=_features_cache(splits, train.eval_batch_size), select_on=select_on)
 
 
 def _allowed_labels(record: StrategyPlugin) -> set[str]:
@@ -286,7 +289,7 @@ def _allowed_labels(record: StrategyPlugin) -> set[str]:
 def _run(record: StrategyPlugin, options: BaseModel, seed: int = 0, poison: bool = False):
     """Run the strategy on a fresh tiny cell; with ``poison`` every label it may not use is
     replaced by a wrong but valid one, ``(y + 1) % C``."""
-    ctx = tiny_context(tiny_digits(target=record.needs_target_domain), seed=seed)
+    ctx = tiny_context(tiny_digits(target=record.needs_target_domain), seed=seed, select_on=record.select_on)
     if poison:
         for name in set(ctx.data) - _allowed_labels(record):
             split = ctx.data[name]
@@ -324,11 +327,15 @@ def _assert_same_logits(a: dict, b: dict, what: str) -> None:
 
 
 def check_reads_only_train_labels(record: StrategyPlugin, options: BaseModel) -> None:
-    """Held-out labels do not influence the logits (see the module docstring for the method)."""
-    _, clean = _run(record, options)
+    """Held-out labels influence neither the logits nor the training loop's choice of its best
+    step (see the module docstring for the method)."""
+    clean_ctx, clean = _run(record, options)
     ctx, poisoned = _run(record, options, poison=True)
     hidden = sorted(set(ctx.data) - _allowed_labels(record))
     try:
+        chosen = [(c.best_step, [p["val_acc"] for p in c.val_curve]) for c in (clean_ctx, ctx)]
+        assert chosen[0] == chosen[1], f"the labels of {hidden} (which the strategy must not use) changed the " \
+                                       f"best step or the validation curve: {chosen[0]} vs {chosen[1]}"
         _assert_same_logits(clean.logits, poisoned.logits,
                             f"the labels of {hidden} (which the strategy must not use) changed its predictions")
     except AssertionError:

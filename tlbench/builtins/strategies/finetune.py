@@ -1,12 +1,24 @@
-"""Full fine-tuning: every weight of the pretrained backbone and a new head train together."""
+"""Full fine-tuning: every weight of the pretrained backbone and a new head train together,
+optionally with layer-wise learning-rate decay (``layer_decay``: the head at ``lr``, the
+backbone's top block at ``lr * layer_decay``, the next at ``lr * layer_decay**2``, ...)."""
+from pydantic import Field
+
 import tlbench
+from tlbench import strategies
 from tlbench.space import LogUniform
 from tlbench.strategies import FINETUNE_GRID as GRID
-from tlbench.strategies import FinetuneOptions, train_classifier
+from tlbench.strategies import count_params
+
+
+class FinetuneOptions(strategies.FinetuneOptions):
+    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise learning-rate decay over backbone.blocks() "
+                               "(1: one rate; BEiT / MAE fine-tune ViTs at 0.65-0.75)")
 
 
 def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
-    return train_classifier(ctx, options, pretrained=True)
+    model = ctx.classifier(pretrained=True)
+    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay)
+    return tlbench.Outcome(ctx.predict(model), *count_params(model))
 
 
 @tlbench.hookimpl

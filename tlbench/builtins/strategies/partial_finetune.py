@@ -35,6 +35,8 @@ class PartialFinetuneOptions(tlbench.Options):
     lr: float = Field(1e-3, gt=0, description="peak AdamW learning rate (warm-up, then cosine decay)")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
     bn_stats: Literal["frozen", "update"] = Field("frozen", description=BN_STATS_HELP)
+    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise learning-rate decay over the trained blocks "
+                               "(the head at lr, the top block at lr * layer_decay, the next at its square, ...)")
 
 
 def top_blocks(backbone, k: int) -> list[nn.Module]:
@@ -60,7 +62,7 @@ def build_model(ctx, options: PartialFinetuneOptions) -> tuple[nn.Module, nn.Mod
 
 def run(ctx, options: PartialFinetuneOptions) -> tlbench.Outcome:
     model, classifier = build_model(ctx, options)
-    ctx.fit(model, options.lr, options.weight_decay)
+    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay)
     return tlbench.Outcome(ctx.predict(classifier), *count_params(classifier))
 
 

@@ -1,0 +1,233 @@
+"""The shared training loop: evaluation of the selection split during training, the best state,
+early stopping, the undertrained rule and the [train] recipe options."""
+import math
+
+import numpy as np
+import pydantic
+import pytest
+import torch
+from torch import nn
+
+from tlbench import engine
+from tlbench.builtins.strategies import finetune, partial_finetune
+from tlbench.cells import TrainOptions
+from tlbench.records import Split
+from tlbench.step import ClassificationStep, StepOutput, TrainStep
+from tlbench.testing import tiny_context
+
+
+def context(seed: int = 0, **train):
+    """A tiny CPU cell (tiny_cnn on 300 digits: 195 train, 45 val) with these [train] options."""
+    ctx = tiny_context(seed=seed, batch_size=16)
+    ctx.train = ctx.train.model_copy(update=train)
+    torch.manual_seed(seed)  # model initialisation, as the worker seeds it
+    return ctx
+
+
+def accuracy(logits: torch.Tensor, split: Split) -> float:
+    return (logits.argmax(1) == split.labels).float().mean().item()
+
+
+def test_the_loop_evaluates_validation_and_predicts_at_the_best_step():
+    ctx = context(steps=24, eval_every=4)
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    curve = ctx.val_curve
+    assert [p["step"] for p in curve] == [4, 8, 12, 16, 20, 24]
+    assert all(set(p) == {"step", "examples", "seconds", "val_acc"} for p in curve)  # no energy counter here
+    assert [p["examples"] for p in curve[:3]] == [64, 128, 192]  # then an epoch's short last batch (195 = 12 x 16 + 3)
+    assert curve[3]["examples"] == 195 + 3 * 16
+    assert all(a["seconds"] < b["seconds"] for a, b in zip(curve, curve[1:]))
+    accuracies = [p["val_acc"] for p in curve]
+    assert ctx.best_step == curve[int(np.argmax(accuracies))]["step"] and ctx.trained_steps == 24
+    # the predictions are the best state's: their validation accuracy is the best evaluation's
+    assert accuracy(outcome.logits["val"], ctx.data["val"]) == pytest.approx(max(accuracies))
+    assert ctx.clock.excluded["eval_seconds"] > 0
+
+
+def test_keep_best_false_predicts_at_the_last_step():
+    ctx = context(steps=24, eval_every=4, keep_best=False)
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    assert ctx.best_step == 24
+    assert accuracy(outcome.logits["val"], ctx.data["val"]) == pytest.approx(ctx.val_curve[-1]["val_acc"])
+
+
+def test_restoring_the_best_state_restores_weights_and_batch_norm_statistics(monkeypatch):
+    ctx = context(steps=12, eval_every=4)
+    model = ctx.classifier()
+    saved = {}
+    original = engine.accuracy
+
+    def spy(m, split, *args):  # the state at each evaluation
+        saved[len(saved) * 4 + 4] = {k: v.clone() for k, v in m.state_dict().items()}
+        return original(m, split, *args)
+
+    monkeypatch.setattr(engine, "accuracy", spy)
+    ctx.fit(model, 3e-3)
+    assert sorted(saved) == [4, 8, 12]
+    best = saved[ctx.best_step]
+    assert all(torch.equal(best[k], v) for k, v in model.state_dict().items())
+
+
+def test_early_stopping_after_patience_evaluations_without_improvement():
+    ctx = context(steps=40, eval_every=2, patience=2)
+    ctx.fit(ctx.classifier(), lr=1e-12)  # nothing changes: the first evaluation stays the best
+    assert [p["step"] for p in ctx.val_curve] == [2, 4, 6]
+    assert ctx.best_step == 2 and ctx.trained_steps == 6
+
+
+def test_the_selection_split_labels_drive_the_best_step_and_nothing_else_does():
+    """The loop evaluates ``ctx.selection`` (the split named by select_on, taken when the context
+    is made): other labels (test, and what a strategy sees in ``data``) do not move the best step;
+    the selection labels do (the positive control)."""
+    def run(poison_test=False, poison_selection=False):
+        ctx = context(steps=24, eval_every=2)
+        wrong = lambda s: Split(s.inputs, (s.labels + 1) % ctx.num_classes)  # noqa: E731
+        if poison_test:
+            ctx.data["test"] = wrong(ctx.data["test"])
+            ctx.data["val"] = wrong(ctx.data["val"])  # what the strategy sees, not the loop's copy
+        if poison_selection:
+            ctx.selection = wrong(ctx.selection)
+        torch.manual_seed(0)
+        outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+        return ctx.best_step, [p["val_acc"] for p in ctx.val_curve], outcome.logits["test"]
+
+    clean, poisoned, selection_poisoned = run(), run(poison_test=True), run(poison_selection=True)
+    assert clean[:2] == poisoned[:2] and torch.equal(clean[2], poisoned[2])
+    assert selection_poisoned[1] != clean[1]
+
+
+def test_an_oracle_selects_on_target_validation():
+    ctx = tiny_context(target=True, select_on="target_val", batch_size=16)
+    ctx.train = ctx.train.model_copy(update={"steps": 8, "eval_every": 4})
+    assert ctx.selection is ctx.data["target_val"]
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    best = max(p["val_acc"] for p in ctx.val_curve)
+    assert accuracy(outcome.logits["target_val"], ctx.data["target_val"]) == pytest.approx(best)
+
+
+# ---- the undertrained rule ---------------------------------------------------------------------
+
+def curve(losses):
+    return [{"step": float(i), "loss": float(v)} for i, v in enumerate(losses)]
+
+
+def test_undertrained_on_synthetic_curves():
+    steps = 40
+    t = np.arange(steps)
+    rng = np.random.default_rng(0)
+    falling = 2.3 * np.exp(-t / 40) + rng.normal(0, 0.02, steps)  # cut off early in its fall
+    converged = 0.3 + 2.0 * np.exp(-t / 4) + rng.normal(0, 0.02, steps)
+    noisy_flat = 0.8 + rng.normal(0, 0.3, steps)
+    assert engine.undertrained(curve(falling), steps) is True
+    assert engine.undertrained(curve(converged), steps) is False
+    assert engine.undertrained(curve(noisy_flat), steps) is False
+    assert engine.undertrained(curve(0.05 * np.exp(-t / 20)), steps) is False  # near zero: fits the data
+    # still falling, but validation peaked before the last 30%: more steps would not help
+    assert engine.undertrained(curve(falling), steps, best_step=10) is False
+    assert engine.undertrained(curve(falling), steps, best_step=36) is True
+    assert engine.undertrained(curve(falling)[:3], 3) is None
+
+
+class Quadratic(TrainStep):
+    """loss = ||head bias - 10||^2: falls steadily under small steps, flat once there."""
+
+    def forward(self, inputs, labels):
+        return StepOutput(((self.model.head.bias - 10) ** 2).sum(), len(labels))
+
+
+@pytest.mark.parametrize("lr, expected", [(5e-3, True), (0.3, False)])
+def test_the_loop_sets_the_undertrained_flag(lr, expected):
+    ctx = context()
+    ctx.selection = None  # no evaluations: the rule reads the loss alone
+    model = ctx.classifier()
+    opt = torch.optim.SGD(model.head.parameters(), lr=lr)
+    ctx.train_loop(Quadratic(model), opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 40)
+    assert ctx.undertrained is expected and ctx.best_step is None and ctx.val_curve == []
+    assert len(ctx.curve) == 21 and ctx.trained_steps == 40
+
+
+# ---- recipe options -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [dict(label_smoothing=1.0), dict(label_smoothing=-0.1), dict(schedule="step"),
+                                 dict(warmup=1.0), dict(augment="mixup"), dict(steps=0), dict(patience=-1),
+                                 dict(eval_every=-1)])
+def test_train_options_are_validated(bad):
+    with pytest.raises(pydantic.ValidationError):
+        TrainOptions(**bad)
+
+
+def test_every_train_option_is_described():
+    assert all(field.description for field in TrainOptions.model_fields.values())
+
+
+def test_steps_overrides_epochs_and_min_steps():
+    ctx = context(epochs=5, min_steps=100, steps=7)
+    assert ctx.steps() == 7
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_schedules(schedule):
+    ctx = context(schedule=schedule, warmup=0.1)
+    opt, sched = ctx.optimizer([nn.Parameter(torch.zeros(1))], 1.0, 0.0, steps=100)
+    rates = []
+    for _ in range(100):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)  # 10 steps of warm-up
+    assert rates[-1] == (pytest.approx(1.0) if schedule == "constant" else pytest.approx(0.0, abs=1e-3))
+
+
+def test_label_smoothing_reaches_the_loss():
+    model = nn.Linear(4, 3)
+    x, y = torch.randn(8, 4), torch.randint(0, 3, (8,))
+    out = ClassificationStep(model, 0.2)(x, y)
+    assert out.loss.item() == pytest.approx(nn.functional.cross_entropy(model(x), y, label_smoothing=0.2).item())
+    assert out.loss.item() != pytest.approx(ClassificationStep(model)(x, y).loss.item())
+
+
+def test_no_weight_decay_on_biases_and_norms():
+    groups = engine.param_groups(list(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)).named_parameters()),
+                                 1e-3, 0.05)
+    assert {(len(g["params"]), g["weight_decay"]) for g in groups} == {(1, 0.05), (3, 0.0)}
+
+
+def test_layer_decay_scales_the_rate_block_by_block():
+    ctx = context()
+    classifier = ctx.classifier()
+    blocks = classifier.backbone.blocks()
+    scales = ctx.layer_scales(classifier, 0.5)
+    for i, block in enumerate(blocks):
+        assert {scales[id(p)] for p in block.parameters()} == {0.5 ** (len(blocks) - i)}
+    assert all(id(p) not in scales for p in classifier.head.parameters())  # the head: full rate
+    groups = engine.param_groups(list(classifier.named_parameters()), 1e-2, 0.0, lambda p: scales.get(id(p), 1.0))
+    assert sorted({g["lr"] for g in groups}) == pytest.approx(sorted({1e-2 * 0.5 ** k for k in range(len(blocks) + 1)}))
+    for bad in (0.0, 1.5):
+        with pytest.raises(pydantic.ValidationError):
+            finetune.FinetuneOptions(layer_decay=bad)
+        with pytest.raises(pydantic.ValidationError):
+            partial_finetune.PartialFinetuneOptions(layer_decay=bad)
+
+
+def test_layer_decay_runs_in_finetune_and_partial_finetune():
+    ctx = context(steps=4)
+    finetune.run(ctx, finetune.FinetuneOptions(layer_decay=0.7))
+    ctx = context(steps=4)
+    partial_finetune.run(ctx, partial_finetune.PartialFinetuneOptions(k=2, layer_decay=0.7))
+    assert ctx.trained_steps == 4
+
+
+def test_layer_decay_needs_a_classifier():
+    with pytest.raises(TypeError, match="Classifier"):
+        context().layer_scales(nn.Linear(2, 2), 0.5)
+
+
+@pytest.mark.parametrize("policy", ["crop", "flip_crop", "trivialaugment"])
+def test_training_with_augmentation(policy):
+    ctx = context(steps=4, augment=policy)
+    outcome = finetune.run(ctx, finetune.FinetuneOptions())
+    again = context(steps=4, augment=policy)
+    assert torch.equal(outcome.logits["test"], finetune.run(again, finetune.FinetuneOptions()).logits["test"])
+    plain = finetune.run(context(steps=4), finetune.FinetuneOptions())
+    assert not torch.equal(outcome.logits["test"], plain.logits["test"])
+    assert math.isfinite(ctx.curve[-1]["loss"])

@@ -1,0 +1,70 @@
+"""L2-SP (Li, Grandvalet & Davoine, ICML 2018): fine-tuning with the pretrained weights as the
+starting point *and* the centre of the regulariser.
+
+Full fine-tuning of backbone and new head, with the loss
+
+    cross-entropy + alpha / 2 * ||w_backbone - w_pretrained||^2 + beta / 2 * ||w_head||^2
+
+in place of weight decay (the optimizer's decoupled weight decay is 0): the backbone may move
+where the task needs it, at a price that grows with the distance from what pretraining found.
+The paper's defaults are ``alpha = 0.1``, ``beta = 0.01``; ``[train]`` options (schedule,
+label smoothing, augmentation) apply as to ``finetune``, and so does ``layer_decay``.
+"""
+from __future__ import annotations
+
+import torch
+from pydantic import Field
+from torch import nn
+
+import tlbench
+from tlbench.space import LogUniform
+from tlbench.step import StepOutput, TrainStep
+from tlbench.strategies import FINETUNE_GRID, FinetuneOptions, count_params
+
+
+class L2SPOptions(FinetuneOptions):
+    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise learning-rate decay over backbone.blocks() "
+                               "(1: one rate), as finetune's")
+    alpha: float = Field(0.1, ge=0, description="strength of the pull of the backbone towards its pretrained weights "
+                                                "(alpha / 2 * squared distance)")
+    beta: float = Field(0.01, ge=0, description="L2 strength on the new head's weights (beta / 2 * squared norm)")
+    weight_decay: float = Field(0.0, ge=0, description="decoupled AdamW weight decay on top of the penalty "
+                                                       "(L2-SP replaces it: 0)")
+
+
+class L2SPStep(TrainStep):
+    """Cross-entropy of the classifier plus the L2-SP penalty; the starting point is a detached
+    copy of the backbone's trainable weights, taken when the step is made."""
+
+    def __init__(self, classifier: nn.Module, alpha: float, beta: float, label_smoothing: float = 0.0):
+        super().__init__(classifier)
+        self.alpha, self.beta, self.label_smoothing = alpha, beta, label_smoothing
+        self.backbone_weights = [p for p in classifier.backbone.parameters() if p.requires_grad]
+        self.starting_point = [p.detach().clone() for p in self.backbone_weights]
+        self.head_weights = [p for p in classifier.head.parameters() if p.ndim > 1]
+
+    def penalty(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(squared distance of the backbone from its start, squared norm of the head's weights)."""
+        distance = sum(((p - p0) ** 2).sum() for p, p0 in zip(self.backbone_weights, self.starting_point))
+        norm = sum((w ** 2).sum() for w in self.head_weights)
+        return distance, norm
+
+    def forward(self, inputs, labels: torch.Tensor) -> StepOutput:
+        ce = nn.functional.cross_entropy(self.model(inputs), labels, label_smoothing=self.label_smoothing)
+        distance, norm = self.penalty()
+        regulariser = 0.5 * (self.alpha * distance + self.beta * norm)
+        return StepOutput(ce + regulariser, len(labels), {"cross_entropy": ce, "l2sp": regulariser})
+
+
+def run(ctx, options: L2SPOptions) -> tlbench.Outcome:
+    model = ctx.classifier(pretrained=True)
+    step = L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing)
+    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay, step=step)
+    return tlbench.Outcome(ctx.predict(model), *count_params(model))
+
+
+@tlbench.hookimpl
+def tlbench_strategies():
+    return [tlbench.StrategyPlugin("l2sp", "fine-tune all weights with an L2 pull towards the pretrained ones "
+                                   "(L2-SP, Li et al. 2018)", L2SPOptions, run, grid=FINETUNE_GRID,
+                                   space={"lr": LogUniform(3e-5, 1e-2), "alpha": LogUniform(1e-3, 1.0)})]
