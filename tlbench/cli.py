@@ -65,6 +65,11 @@ def filter_option(verb: str):
                              "e.g. --filter strategy=lora,finetune")
 
 
+def _max_time(ctx, param, value: str | None) -> float | None:
+    from tlbench.estimate import parse_duration
+    return parse_duration(value) if value is not None else None
+
+
 class Main(click.Group):
     def invoke(self, ctx):
         try:
@@ -97,10 +102,13 @@ def main():
               "(inprocess, local, ray; see `tlbench list executors`)")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
               help="an option of the executor (repeatable; VALUE in TOML syntax), e.g. workers=4")
+@click.option("--max-time", metavar="DURATION", callback=_max_time,
+              help="refuse to start (exit 2) if the run is predicted to take longer, e.g. 20m, 1h30m "
+                   "(predicted from earlier runs on this kind of device, as --dry-run prints)")
 @filter_option("run only the cells of")
 @plugin_option
 @strict_option
-def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, filters, plugins,
+def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, max_time, filters, plugins,
         strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
     from tlbench.preflight import preflight
@@ -120,10 +128,14 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         if store:
             store.close()
         raise
+    predicted = _predict(suite, [c for c in cells if c.id not in finished], executor_config)
     if dry_run:
-        _print_plan(suite, cells, finished)
+        _print_plan(suite, cells, finished, predicted)
         out.print(f"preflight ok: {checked.summary()}")
+        out.print(predicted.summary(), markup=False)
         return
+    if max_time is not None:
+        _check_max_time(max_time, predicted, store)
     store = store or Store(suite.results_dir)
     todo = sum(c.id not in finished for c in cells)
     chosen = f", {len(cells)} chosen by --filter" if filters else ""
@@ -134,7 +146,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         with _Progress(todo) as progress:
             result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update,
                                cells=cells, plugins=plugins, executor=executor_name,
-                               executor_options=executor_config)
+                               executor_options=executor_config, predicted=predicted.seconds_of())
     finally:
         signal.signal(signal.SIGTERM, previous)
     if result.held_elsewhere:
@@ -189,6 +201,31 @@ def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tupl
     return chosen, options
 
 
+def _predict(suite, cells, executor_config: dict):
+    """The cells' predicted cost on the device the executor would use, from every results store
+    under the suite's output folder."""
+    from tlbench import engine
+    from tlbench.estimate import estimate, history
+    from tlbench.worker import device_label
+
+    name = executor_config.get("device") or (executor_config.get("devices") or ["auto"])[0]
+    return estimate(cells, history(Path(suite.options.output)), device_label(engine.resolve_device(name)))
+
+
+def _check_max_time(limit: float, predicted, store) -> None:
+    """Refuse (UserError, nothing started or written) a run predicted to take longer than ``limit``."""
+    from tlbench.estimate import duration
+    if predicted is None or not predicted.estimated:
+        err.print("warning: --max-time: no earlier run on this kind of device to predict from; running anyway",
+                  markup=False)
+        return
+    if predicted.wall_seconds > limit:
+        if store:
+            store.close()
+        raise UserError(f"--max-time {duration(limit)}: the run is {predicted.summary()}; "
+                        "give a larger --max-time or fewer cells (--filter)")
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -228,14 +265,16 @@ class _Progress:
                                f"({record.cost.wall_seconds:.1f}s, ETA {self.eta()})", markup=False)
 
 
-def _print_plan(suite, cells, finished: set[str]) -> None:
+def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
+    seconds = predicted.seconds_of() if predicted else {}
     table = Table(title=f"suite {suite.options.name}: {len(cells)} of {len(suite.cells)} cells")
-    for col in ("cell", "backbone", "dataset", "strategy", "variant", "labels", "seed", "plan"):
+    for col in ("cell", "backbone", "dataset", "strategy", "variant", "labels", "seed", "plan", "predicted"):
         table.add_column(col)
     for c in cells:
         plan = f"skip: {c.skip_reason}" if c.skip_reason else "done" if c.id in finished else "run"
+        guess = f"{seconds[c.id]:.0f}s" if c.id in seconds and not c.skip_reason else ""
         table.add_row(c.id, c.backbone.label, c.dataset.label, c.strategy.label, c.variant,
-                      f"{c.label_fraction:g}", str(c.seed), plan)
+                      f"{c.label_fraction:g}", str(c.seed), plan, guess)
     out.print(table)
     skipped = sum(bool(c.skip_reason) for c in cells)
     done = sum(c.id in finished for c in cells)

@@ -50,8 +50,10 @@ class Session:
     """
 
     def __init__(self, suite: Suite, cells: list[Cell], registry: Registry, store: Store,
-                 pm: pluggy.PluginManager, plugins: tuple[str, ...], rerun: bool, progress, result: RunResult):
+                 pm: pluggy.PluginManager, plugins: tuple[str, ...], rerun: bool, progress, result: RunResult,
+                 predicted: dict[str, float] | None = None):
         self.registry, self.store, self.pm, self.progress, self.result = registry, store, pm, progress, result
+        self.predicted = predicted or {}  # cell id -> wall seconds predicted before the run
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rerun = rerun
         self.cells = {c.id: c for c in cells}
@@ -101,6 +103,8 @@ class Session:
                 self._stop(self.cells[spec.cell_id], record)
                 return
             cell = self.cells[spec.cell_id]
+            if spec.cell_id in self.predicted:
+                record.cost.predicted_seconds = self.predicted[spec.cell_id]
             self.store.put(record)
             self.store.release(spec.cell_id, self.owner)
             if record.run and not self._environment_stored:
@@ -171,10 +175,11 @@ def store_plan(store: Store, suite: Suite) -> None:
 def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
               rerun: bool = False, progress=None, cells: list[Cell] | None = None,
               plugins: tuple[str, ...] = (), executor: str | None = None,
-              executor_options: dict | None = None) -> RunResult:
+              executor_options: dict | None = None, predicted: dict[str, float] | None = None) -> RunResult:
     """Run every cell of ``cells`` (default: all of ``suite``'s) not already finished in ``store``
     with the suite's executor (or ``executor`` with ``executor_options``). The store's plan stays
-    the whole suite, so its exports and report cover every finished cell.
+    the whole suite, so its exports and report cover every finished cell. ``predicted`` (cell id
+    -> seconds, :mod:`tlbench.estimate`) is stored in each record as ``cost.predicted_seconds``.
 
     ``progress(event, cell, record)`` is told of ``"start"`` and ``"done"``. Ctrl-C stops after
     storing what finished; the interrupted cells are simply run again next time.
@@ -188,7 +193,7 @@ def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store:
     result = RunResult()
     notify(pm, "tlbench_suite_started", suite_name=suite.options.name, results_dir=suite.results_dir, cells=todo)
     with Session(suite, todo, registry, store, pm, plugins, rerun, progress or (lambda *a: None),
-                 result) as session:
+                 result, predicted) as session:
         try:
             record.run(session, options)
         except KeyboardInterrupt:

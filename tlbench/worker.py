@@ -79,10 +79,26 @@ def run_info(device: torch.device) -> dict:
                              timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         rev = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {"tlbench": tlbench.__version__, "python": platform.python_version(), "packages": packages,
-            "git_revision": rev, "host": socket.gethostname(), "device": f"{device.type}: {name}",
+            "git_revision": rev, "host": socket.gethostname(), "device": device_label(device),
             "threads": torch.get_num_threads()}
+
+
+def device_label(device: torch.device) -> str:
+    """A record's ``run.device``, e.g. ``"cpu: x86_64"`` or ``"cuda: NVIDIA H200"``: the kind of
+    device that earlier runs are matched on to predict a suite's time (:mod:`tlbench.estimate`)."""
+    return f"{device.type}: {torch.cuda.get_device_name(device) if device.type == 'cuda' else _cpu_name()}"
+
+
+def _cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 class Worker:
