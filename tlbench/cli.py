@@ -113,6 +113,8 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     """Run every cell of SUITE_FILE not already finished."""
     from tlbench.preflight import preflight
     from tlbench.runner import run_suite
+    from tlbench.search import outline as search_outline
+    from tlbench.search import run_search
     from tlbench.store import Store
     from tlbench.suite import load_suite
 
@@ -128,25 +130,32 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         if store:
             store.close()
         raise
+    outline = search_outline(suite, cells, registry) if suite.search.active else None
     predicted = _predict(suite, [c for c in cells if c.id not in finished], executor_config)
     if dry_run:
-        _print_plan(suite, cells, finished, predicted)
+        if not outline or outline.static:
+            _print_plan(suite, outline.static if outline else cells, finished, predicted)
+        for line in outline.lines if outline else []:
+            out.print(line, markup=False)
         out.print(f"preflight ok: {checked.summary()}")
         out.print(predicted.summary(), markup=False)
         return
     if max_time is not None:
         _check_max_time(max_time, predicted, store)
     store = store or Store(suite.results_dir)
-    todo = sum(c.id not in finished for c in cells)
+    todo = outline.cells if outline else sum(c.id not in finished for c in cells)
     chosen = f", {len(cells)} chosen by --filter" if filters else ""
     out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
               f"results in {suite.results_dir}")
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
         with _Progress(todo) as progress:
-            result = run_suite(suite, registry, pm, store, rerun=rerun, progress=progress.update,
-                               cells=cells, plugins=plugins, executor=executor_name,
-                               executor_options=executor_config, predicted=predicted.seconds_of())
+            kwargs = dict(rerun=rerun, progress=progress.update, cells=cells, plugins=plugins,
+                          executor=executor_name, executor_options=executor_config)
+            if outline:  # each wave is a run_suite of its own
+                result = run_search(suite, registry, pm, store, **kwargs)
+            else:
+                result = run_suite(suite, registry, pm, store, predicted=predicted.seconds_of(), **kwargs)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if result.held_elsewhere:
@@ -298,7 +307,7 @@ def _print_summary(store) -> None:
 def _report(store, directory: Path, filters=None) -> Path | None:
     from tlbench.report import write_report
     meta = {"suite_name": store.meta("suite_name", directory.name), "suite_toml": store.meta("suite_toml", ""),
-            "environment": store.meta("environment", {})}
+            "environment": store.meta("environment", {}), "tuning": store.meta("tuning", [])}
     path = write_report(store.frame(), directory, meta, filters, evidence=store.evidence())
     out.print(f"report: {path}")
     return path

@@ -11,25 +11,41 @@ from tlbench.report.sections import ReportInput, Section
 from tlbench.report.tables import Cell, Table
 
 
-def selection_table(df: pd.DataFrame, selected: pd.DataFrame, strategies: list[str]) -> Table:
+def tuning_budget(df: pd.DataFrame, tuning: list[dict]) -> pd.DataFrame:
+    """Per setting: configurations tried (``trials``) and optimizer steps trained over every seed
+    (``steps``; NaN where a strategy trains no steps). A search's numbers come from the store's
+    ``tuning`` meta, which also counts its pruned rungs; a grid's from its records."""
     ok = df[df["status"] == "ok"]
-    tried = ok.groupby(D.GROUP)["variant"].nunique().rename("variants_tried")
+    steps = ok["steps"] if "steps" in ok else pd.Series(math.nan, index=ok.index)
+    grid = (ok.assign(steps=steps).groupby(D.GROUP)
+            .agg(trials=("variant", "nunique"), steps=("steps", lambda s: s.sum(min_count=len(s)))).reset_index())
+    searched = pd.DataFrame(tuning, columns=D.GROUP + ["trials", "steps"]).astype({"steps": float})
+    keys = set(map(tuple, searched[D.GROUP].itertuples(index=False)))
+    grid = grid[[tuple(k) not in keys for k in grid[D.GROUP].itertuples(index=False)]]
+    return pd.concat([grid, searched], ignore_index=True)
+
+
+def selection_table(df: pd.DataFrame, selected: pd.DataFrame, strategies: list[str],
+                    tuning: list[dict] = ()) -> Table:
     chosen = (selected.groupby(D.GROUP + ["variant"])
               .agg(val_acc_mean=("val_acc", "mean"), seeds=("seed", "count")).reset_index()
-              .merge(tried.reset_index(), on=D.GROUP))
+              .merge(tuning_budget(df, list(tuning)), on=D.GROUP))
     rank = {s: i for i, s in enumerate(strategies)}
     chosen = chosen.sort_values(["dataset", "backbone", "strategy", "label_fraction"],
                                 key=lambda c: c.map(rank) if c.name == "strategy" else c)
     rows = [[Cell(r.dataset), Cell(r.backbone), Cell(r.strategy),
              Cell(D.fraction_label(r.label_fraction)), Cell(r.variant),
              Cell(f"{100 * r.val_acc_mean:.1f}" if not math.isnan(r.val_acc_mean) else "–"),
-             Cell(str(r.variants_tried))] for r in chosen.itertuples(index=False)]
+             Cell(str(r.trials)), Cell(f"{r.steps:,.0f}" if not math.isnan(r.steps) else "–")]
+            for r in chosen.itertuples(index=False)]
     cap = ("The hyper-parameter variant of each setting with the best mean validation accuracy "
            "over seeds (source-domain validation for shift pairs); its test numbers are the "
-           "ones reported. Test accuracy takes no part in the choice.")
+           "ones reported. Test accuracy takes no part in the choice. Tuning budget: the "
+           "configurations tried and the optimizer steps trained over every seed, a search's "
+           "pruned rungs included (– for a strategy that trains no steps).")
     return Table("selected_variants", "Selected hyper-parameter variants", cap,
                  ["Dataset", "Backbone", "Strategy", "Labels", "Variant", "Val acc (%)",
-                  "Variants tried"], rows, chosen.reset_index(drop=True), numeric_from=5)
+                  "Trials", "Steps"], rows, chosen.reset_index(drop=True), numeric_from=5)
 
 
 def _several_variants(inp: ReportInput) -> bool:
@@ -37,6 +53,6 @@ def _several_variants(inp: ReportInput) -> bool:
 
 
 SECTIONS = [Section("selected_variants", "table",
-                    lambda inp: selection_table(inp.frame, inp.selected, inp.strategies),
+                    lambda inp: selection_table(inp.frame, inp.selected, inp.strategies, inp.meta.get("tuning", [])),
                     place="details", order=20, label="Selected hyper-parameter variants",
                     shown=_several_variants)]
