@@ -4,7 +4,9 @@ and key, before anything trains, with the results store unchanged. A user error 
 can see stops that dataset's cells (not recorded as failures) and the run ends with exit 2."""
 import os
 import sqlite3
+import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -243,3 +245,106 @@ def test_each_distinct_dataset_and_backbone_is_checked_once_before_the_cells(bad
 @pytest.fixture(autouse=True)
 def _no_mlflow(monkeypatch):
     monkeypatch.setenv("TLBENCH_MLFLOW", os.environ.get("TLBENCH_MLFLOW", "0"))
+
+
+FAULT = """
+[suite]
+name = "faults"
+seeds = [0, 1, 2, 3]
+output = "{output}"
+
+[[backbone]]
+plugin = "tiny_cnn"
+width = 4
+input_size = 8
+
+[[dataset]]
+plugin = "digits"
+image_size = 8
+
+[[strategy]]
+plugin = "{strategy}"
+
+[train]
+epochs = 1
+batch_size = 256
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MB tmpfs (needs root and mount; skipped where the machine does not allow it)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def stored(directory: Path) -> list:
+    store = Store(directory)
+    try:
+        return store.records()
+    finally:
+        store.close()
+
+
+def test_a_results_folder_that_fills_up_ends_the_run_in_one_line_and_the_next_run_resumes(small_disk, tmp_path, cli,
+                                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TLBENCH_FAULT_AT", str(small_disk))
+    monkeypatch.setattr("tlbench.runner.LEASE_SECONDS", 1.0)  # the claim the fault left behind expires soon
+    (tmp_path / "suite.toml").write_text(FAULT.format(output=small_disk, strategy="fault"))
+    result = cli("run", "suite.toml", "--plugin", PLUGINS, "--no-report")
+    lines = error_lines(result)
+    assert result.exit_code == 1, result.output
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {small_disk / 'faults'}: cannot write the results store "
+                               "(database or disk is full)"), lines[0]
+    assert "run the same command again to resume" in lines[0]
+    assert [r.status for r in stored(small_disk / "faults")] == ["ok"]  # the cell before the fault, readable
+    (small_disk / "filler").unlink()
+    time.sleep(1.1)
+    again = cli("run", "suite.toml", "--plugin", PLUGINS, "--no-report")
+    assert again.exit_code == 0, again.output
+    assert sorted(r.seed for r in stored(small_disk / "faults")) == [0, 1, 2, 3]
+
+
+def test_a_results_folder_turned_read_only_is_one_line_exit_1(small_disk, tmp_path, cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(FAULT.format(output=small_disk, strategy="witness").replace("seeds = [0, 1, 2, 3]", "seeds = [0]"))
+    assert cli("run", suite, "--plugin", PLUGINS, "--no-report").exit_code == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    suite.write_text(suite.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+    for args in ([], ["--dry-run"]):
+        result = cli("run", suite, "--plugin", PLUGINS, "--no-report", *args)
+        lines = error_lines(result)
+        assert len(lines) == 1 and lines[0].startswith(f"error: {small_disk / 'faults'}: cannot open the results "
+                                                       "store") and "read-only" in lines[0], result.output
+        assert result.exit_code == 1, result.output
+    subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert [r.seed for r in stored(small_disk / "faults")] == [0]  # nothing lost
+    assert cli("run", suite, "--plugin", PLUGINS, "--no-report").exit_code == 0
+    assert sorted(r.seed for r in stored(small_disk / "faults")) == [0, 1]
+
+
+def test_the_controller_out_of_memory_is_one_line_exit_1(bad_suite, cli, tmp_path, monkeypatch):
+    suite, _ = bad_suite(lambda tmp: ('[[backbone]]\nplugin = "tiny_cnn"\nwidth = 4\ninput_size = 8\n\n'
+                                      '[[dataset]]\nplugin = "digits"\nimage_size = 8\n', []))
+    suite.write_text(suite.read_text().replace("seeds = [0]", "seeds = [0, 1]"))
+    put, calls = Store.put, []
+
+    def put_then_exhaust(self, record):
+        calls.append(record.cell_id)
+        if len(calls) == 2:
+            raise MemoryError
+        put(self, record)
+    monkeypatch.setattr(Store, "put", put_then_exhaust)
+    result = cli("run", suite, "--plugin", PLUGINS, "--no-report")
+    lines = error_lines(result)
+    assert result.exit_code == 1 and len(lines) == 1, result.output
+    assert "controller ran out of memory" in lines[0] and "run the same command again" in lines[0]
+    monkeypatch.setattr(Store, "put", put)
+    assert [r.cell_id for r in stored(tmp_path / "results" / "bad")] == calls[:1]

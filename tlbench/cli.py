@@ -1,10 +1,13 @@
 """The command line: ``tlbench run | rank | list | plugins | report``.
 
-Exit status: 0 all cells ok (or skipped), 1 some cell failed or diverged, 2 a user error (one line on
-stderr, nothing trained), 130 interrupted by Ctrl-C or SIGTERM (finished cells kept).
+Exit status: 0 all cells ok (or skipped), 1 some cell failed or diverged, or the results folder or the
+controller's memory failed (one line; finished cells kept), 2 a user error (one line on stderr; found
+before anything trains, or by a cell: that dataset's or backbone's cells stop), 130 interrupted by
+Ctrl-C or SIGTERM (finished cells kept).
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -81,6 +84,28 @@ class Main(click.Group):
             see = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
             err.print(f"error: {' '.join(exc.format_message().split())}{see}", markup=False, soft_wrap=True)
             sys.exit(2)
+        except MemoryError:  # of this process; a worker's is its cell's failure
+            err.print("error: the tlbench controller ran out of memory; the cells finished before are stored: free "
+                      "memory (fewer [executor] workers, or --filter) and run the same command again to resume",
+                      markup=False)
+            sys.exit(1)
+        except Exception as exc:
+            line = _fault(exc)
+            if line is None:
+                raise
+            err.print(f"error: {' '.join(line.splitlines())}", markup=False, soft_wrap=True)
+            sys.exit(1)
+
+
+def _fault(exc: Exception) -> str | None:
+    """The one line of a fault outside the user's input (a results folder that is full or turned
+    read-only), or None for any other error (a bug: its traceback is shown)."""
+    from tlbench.store import RESUME, StoreFault
+    if isinstance(exc, StoreFault):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
+        return f"{exc.filename or 'the results folder'}: {exc.strerror}; {RESUME}"
+    return None
 
 
 @click.group(cls=Main)

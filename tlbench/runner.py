@@ -23,7 +23,7 @@ import pluggy
 from tlbench.plugins import notify
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
-from tlbench.store import Store
+from tlbench.store import Store, StoreFault
 from tlbench.suite import Cell, Suite, canonical
 from tlbench.worker import CellSpec, new_record
 
@@ -72,9 +72,15 @@ class Session:
         self._renewer.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, kind, value, tb):
         self._renewer.stop()
-        self.store.release_all(self.owner)
+        try:
+            self.store.release_all(self.owner)
+        except StoreFault:
+            if kind is None:
+                raise
+            # already on the way out with an error (e.g. the disk filled): that one is reported;
+            # the claims left behind expire with their lease
 
     def next(self, prefer: str | None = None) -> CellSpec | None:
         """The next cell to run, preferring the group ``prefer``; None when every cell is done,
@@ -160,6 +166,8 @@ class _Renewer:
         try:
             while not self.stopped.wait(LEASE_SECONDS / 3):
                 store.renew(self.owner, LEASE_SECONDS)
+        except StoreFault:
+            pass  # the folder refuses writes: the main thread meets it too and ends the run
         finally:
             store.close()
 

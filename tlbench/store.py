@@ -6,8 +6,10 @@ crash or Ctrl-C loses at most the cells in flight and concurrent workers can wri
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,12 @@ FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next
 
 
 AFRESH = "to start afresh give --output another folder or delete this folder"
+RESUME = ("the cells finished before are stored: free space there or make it writable, then run the same command "
+          "again to resume")
+
+
+class StoreFault(Exception):
+    """The results folder refused a write (full, read-only, I/O error): one line, exit status 1."""
 
 
 class Store:
@@ -48,6 +56,9 @@ class Store:
             self.db = sqlite3.connect(path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.OperationalError as exc:  # the folder's fault, not the file's
+            why = "; the folder is read-only" if not os.access(directory, os.W_OK) else ""
+            raise StoreFault(f"{directory}: cannot open the results store ({exc}{why}); {RESUME}") from None
         except sqlite3.DatabaseError as exc:
             raise UserError(f"{path}: not a tlbench results store ({exc}); {AFRESH}") from None
         if tables and "records" not in tables:
@@ -74,9 +85,20 @@ class Store:
     def close(self) -> None:
         self.db.close()
 
+    @contextmanager
+    def _writing(self):
+        """One transaction. A write the folder refuses (a full disk, a folder or file turned
+        read-only, an I/O error) is a :class:`StoreFault` naming the folder; what was committed
+        before stays readable."""
+        try:
+            with self.db:
+                yield
+        except sqlite3.OperationalError as exc:
+            raise StoreFault(f"{self.directory}: cannot write the results store ({exc}); {RESUME}") from None
+
     def put(self, record: CellRecord) -> None:
         """Insert or replace one cell's record and its evidence, atomically."""
-        with self.db:
+        with self._writing():
             self.db.execute("INSERT OR REPLACE INTO records VALUES (?, ?, ?)",
                             (record.cell_id, record.status, record.to_json()))
             self.db.execute("DELETE FROM evidence WHERE cell_id = ?", (record.cell_id,))
@@ -95,7 +117,7 @@ class Store:
         """Take the lease on ``cell_id`` for ``seconds`` unless it is finished (and not
         ``allow_finished``) or another owner's lease on it is still running."""
         now = time.time()
-        with self.db:
+        with self._writing():
             self.db.execute("BEGIN IMMEDIATE")
             if not allow_finished and self.is_finished(cell_id):
                 return False
@@ -106,15 +128,15 @@ class Store:
             return True
 
     def renew(self, owner: str, seconds: float) -> None:
-        with self.db:
+        with self._writing():
             self.db.execute("UPDATE claims SET expires = ? WHERE owner = ?", (time.time() + seconds, owner))
 
     def release(self, cell_id: str, owner: str) -> None:
-        with self.db:
+        with self._writing():
             self.db.execute("DELETE FROM claims WHERE cell_id = ? AND owner = ?", (cell_id, owner))
 
     def release_all(self, owner: str) -> None:
-        with self.db:
+        with self._writing():
             self.db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
 
     def is_finished(self, cell_id: str) -> bool:
@@ -128,7 +150,7 @@ class Store:
         return {r[0] for r in rows}
 
     def set_meta(self, key: str, value) -> None:
-        with self.db:
+        with self._writing():
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def meta(self, key: str, default=None):

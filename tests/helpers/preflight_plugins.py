@@ -7,6 +7,8 @@
   dataset that fails only on one split would): the preflight cannot see it, the cell does.
 * ``unchecked``: a dataset without a check, its load failing: the preflight finds it by loading.
 * ``counting``: a dataset without a check that counts its loads in ``$TLBENCH_WITNESS``.
+* ``fault``: a strategy whose second cell in this process fills the file system of
+  ``$TLBENCH_FAULT_AT`` (a small tmpfs).
 """
 from __future__ import annotations
 
@@ -57,6 +59,23 @@ def witness(ctx: tlbench.CellContext, options: NoOptions) -> tlbench.Outcome:
     return tlbench.Outcome(logits, trainable_params=0, total_params=0)
 
 
+_FAULT_RUNS: dict[str, int] = {}
+
+
+def fault(ctx: tlbench.CellContext, options: NoOptions) -> tlbench.Outcome:
+    folder = os.environ["TLBENCH_FAULT_AT"]
+    _FAULT_RUNS[folder] = _FAULT_RUNS.get(folder, 0) + 1
+    if _FAULT_RUNS[folder] == 2:
+        with open(Path(folder) / "filler", "wb") as filler:
+            try:
+                while True:
+                    filler.write(b"\0" * 65536)
+                    filler.flush()
+            except OSError:
+                pass
+    return witness(ctx, options)
+
+
 def fail_late(options: DigitsLike) -> tlbench.LoadedDataset:
     raise tlbench.UserError("late_failure: data/test.csv: row 7: label 'x' is not a class of the training split")
 
@@ -80,7 +99,8 @@ def tlbench_backbones():
 
 @tlbench.hookimpl
 def tlbench_strategies():
-    return [tlbench.StrategyPlugin("witness", "predicts class 0; leaves a file per cell (tests)", NoOptions, witness)]
+    return [tlbench.StrategyPlugin("witness", "predicts class 0; leaves a file per cell (tests)", NoOptions, witness),
+            tlbench.StrategyPlugin("fault", "the results folder fills up at the 2nd cell (tests)", NoOptions, fault)]
 
 
 @tlbench.hookimpl
