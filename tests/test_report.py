@@ -353,16 +353,17 @@ def test_files_written(report):
     page, rdir = report
     assert page == rdir / "report.html"
     for name in ("fig1_data_efficiency", "fig2_cost_accuracy", "fig3_overview_heatmap",
-                 "fig4_domain_shift"):
+                 "fig4_domain_shift", "fig6_label_savings"):
         for ext in ("png", "pdf", "svg"):
             p = rdir / "figures" / f"{name}.{ext}"
             assert p.exists() and p.stat().st_size > 1000, p
     for name in ("accuracy", "macro_f1", "ranks", "cost", "failures", "no_success",
-                 "selected_variants"):
+                 "selected_variants", "label_savings"):
         for ext in ("md", "csv", "tex"):
             assert (rdir / "tables" / f"{name}.{ext}").exists(), (name, ext)
     html = page.read_text()
-    assert html.count('src="data:image/png;base64,') == 4         # figures inlined
+    figures = len(list((rdir / "figures").glob("*.png")))
+    assert figures >= 5 and html.count('src="data:image/png;base64,') == figures   # all inlined
     assert not re.search(r'(src|href)="https?://', html)          # nothing fetched
     assert "<link" not in html and "<script src" not in html
     for tid in ("tab-accuracy", "tab-ranks", "tab-cost", "tab-failures"):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pandas as pd
 
@@ -29,7 +29,7 @@ from tlbench.selection import summarize
 if TYPE_CHECKING:
     from tlbench.evidence import SplitEvidence
 
-__all__ = ["write_report", "apply_filters", "ReportOptions"]
+__all__ = ["write_report", "apply_filters", "report_input", "ReportOptions"]
 
 log = logging.getLogger("tlbench.report")
 
@@ -49,12 +49,15 @@ def _clean(report_dir: Path) -> None:
 def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
                  filters: dict[str, list[str]] | None = None,
                  evidence: Mapping[str, Mapping[str, "SplitEvidence"]] | None = None,
+                 val_curves: Mapping[str, Sequence[Mapping[str, float]]] | None = None,
                  options: ReportOptions | None = None) -> Path:
     """Write figures, tables and ``report.html`` under ``out_dir/report/``; return the page.
 
     ``evidence``: the per-example evidence of the cells (``cell_id -> split -> SplitEvidence``,
     :meth:`tlbench.store.Store.evidence`); None or empty: the sections that use it fall back to
-    the per-seed numbers. ``options``: the reader's choices (:class:`ReportOptions`).
+    the per-seed numbers. ``val_curves``: each cell's validation curve during training
+    (``cell_id -> CellRecord.val_curve``), for the compute-to-accuracy table. ``options``: the
+    reader's choices (:class:`ReportOptions`).
 
     Raises :class:`UserError` (one line) when there is nothing to report: no records, a filter
     that matches nothing or names unknown datasets/backbones/strategies, or no successful
@@ -73,7 +76,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
     report_dir = out_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     _clean(report_dir)
-    inp = _report_input(df, out_dir, meta, evidence, options)
+    inp = report_input(df, out_dir, meta, evidence, val_curves, options)
     built = build_sections(inp)
     for b in built:
         if isinstance(b.output, T.Table):
@@ -86,7 +89,10 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
     return path
 
 
-def _report_input(df: pd.DataFrame, out_dir: Path, meta: dict, evidence, options) -> ReportInput:
+def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evidence=None,
+                 val_curves=None, options: ReportOptions | None = None) -> ReportInput:
+    """What every section is built from (see :func:`write_report` for the arguments); ``df``
+    is a prepared frame (:func:`tlbench.report.data.prepare`)."""
     selected = D.select(df)
     roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
     report_dir = out_dir / "report"
@@ -94,8 +100,9 @@ def _report_input(df: pd.DataFrame, out_dir: Path, meta: dict, evidence, options
         frame=df, selected=selected, summary=summarize(selected, "test_acc"), roles=roles,
         strategies=order_strategies(df["strategy"].unique(), roles),
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),
-        evidence=evidence or {}, out_dir=out_dir, fig_dir=report_dir / "figures",
-        tab_dir=report_dir / "tables", meta=meta or {}, options=options or ReportOptions())
+        evidence=evidence or {}, val_curves=val_curves or {}, out_dir=out_dir,
+        fig_dir=report_dir / "figures", tab_dir=report_dir / "tables", meta=meta or {},
+        options=options or ReportOptions())
 
 
 def _notices(df: pd.DataFrame) -> list[str]:

@@ -15,7 +15,7 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence
 
 import pandas as pd
 
@@ -49,7 +49,9 @@ class ReportInput:
     """Everything a section may read: the records (prepared and filtered), the variants selected
     on validation and their per-seed summary, roles, the strategies in display order, which
     datasets are shift pairs, the per-example evidence (``cell_id -> split -> SplitEvidence``,
-    empty when the store has none) and the output folders."""
+    empty when the store has none), the validation curves during training (``cell_id ->``
+    points ``{step, examples, seconds, val_acc[, joules]}``, empty when none was given) and the
+    output folders."""
     frame: pd.DataFrame
     selected: pd.DataFrame
     summary: pd.DataFrame
@@ -57,6 +59,7 @@ class ReportInput:
     strategies: list[str]
     shift: dict[str, bool]
     evidence: Mapping[str, Mapping[str, "SplitEvidence"]]
+    val_curves: Mapping[str, Sequence[Mapping[str, float]]]
     out_dir: Path
     fig_dir: Path
     tab_dir: Path
