@@ -79,13 +79,15 @@ def main() -> None:
     parser.add_argument("--seeds", default="[0, 1]", help="TOML list of seeds (default [0, 1])")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tlbench-search-bench-"))
+    # one torch thread: a tiny CNN gains nothing from more, and on shared cores they contend
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TLBENCH_MLFLOW": "0"}
     rows = []
     for i, (method, table) in enumerate(METHODS.items()):
         path = work / f"m{i}.toml"
         path.write_text(SUITE.format(name=f"m{i}", seeds=args.seeds) + table)
         start = time.perf_counter()
         subprocess.run([str(Path(sys.executable).parent / "tlbench"), "run", str(path), "--no-report", "--output",
-                        str(work / "results")], check=True, stdout=subprocess.DEVNULL)
+                        str(work / "results")], check=True, stdout=subprocess.DEVNULL, env=env)
         rows.append({"method": method, "seconds": time.perf_counter() - start, **measure(work / "results" / f"m{i}")})
     print(f"{date.today()}, {platform.machine()} {os.cpu_count()} cores, seeds {args.seeds}\n")
     print("| method | optimizer steps (all cells) | cells | selected variant | val acc | test acc | wall s |")
