@@ -117,7 +117,7 @@ def case_unknown_strategy(tmp):
 
 def case_unchecked_plugin(tmp):  # a plugin without a check is checked by its first load
     return '[[backbone]]\nplugin = "tiny_cnn"\n\n[[dataset]]\nplugin = "unchecked"\n', \
-        ["[[dataset]] unchecked", "images.bin"]
+        ["unchecked: data/images.bin: no images"]
 
 
 CASES = [case_misspelled_column, case_not_utf8, case_corrupt_image, case_empty_class_folder, case_missing_weights,
@@ -220,7 +220,7 @@ def test_a_user_error_inside_a_cell_stops_its_dataset_and_exits_2(bad_suite, cli
                  *(["--executor-option", "workers=1"] if executor == "local" else []))
     lines = error_lines(result)
     assert result.exit_code == 2, result.output
-    assert lines == ["error: [[dataset]] late_failure: late_failure: data/test.csv: row 7: label 'x' is not a class of the training split"]
+    assert lines == ["error: late_failure: data/test.csv: row 7: label 'x' is not a class of the training split"]
     store = Store(tmp_path / "results" / "bad")
     try:
         datasets = sorted(r.dataset if hasattr(r, "dataset") else r["dataset"] for r in store.records())

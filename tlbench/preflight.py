@@ -76,7 +76,13 @@ def check_entry(kind: str, entry, registry: Registry) -> str:
                 plugin.encoder(entry.options)
         return "load"
     except UserError as exc:
-        raise UserError(f"[[{kind}]] {entry.label}: {exc}") from None
+        raise UserError(named(kind, entry, str(exc))) from None
+
+
+def named(kind: str, entry, message: str) -> str:
+    """``message`` prefixed by the suite entry it is about (``[[dataset]] reviews: ...``) unless
+    it names it already."""
+    return message if message.startswith((entry.label, entry.plugin)) else f"[[{kind}]] {entry.label}: {message}"
 
 
 @contextmanager

@@ -20,7 +20,9 @@ from datetime import datetime, timezone
 
 import pluggy
 
-from tlbench.plugins import notify
+from tlbench.executors import executor_options as resolve_executor
+from tlbench.host import Host
+from tlbench.preflight import named
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
 from tlbench.store import Store, StoreFault
@@ -127,7 +129,7 @@ class Session:
         self.store.release(cell.id, self.owner)
         entry = cell.dataset if record.input_error == "dataset" else cell.backbone
         self._stopped.add((record.input_error, canonical(entry.config())))
-        line = f"[[{record.input_error}]] {entry.label}: {record.error}"
+        line = named(record.input_error, entry, record.error)
         if line not in self.result.user_errors:
             self.result.user_errors.append(line)
 
