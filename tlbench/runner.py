@@ -20,8 +20,7 @@ from datetime import datetime, timezone
 
 import pluggy
 
-from tlbench.executors import executor_options as resolve_executor
-from tlbench.host import Host
+from tlbench.plugins import notify
 from tlbench.preflight import named
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
