@@ -329,11 +329,13 @@ def _print_summary(store) -> None:
     out.print(view)
 
 
-def _report(store, directory: Path, filters=None) -> Path | None:
+def _report(store, directory: Path, filters=None, options=None) -> Path | None:
     from tlbench.report import write_report
     meta = {"suite_name": store.meta("suite_name", directory.name), "suite_toml": store.meta("suite_toml", ""),
             "environment": store.meta("environment", {}), "tuning": store.meta("tuning", [])}
-    path = write_report(store.frame(), directory, meta, filters, evidence=store.evidence())
+    path = write_report(store.frame(), directory, meta, filters, evidence=store.evidence(),
+                        val_curves={r.cell_id: r.val_curve for r in store.records()},
+                        options=options)
     out.print(f"report: {path}")
     return path
 
@@ -412,8 +414,13 @@ def plugins(plugins, strict_plugins):
 @main.command()
 @click.argument("results_dir", type=click.Path(path_type=Path))
 @filter_option("keep only")
-def report(results_dir, filters):
+@click.option("--baseline", metavar="STRATEGY", help="the strategy the label-savings and compute-to-accuracy "
+              "tables compare with (default: those whose role is baseline, e.g. scratch)")
+@click.option("--reach", type=click.FloatRange(0, 1), metavar="ACC", help="the validation accuracy (0-1) of "
+              "the compute-to-accuracy table (default: 90% of the best strategy's)")
+def report(results_dir, filters, baseline, reach):
     """Rebuild tables, figures and report.html from the stored results alone."""
+    from tlbench.report import ReportOptions
     from tlbench.store import Store
     if not (results_dir / "tlbench.sqlite").is_file():
         raise UserError(f"{results_dir}: no results here (no tlbench.sqlite); run `tlbench run SUITE` first "
@@ -421,6 +428,6 @@ def report(results_dir, filters):
     store = Store(results_dir)
     try:
         store.export()
-        _report(store, results_dir, filters or None)
+        _report(store, results_dir, filters or None, ReportOptions(baseline=baseline, reach=reach))
     finally:
         store.close()

@@ -73,10 +73,10 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
         raise UserError(f"nothing to report: all {len(df)} records in {out_dir} failed or were "
                         f"skipped ({what})" + (f"; first error: {first}" if first else ""))
 
+    inp = report_input(df, out_dir, meta, evidence, val_curves, options)
     report_dir = out_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     _clean(report_dir)
-    inp = report_input(df, out_dir, meta, evidence, val_curves, options)
     built = build_sections(inp)
     for b in built:
         if isinstance(b.output, T.Table):
@@ -93,6 +93,10 @@ def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evid
                  val_curves=None, options: ReportOptions | None = None) -> ReportInput:
     """What every section is built from (see :func:`write_report` for the arguments); ``df``
     is a prepared frame (:func:`tlbench.report.data.prepare`)."""
+    options = options or ReportOptions()
+    if options.baseline is not None and options.baseline not in set(df["strategy"]):
+        raise UserError(f"--baseline {options.baseline!r} is not a strategy of these records; "
+                        f"strategies: {', '.join(sorted(df['strategy'].unique()))}")
     selected = D.select(df)
     roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
     report_dir = out_dir / "report"
@@ -102,7 +106,7 @@ def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evid
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),
         evidence=evidence or {}, val_curves=val_curves or {}, out_dir=out_dir,
         fig_dir=report_dir / "figures", tab_dir=report_dir / "tables", meta=meta or {},
-        options=options or ReportOptions())
+        options=options)
 
 
 def _notices(df: pd.DataFrame) -> list[str]:

@@ -11,7 +11,6 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
-from tlbench.errors import UserError
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_figure,
                                     panel_title, save_figure)
@@ -31,9 +30,6 @@ def baselines(inp: ReportInput) -> list[str]:
     name = inp.options.baseline
     if name is None:
         return [s for s in inp.strategies if inp.roles.get(s) == BASELINE]
-    if name not in inp.strategies:
-        raise UserError(f"--baseline {name!r} is not a strategy of these records; "
-                        f"strategies: {', '.join(inp.strategies)}")
     return [name]
 
 
