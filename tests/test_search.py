@@ -160,3 +160,19 @@ def test_hyperband_promotes_on_validation_only_and_never_reads_test():
         assert len(finals) == 1 + 1 + 3 and len(pruned) == 17 - 5  # the brackets' survivors complete
         assert search.study.best_value == max(val(c.strategy.options.lr, 27) for c in search.final.values())
     assert runs[0] == runs[1]  # the test labels' noise changed nothing the search planned
+
+
+def test_readme_states_each_declared_space():
+    """The README's table of declared spaces is the strategies' ``space``, bound for bound."""
+    import re
+    from pathlib import Path
+    from tlbench.space import LogUniform, Uniform
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("### Tuning search: `[search]`", 1)[1].split("\n- ", 1)[0]
+    registry, stated = load_registry(()), {}
+    for names, spec in re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| (.+) \|$", section, flags=re.M):
+        params = {key: (LogUniform if kind == "log-uniform" else Uniform)(float(low), float(high))
+                  for key, kind, low, high in re.findall(r"`(\w+)` (log-uniform|uniform) \[([^,]+), ([^\]]+)\]", spec)}
+        stated.update({name: params for name in re.findall(r"`(\w+)`", names)})
+    declared = {name: s.space for name, s in registry.records["strategy"].items() if s.space}
+    assert stated == declared
