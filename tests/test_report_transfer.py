@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -132,3 +133,35 @@ def test_skipped_without_scores_or_with_one_backbone(tmp_path):
     none_values = [{**e, "value": None} for e in entries()]
     section = TR.transfer_section(None, pd.DataFrame(), none_values, tmp_path)
     assert section.table is None and section.figure is None and section.notes == []
+
+
+# ---------------------------------------------------------------------------- scores from the run
+
+def test_run_scores_the_features_it_extracted(write_suite, cli):
+    """`tlbench run` scores the features its linear-probe cells extracted, so the default report
+    has the transferability section without `tlbench rank`."""
+    from test_rank import SUITE
+    result = cli("run", write_suite(SUITE))
+    assert result.exit_code == 0, result.output
+    assert "transferability: 2 backbone × dataset pair(s) scored" in result.stdout
+    out = Path.cwd() / "results" / "ranked"          # write_suite works in a temporary folder
+    entries = TR.stored_scores(out, None)
+    assert len(entries) == 2 * 5 and {e["backbone"] for e in entries} == \
+        {"tiny_cnn[width=4]", "tiny_cnn[width=8]"}
+    table = pd.read_csv(out / "report" / "tables" / "transferability.csv")
+    assert set(table["scorer"]) >= {"logme", "hscore", "knn"} and (table["n"] == 2).all()
+
+
+def test_rank_leaves_pairs_without_features_unscored(tmp_path):
+    from test_rank import SUITE
+    from tlbench.plugins import load_registry
+    from tlbench.rank import rank_backbones
+    from tlbench.suite import load_suite
+
+    (tmp_path / "s.toml").write_text(SUITE)
+    registry = load_registry()
+    suite = load_suite(tmp_path / "s.toml", registry)
+    frame = rank_backbones(suite, registry, lambda backbone, dataset: None,
+                           labels_of=lambda dataset: pytest.fail("no labels needed"))
+    assert (frame["n_train"] == 0).all() and frame["logme"].isna().all()
+    assert frame["notes"].str.contains("no features: none were extracted").all()

@@ -191,6 +191,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     out.print(f"results: {csv_path}  summary: {summary_path}")
     if not no_report:
         try:
+            _score_run(pm, suite, registry, store)
             _report(store, suite.results_dir)
         except UserError as exc:  # e.g. every cell failed: the failures below say more
             err.print(f"warning: no report: {exc}", markup=False)
@@ -327,6 +328,22 @@ def _print_summary(store) -> None:
     for row in table.itertuples(index=False):
         view.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])
     out.print(view)
+
+
+def _score_run(plugins, suite, registry, store) -> None:
+    """The transferability scores of the features the run extracted (tlbench.rank.score_run), so
+    the report has them without ``tlbench rank``; a failure here is a warning, never the run's."""
+    from tlbench.rank import collect_scorers, score_run
+    scorers = collect_scorers(plugins)
+    if not scorers:
+        return
+    try:
+        scored = score_run(suite, registry, scorers, store)
+    except Exception as exc:  # noqa: BLE001 - the scores are an extra; the report must still come
+        err.print(f"warning: no transferability scores: {type(exc).__name__}: {exc}", markup=False)
+        return
+    if scored:
+        out.print(f"transferability: {scored} backbone × dataset pair(s) scored on the run's features")
 
 
 def _report(store, directory: Path, filters=None, options=None) -> Path | None:

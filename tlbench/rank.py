@@ -21,7 +21,8 @@ from tlbench.suite import Entry, Suite
 
 META_KEY = "transferability"
 
-FeaturesOf = Callable[[Entry, Entry], Features]
+#: ``features_of(backbone, dataset)``: the features, or None where there are none to score
+FeaturesOf = Callable[[Entry, Entry], Features | None]
 
 
 def suite_entries(suite: Suite) -> tuple[list[Entry], list[Entry]]:
@@ -77,13 +78,13 @@ def rank_backbones(suite: Suite, registry, features_of: FeaturesOf,
             row = {"dataset": dataset.label, "backbone": backbone.label, "n_train": 0, "feature_dim": 0}
             notes = []
             reason = _incompatible(registry, backbone, dataset)
-            if reason:
+            features = None if reason else features_of(backbone, dataset)
+            if features is None:
                 row.update({s.name: math.nan for s in scorers})
-                notes.append(reason)
+                notes.append(reason or "no features: none were extracted for this pair")
             else:
                 if labels is None:
                     labels = np.asarray(labels_of(dataset)).astype(np.int64)
-                features = features_of(backbone, dataset)
                 train = features.splits["train"].detach().cpu().to(torch.float64).numpy()
                 logits = (features.source_logits or {}).get("train")
                 logits = None if logits is None else logits.detach().cpu().to(torch.float64).numpy()
@@ -184,12 +185,14 @@ class WorkerFeatures:
     the persisted :class:`FeatureCache` under ``<results dir>/features``, the same files
     ``tlbench run`` reads and writes. ``labels(dataset)`` gives the training split's labels."""
 
-    def __init__(self, suite: Suite, registry, device: str = "auto"):
+    def __init__(self, suite: Suite, registry, device: str = "auto", stored_only: bool = False):
         from tlbench import engine
         from tlbench.worker import Worker
 
         self.suite = suite
         self.worker = Worker(suite, registry, engine.resolve_device(device), suite.results_dir)
+        if stored_only:
+            self.worker.feature_cache = StoredFeatures(self.worker.feature_cache.directory)
         self.cache: FeatureCache = self.worker.feature_cache
 
     def _cell(self, backbone: Entry | None, dataset: Entry):
@@ -197,7 +200,7 @@ class WorkerFeatures:
                  and (backbone is None or c.backbone.label == backbone.label)]
         return next((c for c in cells if not c.skip_reason), cells[0])
 
-    def __call__(self, backbone: Entry, dataset: Entry) -> Features:
+    def __call__(self, backbone: Entry, dataset: Entry) -> Features | None:
         return self.worker.features(self._cell(backbone, dataset))
 
     def labels(self, dataset: Entry) -> np.ndarray:
@@ -205,9 +208,34 @@ class WorkerFeatures:
         return splits["train"].labels.cpu().numpy()
 
 
-def worker_features(suite: Suite, registry, device: str = "auto") -> WorkerFeatures:
-    """A ``features_of`` for :func:`rank_backbones` (see :class:`WorkerFeatures`)."""
-    return WorkerFeatures(suite, registry, device)
+def worker_features(suite: Suite, registry, device: str = "auto",
+                    stored_only: bool = False) -> WorkerFeatures:
+    """A ``features_of`` for :func:`rank_backbones` (see :class:`WorkerFeatures`);
+    ``stored_only``: extract nothing, give None where the cache holds no features."""
+    return WorkerFeatures(suite, registry, device, stored_only)
+
+
+class StoredFeatures(FeatureCache):
+    """A :class:`FeatureCache` that only reads: ``get`` returns the stored features or None,
+    never computes."""
+
+    def get(self, key: dict, compute) -> Features | None:
+        found = self.load(key)
+        self.hits += found is not None
+        return found
+
+
+def score_run(suite: Suite, registry, scorers: Iterable[ScorerPlugin], store) -> int:
+    """After ``tlbench run``: the transferability scores of every (backbone, dataset) pair whose
+    features the run extracted (persisted in ``<results dir>/features``; nothing is extracted
+    here), merged into the store as ``tlbench rank`` stores them. Returns the pairs scored."""
+    scorers = list(scorers)
+    features_of = worker_features(suite, registry, stored_only=True)
+    frame = rank_backbones(suite, registry, features_of, scorers, labels_of=features_of.labels)
+    scored = frame[frame["n_train"] > 0]
+    if len(scored):
+        store_scores(store, transferability_entries(scored, scorers))
+    return len(scored)
 
 
 # ---------------------------------------------------------------------------- terminal tables
