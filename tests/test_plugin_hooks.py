@@ -1,11 +1,13 @@
-"""Hooks are called through pluggy's hook caller: wrappers work, a raising hook is named, duplicate
-names name both plugins, scorers are listed."""
+"""Hooks are called through the host (pluggy's hook caller): wrappers work, a raising hook is named, a
+name two plugins register stays reachable by its qualified names, scorers are listed."""
 import textwrap
 import warnings
 
 import pluggy
 import pytest
 
+from conftest import TINY
+from tlbench.errors import UserError
 from tlbench.plugins import notify, plugin_manager
 from tlbench.registry import DuplicateName, Registry
 
@@ -115,13 +117,28 @@ def test_raising_hook_is_an_error_with_strict_plugins(cli, module):
     assert f"plugin '{name}' failed in tlbench_datasets" in result.stderr
 
 
-def test_duplicate_name_from_plugin_option_names_both_plugins(cli, module):
+def test_a_name_two_plugins_register_stays_reachable_by_its_qualified_names(cli, module, write_suite):
     name = module("dup_digits", DUPLICATE)
-    result = cli("list", "--plugin", name)
-    assert result.exit_code == 2
-    assert "dataset 'digits' is registered twice" in result.stderr
-    assert f"'{name}'" in result.stderr and "'digits'" in result.stderr
-    with pytest.raises(DuplicateName, match=name):
+    listed = cli("list", "datasets", "--plugin", name)
+    assert listed.exit_code == 0, listed.output
+    for qualified in (f"{name}:digits", "tlbench:digits"):
+        assert f"{qualified}  " in listed.stdout and f"name it '{qualified}'" in listed.stdout
+    registry = Registry.collect(plugin_manager([name])[0])
+    assert registry.get("dataset", f"{name}:digits").help == "my own digits"
+    assert registry.get("dataset", "tlbench:digits").help != "my own digits"
+    assert registry.get("dataset", "mnist") is registry.get("dataset", "tlbench:mnist")  # the rest: as before
+    with pytest.raises(UserError, match=f"dataset 'digits' is registered twice .*\"{name}:digits\""):
+        registry.get("dataset", "digits")
+    suite = write_suite(TINY.replace('plugin = "digits"', 'plugin = "tlbench:digits"'))
+    planned = cli("run", suite, "--plugin", name, "--dry-run")
+    assert planned.exit_code == 0, planned.output
+    assert " digits " in planned.stdout  # the label stays the record's name
+
+
+def test_one_plugin_registering_a_name_twice_is_an_error_naming_it(module):
+    name = module("twice_digits", DUPLICATE.replace("return [", "return [tlbench.DatasetPlugin(\"digits\", "
+                                                     "\"again\", digits.DigitsOptions, digits.load), "))
+    with pytest.raises(DuplicateName, match=f"registered twice by plugin '{name}'"):
         Registry.collect(plugin_manager([name])[0])
 
 

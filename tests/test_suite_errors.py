@@ -51,5 +51,7 @@ def test_unknown_plugin_module(write_suite, cli):
 
 
 def test_duplicate_plugin_names_name_both_sources(write_suite, cli):
-    result = cli("list", "--plugin", "helpers.duplicate_plugin")
-    assert_user_error(result, "dataset 'digits' is registered twice", "'digits'", "'helpers.duplicate_plugin'")
+    # a name two plugins register is an error only where a suite uses it unqualified (issue 16)
+    result = cli("run", write_suite(), "--plugin", "helpers.duplicate_plugin")
+    assert_user_error(result, "dataset 'digits' is registered twice", "'digits'", "'helpers.duplicate_plugin'",
+                      '"tlbench:digits"', '"helpers.duplicate_plugin:digits"')

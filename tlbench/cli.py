@@ -22,8 +22,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tlbench.errors import UserError, one_line_warnings
-from tlbench.plugins import notify, plugin_manager
-from tlbench.registry import KINDS, DuplicateName, Registry
+from tlbench.host import Host
+from tlbench.registry import KINDS, DuplicateName
 from tlbench.suite import FILTER_KEYS
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
@@ -35,15 +35,15 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def _load_plugins(plugins: tuple[str, ...], strict: bool):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        pm, infos = plugin_manager(list(plugins), strict=strict)
+        host = Host.load(plugins, strict=strict)
         try:
-            registry = Registry.collect(pm, strict=strict)
+            registry = host.registry
         except DuplicateName as exc:
             raise UserError(str(exc)) from None
     for w in caught:
         if "plugin" in str(w.message):
             err.print(f"warning: {w.message}", markup=False)
-    return pm, infos, registry
+    return host, host.infos, registry
 
 
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
@@ -143,7 +143,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     from tlbench.store import Store
     from tlbench.suite import load_suite
 
-    pm, _, registry = _load_plugins(plugins, strict_plugins)
+    host, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
     executor_name, executor_config = _executor(suite, registry, executor, executor_options)
     cells = suite.select(filters) if filters else suite.cells
@@ -156,14 +156,15 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
             store.close()
         raise
     outline = search_outline(suite, cells, registry) if suite.search.active else None
-    predicted = _predict(suite, [c for c in cells if c.id not in finished], executor_config)
+    predicted = None if outline else _predict(suite, [c for c in cells if c.id not in finished], executor_config)
     if dry_run:
         if not outline or outline.static:
             _print_plan(suite, outline.static if outline else cells, finished, predicted)
         for line in outline.lines if outline else []:
             out.print(line, markup=False)
         out.print(f"preflight ok: {checked.summary()}")
-        out.print(predicted.summary(), markup=False)
+        if predicted:
+            out.print(predicted.summary(), markup=False)
         return
     if max_time is not None:
         _check_max_time(max_time, predicted, store)
@@ -172,33 +173,35 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
     chosen = f", {len(cells)} chosen by --filter" if filters else ""
     out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
               f"results in {suite.results_dir}")
+    def finish(result) -> None:  # results.csv and the report, written before suite_finished tells trackers
+        progress.bar.stop()
+        if result.held_elsewhere:
+            err.print(f"{result.held_elsewhere} cell(s) are being run by another tlbench run of this suite; they are "
+                      "left to it (run again later to export them)", markup=False)
+        csv_path, summary_path = store.export()
+        _print_summary(store)
+        out.print(f"results: {csv_path}  summary: {summary_path}")
+        if not no_report:
+            try:
+                _score_run(host, suite, registry, store)
+                _report(store, suite.results_dir)
+            except UserError as exc:  # e.g. every cell failed: the failures below say more
+                err.print(f"warning: no report: {exc}", markup=False)
+
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
         with _Progress(todo) as progress:
             kwargs = dict(rerun=rerun, progress=progress.update, cells=cells, plugins=plugins,
-                          executor=executor_name, executor_options=executor_config)
-            if outline:  # each wave is a run_suite of its own
-                result = run_search(suite, registry, pm, store, **kwargs)
+                          executor=executor_name, executor_options=executor_config,
+                          **({"predicted": predicted.seconds_of()} if predicted else {}))
+            if outline:  # each wave is a run_suite of its own, with its lifecycle hooks
+                result = run_search(suite, registry, host, store, **kwargs)
+                finish(result)
             else:
-                result = run_suite(suite, registry, pm, store, predicted=predicted.seconds_of(), **kwargs)
+                result = run_suite(suite, registry, host, store, finish=finish, **kwargs)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if result.held_elsewhere:
-        err.print(f"{result.held_elsewhere} cell(s) are being run by another tlbench run of this suite; they are "
-                  "left to it (run again later to export them)", markup=False)
-    csv_path, summary_path = store.export()
-    _print_summary(store)
-    out.print(f"results: {csv_path}  summary: {summary_path}")
-    if not no_report:
-        try:
-            _score_run(pm, suite, registry, store)
-            _report(store, suite.results_dir)
-        except UserError as exc:  # e.g. every cell failed: the failures below say more
-            err.print(f"warning: no report: {exc}", markup=False)
-    store.close()
-    status = "interrupted" if result.interrupted else "failed" if result.failures or result.user_errors else "ok"
-    notify(pm, "tlbench_suite_finished", suite_name=suite.options.name, results_dir=suite.results_dir,
-           status=status)
+        store.close()
     if result.interrupted:
         err.print("interrupted: finished cells are stored; run the same command again to resume")
         sys.exit(130)
@@ -220,9 +223,8 @@ def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tupl
     or ``--executor NAME`` (its options start from its defaults) and ``--executor-option``s."""
     import tomllib
 
-    from tlbench.suite import _validate
+    from tlbench.executors import executor_options
     chosen = name or suite.options.executor
-    record = registry.get("executor", chosen, "--executor: ")
     options = dict(suite.executor_options) if chosen == suite.options.executor else {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -232,7 +234,7 @@ def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tupl
             options[key] = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError:
             options[key] = value  # a bare word: a string
-    _validate(record.options, options, f"--executor {chosen}")
+    executor_options(registry, chosen, options)
     return chosen, options
 
 
@@ -365,14 +367,13 @@ def _report(store, directory: Path, filters=None, options=None) -> Path | None:
 @strict_option
 def rank(suite_file, output, device, plugins, strict_plugins):
     """Rank the backbones of SUITE_FILE per dataset by transferability scores, before any fine-tuning."""
-    from tlbench.rank import (collect_scorers, rank_backbones, rich_tables, store_scores,
-                              transferability_entries, worker_features)
+    from tlbench.rank import rank_backbones, rich_tables, store_scores, transferability_entries, worker_features
     from tlbench.store import Store
     from tlbench.suite import load_suite
 
-    pm, _, registry = _load_plugins(plugins, strict_plugins)
+    host, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
-    scorers = collect_scorers(pm)
+    scorers = list(host.records("scorer").values())
     if not scorers:
         raise UserError("no transferability scorer is installed (hook tlbench_scorers); reinstall tlbench")
     features_of = worker_features(suite, registry, device)
@@ -402,7 +403,10 @@ def list_(kind, plugins, strict_plugins):
     for k in [PLURALS[kind]] if kind else KINDS:
         out.print(f"[bold]{k} plugins[/bold]")
         for name, record in sorted(registry.records[k].items()):
-            out.print(f"  [bold]{name}[/bold]  {escape(record.help)}  [dim]({registry.sources[k][name]})[/dim]")
+            clash = (f"  [yellow]clash: {record.name!r} is registered twice; name it {name!r}[/yellow]"
+                     if record.name in registry.clashes[k] else "")
+            out.print(f"  [bold]{escape(name)}[/bold]  {escape(record.help)}  [dim]({registry.sources[k][name]})[/dim]"
+                      f"{clash}")
             options = getattr(record, "options", None)
             for field, info in (options.model_fields.items() if options else ()):
                 default = "required" if info.is_required() else f"default {info.default!r}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import importlib
 import warnings
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from types import SimpleNamespace
 
 import pluggy
 
@@ -59,73 +59,35 @@ def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> t
             raise UserError(f"--plugin {name}: cannot register it ({str(exc).splitlines()[0]})") from None
         infos.append(PluginInfo(name, name, "--plugin", ""))
     pm.check_pending()
+    _INFOS[pm] = infos
     return pm, infos
 
 
-def _is_wrapper(impl) -> bool:
-    return bool(impl.wrapper or impl.hookwrapper)
+_INFOS: "weakref.WeakKeyDictionary[pluggy.PluginManager, list[PluginInfo]]" = weakref.WeakKeyDictionary()
 
 
-def call_each(pm: pluggy.PluginManager, hook_name: str, include_wrappers: bool = False,
-              **kwargs) -> Iterator[tuple[str, list, Exception | None]]:
-    """Call each plugin's implementation of a hook on its own, through pluggy's hook caller
-    (``subset_hook_caller`` without the other plugins), in pluggy's call order. Yields
-    ``(plugin name, results, exception)``: ``results`` is the hook caller's list (empty when the
-    implementation returned None or raised). Wrapper implementations are skipped, or with
-    ``include_wrappers`` called alone (around nothing).
-
-    One plugin's failure never stops the others: the caller decides how to report it."""
-    plugins = pm.get_plugins()
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):
-        if _is_wrapper(impl) and not include_wrappers:
-            continue
-        caller = pm.subset_hook_caller(hook_name, remove_plugins=[p for p in plugins if p is not impl.plugin])
-        results, error = [], None
-        try:
-            results = caller(**kwargs)
-        except Exception as exc:
-            error = exc
-        yield impl.plugin_name, results, error
-
-
-def wrappers(pm: pluggy.PluginManager, hook_name: str) -> list:
-    """The hook's wrapper implementations (``wrapper=True`` or ``hookwrapper=True``), innermost first."""
-    return [impl for impl in getattr(pm.hook, hook_name).get_hookimpls() if _is_wrapper(impl)]
-
-
-def through_wrapper(impl, hook_name: str, results: list, **kwargs) -> list:
-    """``results`` (the hook caller's list, one entry per implementation in call order) passed
-    through one wrapper implementation, exactly as pluggy's hook caller would wrap them."""
-    inner = pluggy.PluginManager("tlbench")
-    inner.add_hookspecs(hookspecs)
-    for i, result in enumerate(reversed(results)):  # pluggy calls the last registered first
-        inner.register(SimpleNamespace(**{hook_name: _returning(result)}), name=f"result-{i}")
-    # impl.function carries its plugin's @hookimpl(wrapper=True) marking: registered as it is
-    inner.register(SimpleNamespace(**{hook_name: impl.function}), name=impl.plugin_name)
-    return getattr(inner.hook, hook_name)(**kwargs)
-
-
-def _returning(value):
-    @pluggy.HookimplMarker("tlbench")
-    def implementation():
-        return value
-    return implementation
+def infos_of(pm: pluggy.PluginManager) -> list[PluginInfo]:
+    """Where each plugin of a manager made by :func:`plugin_manager` came from (else: nothing known)."""
+    return _INFOS.get(pm, [])
 
 
 def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
-    """Call a lifecycle hook's implementations one by one, each guarded: one that raises is
-    reported as a warning naming its plugin, and the others (and the sweep) go on."""
-    for plugin_name, _, exc in call_each(pm, hook_name, include_wrappers=True, **kwargs):
-        if exc is not None:  # a tracker that is down must not take the sweep with it
-            warnings.warn(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
-                          stacklevel=2)
+    """A lifecycle hook called through a :class:`tlbench.host.Host` of ``pm`` (each implementation
+    guarded); kept for callers that hold a plugin manager: new code calls the host's typed methods."""
+    from tlbench.host import Host
+    Host(pm)._notify(hook_name, **kwargs)
+
+
+def load_host(extra_modules=(), strict: bool = False):
+    """The :class:`tlbench.host.Host` of every installed plugin and of ``extra_modules``, quietly
+    (what a worker rebuilds from a cell spec's plain data: the controller already reported broken
+    plugins)."""
+    from tlbench.host import Host
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Host.load(list(extra_modules), strict=strict)
 
 
 def load_registry(extra_modules=(), strict: bool = False):
-    """The registry of every installed plugin and of ``extra_modules`` (what a worker rebuilds
-    from a cell spec's plain data)."""
-    from tlbench.registry import Registry
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the controlling process already reported broken plugins
-        pm, _ = plugin_manager(list(extra_modules), strict=strict)
-    return Registry.collect(pm)
+    """The registry of :func:`load_host` (``strict`` kept: a broken plugin is a UserError)."""
+    return load_host(extra_modules, strict).registry

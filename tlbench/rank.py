@@ -35,25 +35,9 @@ def suite_entries(suite: Suite) -> tuple[list[Entry], list[Entry]]:
 
 
 def collect_scorers(pm) -> list[ScorerPlugin]:
-    """Every scorer the plugins register (``tlbench_scorers`` hook), in registration order;
-    a name registered twice is a UserError naming it."""
-    from tlbench.errors import UserError
-
-    found: dict[str, ScorerPlugin] = {}
-    for batch in reversed(pm.hook.tlbench_scorers()):  # pluggy calls the last registered first
-        for record in batch or []:
-            if record.name in found:
-                raise UserError(f"scorer {record.name!r} is registered twice; uninstall or rename one of them")
-            found[record.name] = record
-    return list(found.values())
-
-
-def _registry_scorers(registry) -> list[ScorerPlugin]:
-    records = getattr(registry, "records", {}).get("scorer")
-    if records:
-        return list(records.values())
-    from tlbench.plugins import plugin_manager
-    return collect_scorers(plugin_manager()[0])
+    """Every scorer the plugins of ``pm`` (a plugin manager or a :class:`tlbench.host.Host`) register."""
+    from tlbench.host import Host
+    return list(Host.of(pm).records("scorer").values())
 
 
 def rank_backbones(suite: Suite, registry, features_of: FeaturesOf,
@@ -68,7 +52,7 @@ def rank_backbones(suite: Suite, registry, features_of: FeaturesOf,
     ``scorers`` defaults to the registered ones; ``labels_of(dataset_entry)`` (the training split's
     labels, in the order of the features) defaults to loading the dataset through the registry.
     """
-    scorers = list(scorers) if scorers is not None else _registry_scorers(registry)
+    scorers = list(scorers) if scorers is not None else list(registry.records["scorer"].values())
     labels_of = labels_of or _registry_labels(registry)
     backbones, datasets = suite_entries(suite)
     rows = []

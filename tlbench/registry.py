@@ -1,86 +1,91 @@
-"""Collect the records every plugin yields, reject duplicate names, look names up."""
+"""The records every plugin yields, by kind and name; qualified names when two plugins clash.
+
+Every record is reachable by its qualified name ``distribution:name`` (``tlbench:finetune``; a
+``--plugin`` module qualifies by its module name). A name only one plugin registers is also
+reachable plainly (``finetune``); a name two plugins register is not: using it is a one-line
+error listing both qualified names, so a new built-in never breaks a suite that names a
+third-party plugin's record by its qualified name, and every other name keeps working.
+"""
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass, field
 
-import pluggy
-
 from tlbench.errors import UserError
-from tlbench.plugins import call_each, through_wrapper, wrappers
 
 KINDS = {"backbone": "tlbench_backbones", "dataset": "tlbench_datasets",
          "strategy": "tlbench_strategies", "executor": "tlbench_executors", "scorer": "tlbench_scorers"}
 
 
 class DuplicateName(Exception):
-    """Two plugins register the same name."""
+    """One plugin registers the same name twice."""
+
+
+def _kinds() -> dict[str, dict]:
+    return {k: {} for k in KINDS}
 
 
 @dataclass
 class Registry:
-    """``records[kind][name] = record`` and ``sources[kind][name] = plugin name``."""
+    """``records[kind][key] = record`` and ``sources[kind][key] = plugin name``, where ``key`` is
+    the record's name, or its qualified name when another plugin registers that name too
+    (``clashes[kind][name]`` then lists the qualified names). ``aliases[kind][qualified] = key``
+    for every record."""
 
-    records: dict[str, dict] = field(default_factory=lambda: {k: {} for k in KINDS})
-    sources: dict[str, dict] = field(default_factory=lambda: {k: {} for k in KINDS})
+    records: dict[str, dict] = field(default_factory=_kinds)
+    sources: dict[str, dict] = field(default_factory=_kinds)
+    clashes: dict[str, dict[str, list[str]]] = field(default_factory=_kinds)
+    aliases: dict[str, dict[str, str]] = field(default_factory=_kinds)
 
     @classmethod
-    def collect(cls, pm: pluggy.PluginManager, strict: bool = False) -> "Registry":
-        """Every plugin's records, each hook called through pluggy's hook caller.
+    def collect(cls, pm, strict: bool = False) -> "Registry":
+        """The registry of the plugins in ``pm`` (see :meth:`tlbench.host.Host.collect`)."""
+        from tlbench.host import Host
+        return Host(pm, strict=strict).registry
 
-        Each plugin's implementation is called on its own, so every record is known by the plugin
-        it came from and a plugin whose hook raises is reported by name (a warning; ``strict``:
-        a :class:`UserError`) while the others still count. The results then pass through the
-        hook's wrappers (``@tlbench.hookimpl(wrapper=True)``) as pluggy nests them, so a wrapper
-        can filter, change or add records; the ones it adds are credited to it."""
-        registry = cls()
-        for kind, hook_name in KINDS.items():
-            results: list = []
-            owner: dict[int, str] = {}  # id(record) -> the plugin it came from
-            for plugin_name, result, exc in call_each(pm, hook_name):
-                if exc is not None:
-                    _failed(plugin_name, hook_name, exc, strict)
-                    continue
-                for records in result:
-                    for record in records or ():
-                        owner.setdefault(id(record), plugin_name)
-                results.extend(result)
-            for impl in wrappers(pm, hook_name):  # innermost first
-                try:
-                    results = through_wrapper(impl, hook_name, results)
-                except Exception as exc:
-                    _failed(impl.plugin_name, hook_name, exc, strict)
-                    continue
-                for records in results:
-                    for record in records or ():
-                        owner.setdefault(id(record), impl.plugin_name)
-            for records in results:
-                for record in records or ():
-                    registry.add(kind, record, owner[id(record)])
-        return registry
+    def add(self, kind: str, record, source: str, distribution: str | None = None) -> None:
+        """Add ``record`` of plugin ``source`` (from ``distribution``, default: the plugin's name)."""
+        name = record.name
+        qualified = f"{distribution or source}:{name}"
+        if qualified in self.aliases[kind]:  # two plugins of one distribution: qualify by plugin
+            if self.sources[kind][self.aliases[kind][qualified]] == source:
+                raise DuplicateName(f"{kind} {name!r} is registered twice by plugin {source!r}; rename one of them")
+            qualified = f"{source}:{name}"
+        if name in self.records[kind]:  # the second plugin with this name: both become qualified
+            first = next(q for q, key in self.aliases[kind].items() if key == name)
+            self._move(kind, name, first)
+            self.clashes[kind][name] = [first]
+        if name in self.clashes[kind]:
+            self.clashes[kind][name].append(qualified)
+            key = qualified
+        else:
+            key = name
+        self.records[kind][key], self.sources[kind][key] = record, source
+        self.aliases[kind][qualified] = key
 
-    def add(self, kind: str, record, source: str) -> None:
-        if record.name in self.records[kind]:
-            raise DuplicateName(f"{kind} {record.name!r} is registered twice: by plugin "
-                                f"{self.sources[kind][record.name]!r} and by plugin {source!r}; "
-                                "uninstall or rename one of them")
-        self.records[kind][record.name] = record
-        self.sources[kind][record.name] = source
+    def _move(self, kind: str, key: str, new_key: str) -> None:
+        self.records[kind][new_key] = self.records[kind].pop(key)
+        self.sources[kind][new_key] = self.sources[kind].pop(key)
+        self.aliases[kind] = {q: new_key if k == key else k for q, k in self.aliases[kind].items()}
+
+    def qualified_name(self, kind: str, key: str) -> str:
+        """The qualified name of the record listed as ``key``."""
+        return next(q for q, k in self.aliases[kind].items() if k == key)
 
     def get(self, kind: str, name: str, where: str = ""):
-        """The record called ``name``, or a UserError with a did-you-mean and the known names."""
-        try:
+        """The record called ``name`` (plain or qualified), or a UserError: a name two plugins
+        register lists both qualified names; an unknown one gives a did-you-mean and the known names."""
+        if name in self.records[kind]:
             return self.records[kind][name]
-        except KeyError:
-            known = sorted(self.records[kind])
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"{where}unknown {kind} plugin {name!r}; {hint}installed: {', '.join(known)}") from None
-
-
-def _failed(plugin_name: str, hook_name: str, exc: Exception, strict: bool) -> None:
-    message = f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
-    if strict:
-        raise UserError(f"{message} (--strict-plugins)") from exc
-    warnings.warn(f"{message}; its records are skipped", stacklevel=3)
+        if name in self.aliases[kind]:
+            return self.records[kind][self.aliases[kind][name]]
+        if name in self.clashes[kind]:
+            both = self.clashes[kind][name]
+            sources = " and ".join(repr(self.sources[kind][q]) for q in both)
+            choices = " or ".join(f'"{q}"' for q in both)
+            raise UserError(f"{where}{kind} {name!r} is registered twice (by plugins {sources}); "
+                            f"name one: plugin = {choices}")
+        known = sorted(self.records[kind])
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise UserError(f"{where}unknown {kind} plugin {name!r}; {hint}installed: {', '.join(known)}")

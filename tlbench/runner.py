@@ -15,12 +15,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pluggy
 
-from tlbench.plugins import notify
+from tlbench.executors import executor_options as resolve_executor
+from tlbench.host import Host
 from tlbench.preflight import named
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
@@ -40,6 +42,11 @@ class RunResult:
     #: one line per dataset or backbone whose cells stopped on a user error (exit status 2)
     user_errors: list[str] = field(default_factory=list)
 
+    @property
+    def status(self) -> str:
+        """``"interrupted"``, ``"failed"`` (a cell failed or diverged, or a user error) or ``"ok"``."""
+        return "interrupted" if self.interrupted else "failed" if self.failures or self.user_errors else "ok"
+
 
 class Session:
     """What an executor uses to get cells and give back records (in the controlling process).
@@ -53,7 +60,8 @@ class Session:
     def __init__(self, suite: Suite, cells: list[Cell], registry: Registry, store: Store,
                  pm: pluggy.PluginManager, plugins: tuple[str, ...], rerun: bool, progress, result: RunResult,
                  predicted: dict[str, float] | None = None):
-        self.registry, self.store, self.pm, self.progress, self.result = registry, store, pm, progress, result
+        self.registry, self.store, self.progress, self.result = registry, store, progress, result
+        self.host = Host.of(pm, registry)  # pm: a Host, or a plugin manager (wrapped)
         self.predicted = predicted or {}  # cell id -> wall seconds predicted before the run
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rerun = rerun
@@ -97,7 +105,7 @@ class Session:
                 if self.store.claim(spec.cell_id, self.owner, LEASE_SECONDS, allow_finished=self.rerun):
                     cell = self.cells[spec.cell_id]
                     self._claimed_at[spec.cell_id] = time.perf_counter()
-                    notify(self.pm, "tlbench_cell_started", cell=cell)
+                    self.host.cell_started(cell)
                     self.progress("start", cell, None)
                     return spec
                 if not self.store.is_finished(spec.cell_id):
@@ -119,7 +127,7 @@ class Session:
                 self._environment_stored = True
             if record.status in ("failed", "diverged"):
                 self.result.failures.append(record)
-            notify(self.pm, "tlbench_cell_finished", cell=cell, record=record)
+            self.host.cell_finished(cell, record)
             self.progress("done", cell, record)
 
     def _stop(self, cell: Cell, record: CellRecord) -> None:
@@ -181,30 +189,44 @@ def store_plan(store: Store, suite: Suite) -> None:
                                    "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
 
 
-def run_suite(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
+def run_suite(suite: Suite, registry: Registry, pm: Host | pluggy.PluginManager, store: Store,
               rerun: bool = False, progress=None, cells: list[Cell] | None = None,
               plugins: tuple[str, ...] = (), executor: str | None = None,
-              executor_options: dict | None = None, predicted: dict[str, float] | None = None) -> RunResult:
+              executor_options: dict | None = None, predicted: dict[str, float] | None = None,
+              finish: Callable[[RunResult], None] | None = None) -> RunResult:
     """Run every cell of ``cells`` (default: all of ``suite``'s) not already finished in ``store``
     with the suite's executor (or ``executor`` with ``executor_options``). The store's plan stays
     the whole suite, so its exports and report cover every finished cell. ``predicted`` (cell id
     -> seconds, :mod:`tlbench.estimate`) is stored in each record as ``cost.predicted_seconds``.
 
     ``progress(event, cell, record)`` is told of ``"start"`` and ``"done"``. Ctrl-C stops after
-    storing what finished; the interrupted cells are simply run again next time.
+    storing what finished; the interrupted cells are simply run again next time. The lifecycle
+    hooks ``suite_started`` and ``suite_finished`` fire here, through the host ``pm`` (a plugin
+    manager is wrapped in one), the second whatever happened, after ``finish(result)`` (what the
+    caller writes first, e.g. results.csv and the report, so that a tracker can log them).
     """
     cells = suite.cells if cells is None else cells
     store_plan(store, suite)
     finished = set() if rerun else store.finished()
     todo = [c for c in cells if c.id not in finished]
-    record = registry.get("executor", executor or suite.options.executor, "--executor: ")
-    options = record.options.model_validate(suite.executor_options if executor_options is None else executor_options)
+    record, options = resolve_executor(registry, executor or suite.options.executor,
+                                       suite.executor_options if executor_options is None else executor_options)
     result = RunResult()
-    notify(pm, "tlbench_suite_started", suite_name=suite.options.name, results_dir=suite.results_dir, cells=todo)
-    with Session(suite, todo, registry, store, pm, plugins, rerun, progress or (lambda *a: None),
-                 result, predicted) as session:
+    host = Host.of(pm, registry)
+    host.suite_started(suite.options.name, suite.results_dir, todo)
+    crashed = True
+    try:
+        with Session(suite, todo, registry, store, host, plugins, rerun, progress or (lambda *a: None),
+                     result, predicted) as session:
+            try:
+                record.run(session, options)
+            except KeyboardInterrupt:
+                result.interrupted = True
+        crashed = False
+    finally:  # a library caller gets both notifications too, whatever happened
         try:
-            record.run(session, options)
-        except KeyboardInterrupt:
-            result.interrupted = True
+            if finish is not None and not crashed:
+                finish(result)
+        finally:
+            host.suite_finished(suite.options.name, suite.results_dir, "failed" if crashed else result.status)
     return result

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tlbench.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.errors import UserError
+from tlbench import executors
 from tlbench.records import Options
 from tlbench.registry import Registry
 from tlbench.space import Search, SearchOptions, parse_search
@@ -120,9 +121,9 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
     suite_opts = _validate(SuiteOptions, raw["suite"], f"{where}[suite]")
     if output:
         suite_opts = suite_opts.model_copy(update={"output": output})
-    executor = registry.get("executor", suite_opts.executor, f"{where}[suite] executor: ")
     executor_options = raw.get("executor", {})
-    _validate(executor.options, executor_options, f"{where}[executor] ({executor.name})")
+    executors.executor_options(registry, suite_opts.executor, executor_options, f"{where}[suite] executor",
+                               f"{where}[executor] ({suite_opts.executor})")
     if "device" in raw.get("train", {}):
         raise UserError(f"{where}[train].device: devices are executor resources now; write [executor] "
                         "device = \"...\" (inprocess) or devices = [...] (local)")
@@ -186,7 +187,7 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bo
             if key in entries and entries[key].options != opts:
                 raise UserError(f"{at}: label {label!r} is already used by another [[{kind}]] with other "
                                 "options; give this one a distinct label = \"...\"")
-            entries.setdefault(key, Entry(record.name, label, opts, variant, dedupe))
+            entries.setdefault(key, Entry(table["plugin"], label, opts, variant, dedupe))  # as named (qualified?)
     return list(entries.values())
 
 
