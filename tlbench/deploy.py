@@ -25,8 +25,10 @@ from torch import nn
 
 from tlbench.records import Split, take
 
-#: latency: warm-up calls, then timed calls until this many seconds or LATENCY_CALLS calls
-LATENCY_WARMUP, LATENCY_SECONDS, LATENCY_CALLS = 2, 0.3, (5, 30)
+#: latency: warm-up calls (at least LATENCY_WARMUP, for WARMUP_SECONDS: a thread pool that has been
+#: idle can take a second to come back on a busy machine), then timed calls until LATENCY_SECONDS
+#: or LATENCY_CALLS calls
+LATENCY_WARMUP, WARMUP_SECONDS, LATENCY_SECONDS, LATENCY_CALLS = 2, 0.5, 0.3, (5, 30)
 #: throughput: one warm-up batch, then timed batches until this many seconds or THROUGHPUT_CALLS
 THROUGHPUT_SECONDS, THROUGHPUT_CALLS = 0.5, (1, 3)
 
@@ -86,8 +88,7 @@ def measure(model: nn.Module, split: Split, batch_size: int, precision=contextli
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
-    for _ in range(LATENCY_WARMUP):
-        call(one)
+    _timed(lambda: call(one), WARMUP_SECONDS, LATENCY_WARMUP, 10 ** 6)
     latency = _timed(lambda: call(one), LATENCY_SECONDS, *LATENCY_CALLS)
     call(batch)
     per_batch = _timed(lambda: call(batch), THROUGHPUT_SECONDS, *THROUGHPUT_CALLS)

@@ -22,6 +22,7 @@ from tlbench.report.tables import Cell, Table, fmt_count, fmt_num
 def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
     """Per backbone × strategy: train time, throughput, peak memory, parameters."""
     frame = _cost_frame(selected, strategies)
+    energy = bool(frame["energy_joules_mean"].notna().any())
     rows, breaks, prev = [], [], None
     for i, r in enumerate(frame.itertuples(index=False)):
         if prev is not None and r.backbone != prev:
@@ -33,15 +34,21 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
                Cell(fmt_num(r.examples_per_second_mean, 0)), Cell(fmt_num(r.peak_memory_mb_max, 0)),
                Cell(fmt_count(r.trainable_params_median)), Cell(fmt_count(r.total_params_median)),
                Cell(pct_txt)]
+        if energy:
+            row.append(Cell(fmt_num(r.energy_joules_mean, 0) + (" *" if r.energy_shared else "")))
         row.append(Cell(str(r.cells)))
         rows.append(row)
     header = ["Backbone", "Strategy", "Train time (s)", "Examples/s", "Peak memory (MB)",
               "Trainable params", "Total params", "Trainable (%)"]
-    header.append("Cells")
+    header += ["Energy (J)"] * energy + ["Cells"]
     cap = ("Cost of the selected variants, over every successful cell (dataset, label fraction, "
            "seed) of each backbone and strategy: mean training time per cell, mean training "
            "throughput, largest peak memory, and median trainable and total parameters (the "
            "head grows with the number of classes).")
+    if energy:
+        cap += (" Energy: mean joules per cell from the device's counter (NVML for a GPU, RAPL for the CPU "
+                "packages), over the cells that measured it; * the device was shared with other processes during "
+                "some of those cells, so the reading includes their energy.")
     return Table("cost", "Cost per strategy", cap, header, rows, frame, numeric_from=2,
                  key_cols=1, breaks=breaks)
 
@@ -59,6 +66,8 @@ def _cost_frame(selected: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
             "trainable_params_median": trainable,
             "total_params_median": total,
             "trainable_percent": 100 * trainable / total if total and total > 0 else math.nan,
+            "energy_joules_mean": _energy(g).mean(),
+            "energy_shared": bool(g.get("energy_shared", pd.Series(dtype=object)).eq(True).any()),
         })
     rank = {s: i for i, s in enumerate(strategies)}
     frame = pd.DataFrame(records)
@@ -66,10 +75,17 @@ def _cost_frame(selected: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
                              if c.name == "strategy" else c).reset_index(drop=True)
 
 
+def _energy(frame: pd.DataFrame) -> pd.Series:
+    """The frame's energy_joules as numbers (NaN where not measured, or records without the column)."""
+    return pd.to_numeric(frame["energy_joules"], errors="coerce") if "energy_joules" in frame.columns \
+        else pd.Series(math.nan, index=frame.index)
+
+
 # ---------------------------------------------------------------------------- figure
 
 COST_AXES = (("seconds", "Training time per run (s, log)"),
-             ("params", "Trainable parameters (log)"))
+             ("params", "Trainable parameters (log)"),
+             ("energy", "Energy per run (J, log)"))
 
 
 def _cost_points(selected: pd.DataFrame) -> pd.DataFrame:
@@ -78,7 +94,8 @@ def _cost_points(selected: pd.DataFrame) -> pd.DataFrame:
     cells = selected[selected["label_fraction"] == top]
     pts = (cells.groupby(["dataset", "backbone", "strategy"])
            .agg(acc=("test_acc", "mean"), seconds=("train_seconds", "mean"),
-                params=("trainable_params", "median"), fraction=("label_fraction", "first"))
+                params=("trainable_params", "median"), fraction=("label_fraction", "first"),
+                energy=("energy_joules", "mean"))
            .reset_index())
     pts["acc"] *= 100
     pts["params"] = pts["params"].clip(lower=1)
@@ -135,8 +152,10 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                   directory: Path) -> FigureOut | None:
     if selected.empty:
         return None
-    pts = _cost_points(selected)
-    axes_spec = [(col, label) for col, label in COST_AXES if (pts[col] > 0).any()]
+    pts = _cost_points(selected.assign(energy_joules=_energy(selected)))
+    # energy is an axis only when every point measured it (a partial axis would mislead)
+    axes_spec = [(col, label) for col, label in COST_AXES
+                 if (pts[col] > 0).any() and (col != "energy" or (pts[col] > 0).all())]
     if not axes_spec:
         return None
     oracles = D.oracles(selected)
@@ -177,9 +196,9 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
             place_labels(fig, ax, items, obstacles, line)
         png = save_figure(fig, directory, "fig2_cost_accuracy")
     marker_txt = "marker shape: backbone; " if len(backbones) > 1 else ""
-    rows_txt = (("top row training time per run, bottom row trainable parameters (both log "
-                 "scale)") if nspec == 2 else f"{axes_spec[0][1].lower()}; the other cost was "
-                "not recorded")
+    absent = [label.split(" (")[0].lower() for col, label in COST_AXES if (col, label) not in axes_spec]
+    rows_txt = ("one row per cost: " + ", ".join(label.split(" (")[0].lower() for _, label in axes_spec)
+                + " (log scale)" + (f"; not recorded for every point: {', '.join(absent)}" if absent else ""))
     cap = (f"Accuracy against cost at each dataset's largest label fraction: {rows_txt}. "
            "One point per "
            f"backbone and strategy, mean over seeds (colour: strategy; {marker_txt}oracles "
