@@ -21,7 +21,7 @@ from tlbench.errors import UserError
 from tlbench.registry import Registry
 from tlbench.suite import Cell, canonical
 
-__all__ = ["Preflight", "preflight", "nothing_to_check", "input_of"]
+__all__ = ["Checked", "Preflight", "preflight", "nothing_to_check", "input_of", "named"]
 
 
 def nothing_to_check(options) -> None:
@@ -29,18 +29,30 @@ def nothing_to_check(options) -> None:
     outside it can be missing or malformed)."""
 
 
+@dataclass(frozen=True)
+class Checked:
+    """One distinct dataset or backbone the preflight looked at, and how: its plugin's ``check``,
+    or (a plugin without one) its ``load`` / ``build``."""
+
+    kind: Literal["dataset", "backbone"]
+    label: str
+    how: Literal["check", "load"]
+
+
 @dataclass
 class Preflight:
-    """What the preflight looked at: ``("dataset" | "backbone", label)`` of each distinct entry,
-    and how it was checked (``"check"`` or ``"load"``: a plugin without a check)."""
+    """What the preflight looked at."""
 
-    checked: list[tuple[str, str, str]] = field(default_factory=list)
+    checked: list[Checked] = field(default_factory=list)
 
     def summary(self) -> str:
-        """e.g. ``"2 datasets, 1 backbone checked"``."""
-        count = lambda kind: sum(k == kind for k, _, _ in self.checked)  # noqa: E731
-        plural = lambda n, word: f"{n} {word}{'' if n == 1 else 's'}"  # noqa: E731
-        return f"{plural(count('dataset'), 'dataset')}, {plural(count('backbone'), 'backbone')} checked"
+        """e.g. ``"2 datasets, 1 backbone checked (1 by loading: no check)"``."""
+        def many(n: int, word: str) -> str:
+            return f"{n} {word}" + ("" if n == 1 else "s")
+        kinds = [c.kind for c in self.checked]
+        loaded = sum(c.how == "load" for c in self.checked)
+        return (f"{many(kinds.count('dataset'), 'dataset')}, {many(kinds.count('backbone'), 'backbone')} checked"
+                + (f" ({loaded} by loading: no check)" if loaded else ""))
 
 
 def preflight(cells: Iterable[Cell], registry: Registry) -> Preflight:
@@ -56,7 +68,7 @@ def preflight(cells: Iterable[Cell], registry: Registry) -> Preflight:
             if key in seen:
                 continue
             seen.add(key)
-            report.checked.append((kind, entry.label, check_entry(kind, entry, registry)))
+            report.checked.append(Checked(kind, entry.label, check_entry(kind, entry, registry)))
     return report
 
 
