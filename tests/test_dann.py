@@ -28,7 +28,7 @@ TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_
 
 
 def test_hook_and_options():
-    [record] = dann.tlbench_strategies()
+    record = dann.tlbench_strategies()[0]
     assert record.name == "dann" and record.needs_target_domain and record.grid["lr"]
     for name, field in DannOptions.model_fields.items():
         assert field.description, name
@@ -269,3 +269,84 @@ def test_dann_runs_end_to_end_on_a_shift_pair(dataset, write_suite, cli):
     by_strategy = {r["strategy"]: r["metrics"] for r in records}
     assert by_strategy["target_oracle"]["val_acc"] == by_strategy["target_oracle"]["target_val_acc"]
     assert by_strategy["finetune"]["val_acc"] != by_strategy["finetune"]["target_val_acc"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference recipe: iterations, the lambda = 0 control, one compiled graph
+
+
+def test_iterations_size_the_run_and_its_schedules(toy_shift):
+    ctx = make_ctx(TINY, toy_shift, epochs=1, batch_size=64)
+    dann.train(ctx, DannOptions(hidden=16, iterations=7))
+    assert ctx.clock.images == 7 * 2 * 64  # 7 steps of 64 source and 64 target images, whatever [train] says
+    opt, schedule = dann.make_optimizer(ctx, dann.DannModel(ctx.classifier(), dann.DomainDiscriminator(32, 8)),
+                                        DannOptions(lr=0.01), steps=20000)
+    for _ in range(10000):  # halfway through TLlib's 20 x 1000 iterations
+        schedule.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(0.01 * (1 + 10 * 0.5) ** -0.75)  # the head, at 10x
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.001 * (1 + 10 * 0.5) ** -0.75)  # the backbone
+
+
+def test_source_only_control_is_dann_without_the_adversary(toy_shift):
+    [adapt, control] = dann.tlbench_strategies()
+    assert control.name == "dann_source_only" and control.role == "baseline" and control.needs_target_domain
+    assert control.grid == adapt.grid  # the same tuning budget
+    assert set(control.options.model_fields) == set(DannOptions.model_fields) - {"lambda_max", "gamma"}
+    with pytest.raises(pydantic.ValidationError):
+        control.options(lambda_max=1.0)
+    outs = []
+    for run, options in ((control.run, control.options(hidden=16)), (dann.run, DannOptions(hidden=16, lambda_max=0))):
+        ctx = make_ctx(TINY, toy_shift, epochs=1, batch_size=64, min_steps=3)
+        outs.append(run(ctx, options))
+    for split in outs[0].logits:
+        assert torch.equal(outs[0].logits[split], outs[1].logits[split]), split
+    # with lambda = 0 the domain loss sends no gradient into the backbone
+    model = dann.DannModel(_classifier(), dann.DomainDiscriminator(4, 8))
+    step = dann.DannStep(model, _Fixed(torch.randn(6, 3)), DannOptions(lambda_max=0.0))
+    step.advance(5, 10)
+    out = step(torch.randn(6, 3), torch.zeros(6, dtype=torch.long))
+    out.components["domain_loss"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in model.backbone.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in model.discriminator.parameters())
+
+
+class _Fixed:
+    """A target sampler that always gives the same batch."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def take(self, n):
+        return self.inputs[:n]
+
+
+def test_a_compiled_step_compiles_once_while_lambda_changes(monkeypatch):
+    """With [train] compile, lambda changes at every step (a tensor buffer) and the step is
+    traced once: counted with dynamo's CompileCounter backend (tracing and guards as in a real
+    compile, no code generation)."""
+    import torch._dynamo
+    from torch._dynamo.testing import CompileCounter
+
+    from tlbench import context as context_module
+    counter = CompileCounter()
+    real_compile = torch.compile
+    monkeypatch.setattr(context_module.torch, "compile",
+                        lambda module, **kwargs: real_compile(module, backend=counter, dynamic=False))
+    torch._dynamo.reset()
+    shifted = tlbench.LoadedDataset(["a", "b", "c"], {"all": blobs(0.0, 0, n=300)}, {"all": blobs(1.0, 1, n=300)})
+    ctx = make_ctx(lambda pretrained: VectorBackbone(), shifted, batch_size=16, min_steps=12)
+    ctx.train = ctx.train.model_copy(update={"compile": True})
+    lambdas = []
+    original = dann.DannStep.advance
+
+    def advance(self, step, steps):
+        original(self, step, steps)
+        lambdas.append(float(self.lambd))
+        if step == 2:
+            counted[0] = counter.frame_count
+    counted = [None]
+    monkeypatch.setattr(dann.DannStep, "advance", advance)
+    dann.train(ctx, DannOptions(hidden=8, iterations=12, backbone_lr_mult=1.0))
+    assert len(set(lambdas)) == 12  # a new lambda at every step
+    assert counter.frame_count >= 1 and counter.frame_count == counted[0]  # no graph after the first steps
+    torch._dynamo.reset()

@@ -12,7 +12,8 @@ domains, as in the paper's implementations. The loss is
 
 over both domains (source 0, target 1); the reversal makes the features fool the discriminator
 while it learns to tell the domains apart. The paper's schedules, with training progress
-``p = step / steps`` going from 0 to 1 over ``ctx.steps()``:
+``p = step / steps`` going from 0 to 1 over the run's steps (``iterations``, as the paper and
+TLlib size their runs, e.g. TLlib's 20 x 1000; default ``ctx.steps()``, from ``[train]``):
 
 * reversal weight ``lambda_p = lambda_max * (2 / (1 + exp(-gamma * p)) - 1)``, ``gamma = 10``:
   the noisy discriminator is ignored early, then the adversarial signal grows to ``lambda_max``;
@@ -23,6 +24,15 @@ As in the paper's fine-tuning of pretrained networks, the backbone learns at ``b
 times the rate of the layers trained from scratch (head and discriminator). The optimizer defaults
 to AdamW (the paper used SGD with momentum 0.9, ``optimizer = "sgd"``): with the short schedules
 of a benchmark, AdamW trained both the classifier and the adversary better in our runs.
+
+The reversal weight is held in a tensor buffer of the step, updated in place between steps, so a
+compiled step (``[train] compile = true``) is traced once, not once per value of lambda.
+
+``dann_source_only`` is DANN's own control (role ``baseline``): the same model, recipe, schedules,
+grid and joint source + target batches (batch norm sees both domains), with ``lambda_max = 0``,
+so that no gradient of the domain loss reaches the backbone. DANN minus this control is what
+the adversary itself adds; this control minus ``finetune`` is what the recipe and the shared
+batch-norm statistics add.
 
 Reported: ``trainable_params`` counts backbone, head and discriminator (all trained; the
 discriminator is dropped for inference); ``extra["domain_acc"]`` is the discriminator's balanced
@@ -36,7 +46,7 @@ import math
 from typing import Literal
 
 import torch
-from pydantic import Field
+from pydantic import Field, create_model
 from torch import nn
 
 import tlbench
@@ -71,25 +81,30 @@ class DannOptions(tlbench.Options):
     lambda_max: float = Field(1.0, ge=0, description="final weight of the reversed domain gradient "
                                                      "(0: no adaptation, source-only training)")
     gamma: float = Field(10.0, gt=0, description="steepness of lambda_p = lambda_max * (2 / (1 + exp(-gamma p)) - 1)")
+    iterations: int | None = Field(None, ge=1, description="training steps, as the paper and TLlib size a run "
+                                                           "(progress p = step / iterations); default: [train] "
+                                                           "epochs over the labelled source, at least min_steps")
     hidden: int = Field(1024, ge=1, description="width of the discriminator's two hidden layers")
     disc_dropout: float = Field(0.5, ge=0, lt=1, description="dropout after each hidden layer of the discriminator")
 
 
 class GradientReversal(torch.autograd.Function):
-    """Identity forward; the upstream gradient times ``-lambda`` backward."""
+    """Identity forward; the upstream gradient times ``-lambda`` backward. ``lambda`` is a tensor
+    (a 0-d buffer), so that a compiled graph reads its value instead of specialising on it."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lambd: float) -> torch.Tensor:
-        ctx.lambd = float(lambd)
+    def forward(ctx, x: torch.Tensor, lambd: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(lambd)
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        return grad.neg() * ctx.lambd, None
+        (lambd,) = ctx.saved_tensors
+        return grad.neg() * lambd.to(grad.dtype), None
 
 
-def grad_reverse(x: torch.Tensor, lambd: float) -> torch.Tensor:
-    return GradientReversal.apply(x, lambd)
+def grad_reverse(x: torch.Tensor, lambd: torch.Tensor | float) -> torch.Tensor:
+    return GradientReversal.apply(x, torch.as_tensor(lambd, dtype=x.dtype, device=x.device))
 
 
 class DomainDiscriminator(nn.Sequential):
@@ -178,15 +193,16 @@ def make_optimizer(ctx, model: DannModel, options: DannOptions, steps: int):
 class DannStep(TrainStep):
     """One DANN step: a labelled source batch and an equally large unlabelled target batch in one
     forward pass; loss = class cross-entropy + domain BCE behind the gradient reversal, whose
-    weight ``lambda_p`` follows the paper's schedule (set in :meth:`advance`, outside the graph)."""
+    weight ``lambda_p`` follows the paper's schedule: a 0-d buffer filled in :meth:`advance`,
+    outside the graph, so that a compiled step is traced once."""
 
     def __init__(self, model: DannModel, target: "Unlabelled", options: DannOptions):
         super().__init__(model)
         self.target, self.options = target, options
-        self.lambd = 0.0
+        self.register_buffer("lambd", torch.zeros((), device=next(model.parameters()).device), persistent=False)
 
     def advance(self, step: int, steps: int) -> None:
-        self.lambd = lambda_schedule(step / steps, self.options.lambda_max, self.options.gamma)
+        self.lambd.fill_(lambda_schedule(step / steps, self.options.lambda_max, self.options.gamma))
 
     def forward(self, source, labels: torch.Tensor) -> StepOutput:
         model, n = self.model, len(labels)
@@ -204,7 +220,7 @@ def train(ctx, options: DannOptions) -> DannModel:
     classifier = ctx.classifier(pretrained=True)
     model = DannModel(classifier, DomainDiscriminator(classifier.backbone.feature_dim, options.hidden,
                                                       options.disc_dropout).to(ctx.device))
-    steps = ctx.steps("train")
+    steps = options.iterations or ctx.steps("train")
     opt, schedule = make_optimizer(ctx, model, options, steps)
     ctx.train_loop(DannStep(model, Unlabelled(ctx), options), opt, schedule, steps)
     return model
@@ -226,9 +242,25 @@ def run(ctx, options: DannOptions) -> tlbench.Outcome:
     return tlbench.Outcome(logits, *count_params(model), extra={"domain_acc": domain_acc})
 
 
+#: the control's options: DANN's, less the adversary's weight and its schedule
+SourceOnlyOptions = create_model("DannSourceOnlyOptions", __base__=tlbench.Options,
+                                 **{name: (info.annotation, info) for name, info in DannOptions.model_fields.items()
+                                    if name not in ("lambda_max", "gamma")})
+
+
+def run_source_only(ctx, options) -> tlbench.Outcome:
+    """DANN with ``lambda_max = 0``: its recipe and joint batches without the adversary."""
+    return run(ctx, DannOptions(**options.model_dump(), lambda_max=0.0))
+
+
 @tlbench.hookimpl
 def tlbench_strategies():
+    lr = {"lr": LogUniform(1e-4, 3e-2)}
     return [tlbench.StrategyPlugin("dann", "domain-adversarial training (DANN): fine-tune with a gradient-reversed "
                                    "domain discriminator on unlabelled target images", DannOptions, run,
                                    needs_target_domain=True, grid=GRID, role="adaptation",
-                                   space={"lr": LogUniform(1e-4, 3e-2), "lambda_max": LogUniform(0.1, 1.0)})]
+                                   space={**lr, "lambda_max": LogUniform(0.1, 1.0)}),
+            tlbench.StrategyPlugin("dann_source_only", "DANN's own source-only control: its recipe, schedules and "
+                                   "joint source + target batches with lambda_max = 0 (no adversarial gradient)",
+                                   SourceOnlyOptions, run_source_only, needs_target_domain=True, grid=GRID,
+                                   role="baseline", space=lr)]
