@@ -60,18 +60,20 @@ def counting_runs(monkeypatch, stop_after: int | None = None) -> list[str]:
     return calls
 
 
-def test_tpe_search_runs_resumes_after_a_kill_and_retrains_nothing(write_suite, cli, monkeypatch):
+def test_tpe_search_runs_resumes_after_a_kill_on_the_local_executor_and_retrains_nothing(write_suite, cli,
+                                                                                          monkeypatch):
     path = write_suite(SEARCH)
     calls = counting_runs(monkeypatch, stop_after=3)  # the second wave is cut after its first trial
     assert cli("run", path, "--no-report").exit_code == 130
-    first = list(calls)
-    calls = counting_runs(monkeypatch)
-    resumed = cli("run", path, "--no-report")
-    assert resumed.exit_code == 0, resumed.output
-    assert len(calls) == 1 and calls[0] not in first  # the same asks came back: only the lost trial trains
     store = Store(path.parent / "results/search")
+    before = {r.cell_id: r.finished_at for r in store.records(plan_only=False)}
+    assert set(before) == set(calls) and len(calls) == 3
+    resumed = cli("run", path, "--no-report", "--executor", "local", "--executor-option", "workers=1")
+    assert resumed.exit_code == 0, resumed.output
     records = store.records()
-    assert len(records) == 4 and {r.cell_id for r in records} == set(first) | set(calls)
+    assert len(records) == 4 and all(r.status == "ok" and r.steps == 2 for r in records)
+    assert {r.cell_id: r.finished_at for r in records if r.cell_id in before} == before  # the same asks came
+    assert len(store.records(plan_only=False)) == 4  # back: only the lost trial trained, in a worker process
     variants = {r.variant for r in records}
     assert len(variants) == 4 and all('"lr":' in v and "weight_decay" not in v for v in variants)  # fixed: not searched
     assert {r.config["strategy"]["weight_decay"] for r in records} == {0.01}
@@ -79,14 +81,6 @@ def test_tpe_search_runs_resumes_after_a_kill_and_retrains_nothing(write_suite, 
     assert budget["trials"] == 4 and budget["cells"] == 4 and budget["steps"] == 8
     again = counting_runs(monkeypatch)
     assert cli("run", path, "--no-report").exit_code == 0 and again == []  # finished: nothing trains
-
-
-def test_search_runs_on_the_local_executor(write_suite, cli):
-    path = write_suite(SEARCH.replace("trials = 4", "trials = 2"))
-    result = cli("run", path, "--no-report", "--executor", "local", "--executor-option", "workers=1")
-    assert result.exit_code == 0, result.output
-    records = Store(path.parent / "results/search").records()
-    assert len(records) == 2 and all(r.status == "ok" and r.steps == 2 for r in records)
 
 
 @pytest.mark.parametrize("table, message", [
@@ -176,3 +170,17 @@ def test_readme_states_each_declared_space():
         stated.update({name: params for name in re.findall(r"`(\w+)`", names)})
     declared = {name: s.space for name, s in registry.records["strategy"].items() if s.space}
     assert stated == declared
+
+
+def test_the_tuning_budget_counts_a_grid_from_its_records_and_a_search_from_the_store_meta():
+    import pandas as pd
+    from tlbench.report.sections.selection import tuning_budget
+    rows = [dict(backbone="b", dataset="d", strategy=s, label_fraction=1.0, variant=v, seed=seed, status="ok",
+                 steps=steps) for s, v, steps in [("finetune", "{\"lr\":0.001}", 10), ("finetune", "{\"lr\":0.01}", 10),
+                                                  ("lora", "{\"lr\":0.004}", 27), ("linear_probe", "{}", None)]
+            for seed in (0, 1)]
+    searched = [dict(backbone="b", dataset="d", strategy="lora", label_fraction=1.0, trials=9, cells=26, steps=486)]
+    budget = tuning_budget(pd.DataFrame(rows), searched).set_index("strategy")
+    assert budget.loc["finetune", "trials"] == 2 and budget.loc["finetune", "steps"] == 40  # 2 variants x 2 seeds
+    assert budget.loc["lora", "trials"] == 9 and budget.loc["lora", "steps"] == 486  # pruned rungs counted
+    assert math.isnan(budget.loc["linear_probe", "steps"])  # trains no steps
