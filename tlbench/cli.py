@@ -412,6 +412,8 @@ def list_(kind, plugins, strict_plugins):
                 default = "required" if info.is_required() else f"default {info.default!r}"
                 grid = getattr(record, "grid", {}).get(field)
                 default += f", grid {grid}" if grid else ""
+                space = getattr(record, "space", {}).get(field)
+                default += f", space {space}" if space else ""
                 out.print(f"      {field}: {escape(info.description or '')} [dim]({escape(default)})[/dim]",
                           highlight=False)
 
