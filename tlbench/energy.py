@@ -177,7 +177,8 @@ class Meter:
         self.reading: EnergyReading | None = None
 
     def __enter__(self) -> "Meter":
-        self.total, self.last, self.others = 0.0, self.counters.read(), self.counters.others_active()
+        self.counters.others_active()  # a baseline: what ran before the cell does not count
+        self.total, self.last, self.others = 0.0, self.counters.read(), False
         self.thread = threading.Thread(target=self._poll_loop, daemon=True, name="tlbench-energy")
         self.thread.start()
         return self
