@@ -231,3 +231,12 @@ def test_training_with_augmentation(policy):
     plain = finetune.run(context(steps=4), finetune.FinetuneOptions())
     assert not torch.equal(outcome.logits["test"], plain.logits["test"])
     assert math.isfinite(ctx.curve[-1]["loss"])
+
+
+def test_drop_path_is_a_timm_build_option():
+    from tlbench.builtins.backbones import timm as timm_plugin
+
+    def drop_paths(rate):
+        options = timm_plugin.TimmOptions(model="test_efficientnet", weights="none", input_size=32, drop_path_rate=rate)
+        return [m for m in timm_plugin.build(options, False).modules() if type(m).__name__ == "DropPath"]
+    assert drop_paths(0.0) == [] and max(m.drop_prob for m in drop_paths(0.2)) > 0

@@ -66,6 +66,8 @@ class TimmOptions(tlbench.Options):
                                                  'path to a local .safetensors/.pth/.bin checkpoint')
     input_size: int | None = Field(None, ge=8, description="square input size in pixels; default: the "
                                                            "native size of the weights")
+    drop_path_rate: float = Field(0.0, ge=0, lt=1, description="stochastic depth while training (timm's "
+                                  "drop_path_rate; models without it fail to build with it)")
 
     @field_validator("model")
     @classmethod
@@ -192,6 +194,8 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
     use_lite_package = variant is not None and lite_weights_available(variant)
 
     kwargs: dict = {"num_classes": 0}
+    if options.drop_path_rate:
+        kwargs["drop_path_rate"] = options.drop_path_rate
     cfg = get_pretrained_cfg(name, allow_unregistered=True)
     native = LITE_INPUT_SIZE[variant] if use_lite_package else _cfg_size(cfg)
     input_size = options.input_size or native
