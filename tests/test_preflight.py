@@ -57,7 +57,8 @@ def test_the_imagefolder_check_decodes_once_for_the_load_and_again_when_a_file_c
 
 
 @pytest.mark.parametrize("check, options, fragments", [
-    (mobilenet.check, lambda tmp: mobilenet.MobileNetV2Options(weights=str(tmp / "w.pth")), ["w.pth", "does not exist"]),
+    (mobilenet.check, lambda tmp: mobilenet.MobileNetV2Options(weights=str(tmp / "w.pth")),
+     ["w.pth", "does not exist"]),
     (timm_backbone.check, lambda tmp: timm_backbone.TimmOptions(model="resnet18", weights=str(tmp / "r.safetensors")),
      ["r.safetensors", "does not exist"]),
     (hf_backbone.check, lambda tmp: hf_backbone.TransformersOptions(model=str(tmp / "no-model")),

@@ -40,8 +40,8 @@ def train_loop_step(step_module, split, loss_of) -> tuple[TrainStep, str]:
         loss_of, split = split, loss_of if isinstance(loss_of, str) else "train"
     if loss_of is None:
         if not isinstance(step_module, TrainStep):
-            raise TypeError(f"CellContext.train_loop: pass a tlbench.TrainStep (e.g. tlbench.ClassificationStep(model), "
-                            f"or your own subclass), not {type(step_module).__name__}")
+            raise TypeError("CellContext.train_loop: pass a tlbench.TrainStep (e.g. tlbench.ClassificationStep("
+                            f"model), or your own subclass), not {type(step_module).__name__}")
         return step_module, split
     warnings.warn("CellContext.train_loop(model, opt, schedule, steps, loss_of) is deprecated since tlbench 0.3.0 "
                   "and is removed in 0.4.0: pass a tlbench.TrainStep whose forward(inputs, labels) returns "

@@ -5,9 +5,11 @@ each distinct backbone (plugin + options) among the cells that will run, and cal
 cheap ``check(options)`` (:class:`tlbench.DatasetPlugin`, :class:`tlbench.BackbonePlugin`): a
 dataset's files, columns, labels and that every example decodes; a backbone's weights file, local
 model directory or the hub when it needs one. A plugin without a ``check`` is checked by its first
-``load(options)`` / ``build(options, True)`` (and ``encoder(options)``). A :class:`~tlbench.UserError`
-raised there stops the run before the store is opened: one line, exit status 2, no record written. ``--dry-run`` runs
-the same preflight, so a dry run that says ok means the run will start.
+``load(options)`` / ``build(options, True)`` (and ``encoder(options)``). A
+:class:`~tlbench.UserError` raised there stops the run before the store is opened: one line, exit
+status 2, no record written. ``--dry-run`` runs the same preflight, so a dry run that says ok means
+the run will start. A user error that only a cell finds is marked by :func:`input_of` and stops
+that dataset's (backbone's) cells in the controller (:class:`tlbench.runner.Session`).
 
 Any other exception (a plugin's bug) is left to the cells, which record it as a failure as usual.
 """

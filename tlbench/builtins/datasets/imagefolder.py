@@ -123,7 +123,7 @@ def load(options: ImageFolderOptions) -> tlbench.LoadedDataset:
     files = {name: _folder_files(folder, classes, require_every_class=name in ("train", "all"))
              for name, folder in layout.items()}
     key = (options.image_size, tuple(classes),
-           tuple((name, tuple(labels), tuple(_fingerprint(p) for p in paths)) for name, (paths, labels) in files.items()))
+           tuple((name, tuple(labels), tuple(map(_fingerprint, paths))) for name, (paths, labels) in files.items()))
     if key in _LAST:
         return _LAST[key]
     source = {name: _decode(paths, labels, options.image_size) for name, (paths, labels) in files.items()}
