@@ -91,6 +91,8 @@ def test_tpe_search_runs_resumes_after_a_kill_on_the_local_executor_and_retrains
     ('[search]\nmethod = "tpe"\n[search.space.lora]\nlr = [1e-3]', "[search].space.lora: no [[strategy]] has that"),
     ('[search]\nmethod = "tpe"\n[search.space.finetune]\nlr = { low = -1.0, high = 1e-2 }',
      "lr: Input should be greater than 0"),
+    ('[search]\nmethod = "tpe"\n[search.space.finetune]\nweight_decay = [[0.1]]',
+     "weight_decay: Choice: each value must be a number, a string or a boolean"),
     ('[search]\ntrials = 3', "[search].trials: applies to method \"random\" or \"tpe\", not to \"grid\""),
 ])
 def test_a_bad_search_table_is_a_one_line_error_at_dry_run(write_suite, cli, table, message):

@@ -99,6 +99,8 @@ class Choice:
     def __post_init__(self):
         if not self.values:
             raise ValueError("Choice: give at least one value")
+        if not all(isinstance(v, (str, int, float, bool)) for v in self.values):
+            raise ValueError(f"Choice: each value must be a number, a string or a boolean (got {list(self.values)})")
 
     def to_optuna(self):
         import optuna
@@ -229,6 +231,8 @@ def parse_search(table: Any, strategies: list, registry, trains: list, where: st
         fixed = entries[0].options.model_fields_set - set(entries[0].variant)
         space = {k: v for k, v in space.items() if k not in fixed}
         for key in entries[0].variant:  # the suite's own lists: searched as choices
+            if key in given:
+                raise UserError(f"{at}.space.{label}.{key}: also a list in its [[strategy]] table; keep one of the two")
             space[key] = Choice(tuple(dict.fromkeys(e.variant[key] for e in entries)))
         for key, dist in space.items():
             ends = dist.values if isinstance(dist, Choice) else (dist.low, dist.high)
