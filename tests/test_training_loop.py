@@ -123,8 +123,14 @@ def test_undertrained_on_synthetic_curves():
     assert engine.undertrained(curve(noisy_flat), steps) is False
     assert engine.undertrained(curve(0.05 * np.exp(-t / 20)), steps) is False  # near zero: fits the data
     # still falling, but validation peaked before the last 30%: more steps would not help
-    assert engine.undertrained(curve(falling), steps, best_step=10) is False
-    assert engine.undertrained(curve(falling), steps, best_step=36) is True
+    peaked = [{"step": 10, "val_acc": 0.8}, {"step": 20, "val_acc": 0.7}, {"step": 40, "val_acc": 0.75}]
+    assert engine.undertrained(curve(falling), steps, peaked) is False
+    rising = [{"step": 10, "val_acc": 0.5}, {"step": 20, "val_acc": 0.6}, {"step": 40, "val_acc": 0.7}]
+    assert engine.undertrained(curve(falling), steps, rising) is True
+    # validation still climbing at the end says so even where the loss is too noisy to fit
+    assert engine.undertrained(curve(noisy_flat), steps, rising) is True
+    flat = [{"step": 10, "val_acc": 0.7}, {"step": 20, "val_acc": 0.7}, {"step": 40, "val_acc": 0.72}]
+    assert engine.undertrained(curve(noisy_flat), steps, flat) is False
     assert engine.undertrained(curve(falling)[:3], 3) is None
 
 

@@ -178,6 +178,7 @@ class CellContext:
         check = engine.FiniteCheck()
         augment = Augmenter(self.train.augment, self.seed, self.device) if self.train.augment != "none" else None
         best = BestState(self, step_module.model, steps)
+        first_evaluation = len(self.val_curve)
         every = max(1, steps // CURVE_POINTS)
         curve, sums, summed = [], {}, 0
         step = 0
@@ -213,7 +214,7 @@ class CellContext:
         best.restore()
         self.trained_steps = (self.trained_steps or 0) + step
         self.best_step = best.step
-        self.undertrained = engine.undertrained(curve, step, best.step)
+        self.undertrained = engine.undertrained(curve, step, self.val_curve[first_evaluation:])
 
     def _stream(self, split: str, drop_last: bool):
         """Shuffled batches of ``split``, epoch after epoch, without end."""
