@@ -186,3 +186,10 @@ def test_the_tuning_budget_counts_a_grid_from_its_records_and_a_search_from_the_
     assert budget.loc["finetune", "trials"] == 2 and budget.loc["finetune", "steps"] == 40  # 2 variants x 2 seeds
     assert budget.loc["lora", "trials"] == 9 and budget.loc["lora", "steps"] == 486  # pruned rungs counted
     assert math.isnan(budget.loc["linear_probe", "steps"])  # trains no steps
+
+
+def test_a_user_error_inside_a_trial_stops_the_search_with_exit_2(write_suite, cli):
+    text = SEARCH.replace('plugin = "digits"\nimage_size = 8', 'plugin = "late_failure"')
+    result = cli("run", write_suite(text), "--no-report", "--plugin", "tests.helpers.preflight_plugins")
+    assert result.exit_code == 2, result.output
+    assert "late_failure: data/test.csv: row 7" in result.stderr

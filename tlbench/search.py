@@ -245,8 +245,9 @@ def run_search(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store
         if todo:
             step = run_suite(plan, registry, pm, store, rerun=rerun, progress=tracked, cells=todo, **run_options)
             result.failures += step.failures
-            if step.interrupted:
-                result.interrupted = True
+            result.user_errors += step.user_errors
+            if step.interrupted or step.user_errors:  # a user error stops the search: its cells never came
+                result.interrupted = step.interrupted
                 break
             if any(c.id not in done_here and not store.is_finished(c.id) for c in todo):
                 time.sleep(POLL_SECONDS)  # another run holds some of them: wait for its records
