@@ -1,4 +1,4 @@
-"""The peft strategy: every method on a tiny CNN, MobileNetV2-shaped convolutions and a tiny BERT
+"""The peft strategy: every method on a tiny CNN, a timm convnet, MobileNetV2-shaped convolutions and a tiny BERT
 (adapts, or is skipped with peft's reason), its options mapped onto peft's config dataclasses and
 checked in one line, the worker's skip, and the listing."""
 import dataclasses
@@ -14,6 +14,7 @@ from helpers.toy_cells import make_ctx
 from torch import nn
 
 import tlbench
+from tlbench.builtins.backbones import timm as timm_plugin
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.backbones import transformers as tf
 from tlbench.builtins.backbones.mobilenet import MobileNetV2
@@ -32,8 +33,8 @@ SMALL = {"lora": dict(r=2), "dora": dict(r=2), "ia3": {}, "loha": dict(r=2), "lo
          "oft": dict(oft_block_size=8), "boft": {}, "vera": dict(r=4), "hra": dict(r=2),
          "fourierft": dict(n_frequency=16)}
 #: what peft cannot wrap: its tuners that adapt nn.Linear only, on convolutions; OFT on 3x3 convolutions
-SKIPPED = {("tiny_cnn", "vera"), ("tiny_cnn", "fourierft"), ("mobilenetv2", "vera"), ("mobilenetv2", "fourierft"),
-           ("tiny_cnn", "oft")}
+SKIPPED = {(convnet, method) for convnet in ("tiny_cnn", "timm_cnn", "mobilenetv2") for method in ("vera", "fourierft")}
+SKIPPED.add(("tiny_cnn", "oft"))
 
 
 def mobilenet_shaped(pretrained: bool) -> MobileNetV2:
@@ -41,6 +42,12 @@ def mobilenet_shaped(pretrained: bool) -> MobileNetV2:
     MobileNetV2 at width 0.25: pointwise and depthwise convolutions as in the real one."""
     torch.manual_seed(0)
     return MobileNetV2(nn.Sequential(*torchvision.models.mobilenet_v2(width_mult=0.25).features[:4]), 16)
+
+
+def timm_cnn(pretrained: bool):
+    """timm's test_efficientnet, random init: depthwise-separable blocks, squeeze-excitation."""
+    return timm_plugin.build(timm_plugin.TimmOptions(model="test_efficientnet", weights="none", input_size=16),
+                             pretrained)
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +62,7 @@ def contexts(tmp_path_factory):
     return {
         "tiny_cnn": lambda: make_ctx(tiny, digits, batch_size=64, label_fraction=0.05),
         "mobilenetv2": lambda: make_ctx(mobilenet_shaped, digits, batch_size=64, label_fraction=0.05),
+        "timm_cnn": lambda: make_ctx(timm_cnn, digits, batch_size=64, label_fraction=0.05),
         "bert": lambda: text_cells.make_ctx(lambda pretrained: tf.build(options, pretrained), splits, 2,
                                             batch_size=64),
     }
@@ -64,7 +72,7 @@ def example_batch(ctx):
     return tlbench.records.take(ctx.data["test"].inputs, slice(0, 16))
 
 
-@pytest.mark.parametrize("backbone", ["tiny_cnn", "mobilenetv2", "bert"])
+@pytest.mark.parametrize("backbone", ["tiny_cnn", "timm_cnn", "mobilenetv2", "bert"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_each_method_adapts_the_declared_targets_or_is_skipped_with_its_reason(method, backbone, contexts):
     ctx = contexts[backbone]()
