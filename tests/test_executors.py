@@ -245,3 +245,58 @@ def test_executor_options_are_checked(write_suite, cli):
     assert bad.exit_code == 2 and "devices" in bad.stderr and "cuda:N" in bad.stderr
     unknown = cli("run", path, "--executor", "local", "--executor-option", "gpus=2")
     assert unknown.exit_code == 2 and "gpus" in unknown.stderr
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of ``pid``'s worker processes (multiprocessing's spawned children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_local_workers_exit_at_once_when_their_controller_is_killed(write_suite, tmp_path):
+    import signal
+    import time
+
+    text = SMALL.replace('plugin = "finetune"\nlr = 3e-3', 'plugin = "nap"\nseconds = 120')
+    path = write_suite(text.replace("seeds = [0, 1]", "seeds = [0]"))
+    log = tmp_path / "hooks.log"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "TLBENCH_TEST_HOOK_LOG": str(log)}
+    controller = subprocess.Popen(
+        [sys.executable, "-c", "from tlbench.cli import main; main()", "run", str(path), "--no-report",
+         "--plugin", "helpers.exec_plugins", "--executor", "local", "--executor-option", "workers=2", "--executor-option", "threads=1"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300  # the workers import torch: slow on a busy machine
+        while not (log.is_file() and "napping" in log.read_text()):  # a worker is in the middle of its cell
+            assert controller.poll() is None and time.monotonic() < deadline, "the run never started its cells"
+            time.sleep(0.2)
+        workers = _children(controller.pid)
+        assert len(workers) == 2
+        controller.send_signal(signal.SIGKILL)
+        controller.wait()
+        killed = time.monotonic()
+        while any(_alive(p) for p in workers) and time.monotonic() - killed < 10:
+            time.sleep(0.05)
+        gone_after = time.monotonic() - killed
+        assert not any(_alive(p) for p in workers), "a worker outlived its controller by 10 s"
+        assert gone_after < 2.0, f"the workers took {gone_after:.1f} s to exit"
+    finally:
+        if controller.poll() is None:
+            controller.kill()

@@ -1,24 +1,41 @@
 """tlbench: which pretrained backbone and which transfer strategy, measured.
 
-Everything a plugin author annotates is importable from here.
+Everything a plugin author annotates is importable from here. The names are imported on first
+use (PEP 562), so that ``import tlbench`` (and ``tlbench --help``) does not import torch.
 """
-import pluggy
+import importlib
 
-from tlbench.backbone import Backbone, Classifier
-from tlbench.cells import Cell, TrainOptions
-from tlbench.context import CellContext, Features
-from tlbench.errors import Diverged, UserError
-from tlbench.evidence import SplitEvidence
-from tlbench.image import ImageBackbone
-from tlbench.records import (BackbonePlugin, DatasetPlugin, Encoder, ExecutorPlugin, LoadedDataset, Options,
-                             Outcome, Role, ScorerPlugin, Split, StrategyPlugin)
-from tlbench.results import CellRecord, Cost
-from tlbench.step import ClassificationStep, StepOutput, TrainStep
+import pluggy
 
 __version__ = "0.3.0"
 hookimpl = pluggy.HookimplMarker("tlbench")
 
-__all__ = ["hookimpl", "Backbone", "BackbonePlugin", "Cell", "CellContext", "CellRecord", "ClassificationStep",
-           "Classifier", "Cost", "SplitEvidence", "DatasetPlugin", "Diverged", "Encoder", "ExecutorPlugin", "Features", "ImageBackbone", "LoadedDataset",
-           "Options", "Outcome", "Role", "ScorerPlugin", "Split", "StepOutput", "StrategyPlugin", "TrainOptions",
-           "TrainStep", "UserError", "__version__"]
+#: public name -> the module that defines it
+_LAZY = {
+    "Backbone": "tlbench.backbone", "Classifier": "tlbench.backbone",
+    "Cell": "tlbench.cells", "TrainOptions": "tlbench.cells",
+    "CellContext": "tlbench.context", "Features": "tlbench.context",
+    "Diverged": "tlbench.errors", "UserError": "tlbench.errors",
+    "SplitEvidence": "tlbench.evidence",
+    "Session": "tlbench.executors",
+    "ImageBackbone": "tlbench.image",
+    **{name: "tlbench.records" for name in ("BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
+                                            "LoadedDataset", "Options", "Outcome", "Role", "ScorerPlugin", "Split",
+                                            "StrategyPlugin")},
+    "CellRecord": "tlbench.results", "Cost": "tlbench.results",
+    "ClassificationStep": "tlbench.step", "StepOutput": "tlbench.step", "TrainStep": "tlbench.step",
+}
+
+__all__ = ["hookimpl", "__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'tlbench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # imported once
+    return value
+
+
+def __dir__():
+    return __all__

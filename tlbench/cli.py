@@ -22,9 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tlbench.errors import UserError, one_line_warnings
-from tlbench.host import Host
 from tlbench.registry import KINDS, DuplicateName
-from tlbench.suite import FILTER_KEYS
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
            "scorers": "scorer"}
@@ -35,6 +33,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def _load_plugins(plugins: tuple[str, ...], strict: bool):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        from tlbench.host import Host  # here, as every import of a command: tlbench --help stays quick
         host = Host.load(plugins, strict=strict)
         try:
             registry = host.registry
@@ -56,6 +55,7 @@ def _parse_filters(ctx, param, items) -> dict[str, list[str]]:
     parsed = {}
     for item in items:
         key, sep, values = item.partition("=")
+        from tlbench.suite import FILTER_KEYS
         if not sep or key not in FILTER_KEYS:
             raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of {', '.join(FILTER_KEYS)}")
         parsed.setdefault(key, []).extend(v for v in values.split(",") if v)

@@ -1,7 +1,7 @@
 """The executor toolkit: what every executor shares, ``inprocess``, ``local`` and ``ray`` as much
 as a third party's (SLURM, Kubernetes, ...).
 
-An executor plugin's ``run(session, options)`` asks the :class:`tlbench.Session` for cells
+An executor plugin's ``run(session, options)`` asks the :class:`Session` (``tlbench.Session``) for cells
 (``session.next(prefer=group)``), runs each with :func:`tlbench.worker.run_cell` wherever it
 likes and hands back ``session.done(spec, record)``. This module gives it:
 
@@ -27,13 +27,34 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.records import ExecutorPlugin, Options
     from tlbench.registry import Registry
+    from tlbench.results import CellRecord
+    from tlbench.worker import CellSpec
 
-__all__ = ["THREAD_ENV", "Retry", "error_line", "executor_options", "thread_env", "watch_parent"]
+__all__ = ["THREAD_ENV", "Retry", "Session", "error_line", "executor_options", "thread_env", "thread_values",
+           "watch_parent"]
+
+class Session(Protocol):
+    """What an executor's ``run(session, options)`` is handed (the controller's
+    :class:`tlbench.runner.Session` is one; a test may pass its own). Thread-safe."""
+
+    #: how many cells this run may hand out (start no more workers than that)
+    total: int
+
+    def next(self, prefer: str | None = None) -> CellSpec | None:
+        """The next cell to run, claimed in the store, preferring the group ``prefer`` (the
+        group of the worker's last cell: its caches); None when none is left."""
+
+    def done(self, spec: CellSpec, record: CellRecord) -> None:
+        """Store the record a worker returned for ``spec``."""
+
+    def failed(self, spec: CellSpec, reason: str) -> None:
+        """Record ``spec`` as failed without a record from a worker (its worker died twice)."""
+
 
 #: environment variables that size a process's thread pools, set before the worker imports torch
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -90,21 +111,21 @@ class Retry:
         return False
 
 
-def error_line(exc: BaseException, prefix: str = "worker error") -> str:
-    """A worker's own exception as one line (at most 500 characters): ``prefix: Type: message``."""
+def error_line(exc: BaseException) -> str:
+    """A worker's own exception as one line of at most 500 characters: ``Type: message``."""
     last = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()
-    return f"{prefix}: {last[-1] if last else type(exc).__name__}"[:500]
+    return (last[-1] if last else type(exc).__name__)[:500]
 
 
 _PR_SET_PDEATHSIG = 1
 
 
-def watch_parent(parent_pid: int | None = None) -> None:
-    """Make this worker process exit at once when its controller (``parent_pid``, default: the
-    parent) dies, however it dies (SIGKILL included): on Linux the kernel sends it SIGKILL
+def watch_parent(parent_pid: int) -> None:
+    """Make this worker process exit at once when its controller (``parent_pid``: the controller
+    passes its ``os.getpid()``, so that a controller that died while the worker was still starting
+    is noticed too) dies, however it dies (SIGKILL included): on Linux the kernel sends it SIGKILL
     (``prctl(PR_SET_PDEATHSIG)``); elsewhere too, a daemon thread sees the process reparented
     (its parent pid changes) within half a second and exits."""
-    parent_pid = os.getppid() if parent_pid is None else parent_pid
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.context import CellContext
+    from tlbench.executors import Session
 
 
 class Options(BaseModel):
@@ -224,4 +225,4 @@ class ExecutorPlugin:
     name: str
     help: str
     options: type[Options]
-    run: Callable[..., None]
+    run: Callable[["Session", Any], None]

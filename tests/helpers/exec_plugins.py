@@ -43,6 +43,10 @@ def die(ctx, options: DieOptions) -> tlbench.Outcome:
 
 
 def nap(ctx, options: NapOptions) -> tlbench.Outcome:
+    path = os.environ.get("TLBENCH_TEST_HOOK_LOG")
+    if path:
+        with open(path, "a") as f:
+            f.write(f"napping {os.getpid()} -\n")
     time.sleep(options.seconds)
     return constant(ctx)
 

@@ -13,8 +13,6 @@ import multiprocessing as mp
 import os
 import re
 import signal
-import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
@@ -22,9 +20,7 @@ from pydantic import Field, field_validator
 
 import tlbench
 from tlbench.errors import UserError
-
-#: environment variables that size a process's thread pools, set before the worker imports torch
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from tlbench.executors import Retry, error_line, thread_env, watch_parent
 
 
 class LocalOptions(tlbench.Options):
@@ -98,9 +94,11 @@ def default_cpu_workers(cpus: int) -> int:
 
 # -- the worker process -------------------------------------------------------------------------
 
-def _serve(conn, device: str, threads: int) -> None:
+def _serve(conn, device: str, threads: int, controller: int) -> None:
     """A worker process: receive specs, run them, send back ``("done", cell_id, record)`` or
-    ``("error", cell_id, message)``; stop at ``None`` or when the controller is gone."""
+    ``("error", cell_id, message)``; stop at ``None`` or when the controller is gone (at once,
+    even in the middle of a cell, when it dies: :func:`tlbench.executors.watch_parent`)."""
+    watch_parent(controller)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle
     import torch
     torch.set_num_threads(threads)
@@ -117,25 +115,8 @@ def _serve(conn, device: str, threads: int) -> None:
         try:
             reply = ("done", spec.cell_id, run_cell(spec, device))
         except BaseException as exc:  # run_cell records cell failures; this is the worker's own fault
-            lines = traceback.format_exception_only(type(exc), exc)
-            reply = ("error", spec.cell_id, "".join(lines).strip().splitlines()[-1][:500])
+            reply = ("error", spec.cell_id, error_line(exc))
         conn.send(reply)
-
-
-@contextmanager
-def _thread_env(threads: int):
-    """Set the thread-pool variables for a child about to be started (it inherits them at exec,
-    before it imports torch), then restore ours."""
-    saved = {k: os.environ.get(k) for k in THREAD_ENV}
-    os.environ.update({k: str(threads) for k in THREAD_ENV})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @dataclass(eq=False)
@@ -150,9 +131,9 @@ class _Process:
     @classmethod
     def start(cls, ctx, slot: Slot) -> "_Process":
         ours, theirs = ctx.Pipe(duplex=True)
-        process = ctx.Process(target=_serve, args=(theirs, slot.device, slot.threads), daemon=True,
+        process = ctx.Process(target=_serve, args=(theirs, slot.device, slot.threads, os.getpid()), daemon=True,
                               name=f"tlbench-worker-{slot.device}")
-        with _thread_env(slot.threads):
+        with thread_env(slot.threads):
             process.start()
         theirs.close()
         return cls(slot, process, ours)
@@ -220,6 +201,7 @@ def _drive(session, ctx, slots: list[Slot], workers: list[_Process | None]) -> N
     replace dead workers, until no cell is left and none is in flight. ``workers[i]`` is None
     after its process died with no cell to retry: a fresh one starts when there is a cell for it."""
     exhausted = False
+    retry = Retry(session)
     while True:
         for i, w in enumerate(workers):
             if exhausted or (w is not None and w.spec is not None):
@@ -261,12 +243,11 @@ def _drive(session, ctx, slots: list[Slot], workers: list[_Process | None]) -> N
             spec, attempt = w.spec, w.attempt
             w.spec = None
             w.kill()
-            if attempt == 0:
+            if retry.again(spec, attempt, w.slot.device, how):
                 workers[i] = fresh = _Process.start(ctx, w.slot)
-                fresh.send(spec, attempt=1)
+                fresh.send(spec, attempt=attempt + 1)
             else:
                 workers[i] = None
-                session.failed(spec, f"worker died twice running this cell on {w.slot.device} ({how})")
 
 
 @tlbench.hookimpl

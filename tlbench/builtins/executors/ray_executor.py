@@ -19,8 +19,7 @@ from pydantic import Field
 
 import tlbench
 from tlbench.errors import UserError
-
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from tlbench.executors import Retry, error_line, thread_values
 
 
 class RayOptions(tlbench.Options):
@@ -96,7 +95,7 @@ def run(session, options: RayOptions) -> None:
     try:
         count, gpus, threads = plan(options, ray.cluster_resources(), session.total)
         env = dict(options.runtime_env or {})
-        env["env_vars"] = {**{k: str(threads) for k in THREAD_ENV}, **env.get("env_vars", {})}
+        env["env_vars"] = {**thread_values(threads), **env.get("env_vars", {})}
         remote = ray.remote(CellActor).options(num_cpus=options.num_cpus_per_cell, num_gpus=gpus,
                                                max_restarts=0, runtime_env=env)
 
@@ -117,6 +116,7 @@ def _drive(session, ray, actors: list, new_actor) -> None:
     groups: list[str | None] = [None] * len(actors)
     idle = list(range(len(actors)))
     exhausted = False
+    retry = Retry(session)
     while True:
         while idle and not exhausted:
             i = idle[0]
@@ -135,14 +135,13 @@ def _drive(session, ray, actors: list, new_actor) -> None:
         except RayActorError as exc:  # the actor's process or node died
             ray.kill(actors[i], no_restart=True)
             actors[i] = new_actor()
-            if attempt == 0:
-                inflight[actors[i].run.remote(spec)] = (i, spec, 1)
-                continue
             reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-            session.failed(spec, f"worker died twice running this cell (Ray actor died: {reason})")
+            if retry.again(spec, attempt, "a Ray actor", f"Ray actor died: {reason}"):
+                inflight[actors[i].run.remote(spec)] = (i, spec, attempt + 1)
+                continue
         except RayTaskError as exc:  # the worker itself raised (not the cell: run_cell records those)
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
-            session.failed(spec, f"worker error: {type(cause).__name__}: {cause}".splitlines()[0][:500])
+            session.failed(spec, f"worker error: {error_line(cause)}")
         else:
             session.done(spec, record)
         groups[i] = spec.group
