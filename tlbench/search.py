@@ -29,8 +29,6 @@ import warnings
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
-import pluggy
-
 from tlbench.cells import Cell, canonical
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
@@ -208,13 +206,14 @@ def mean_val(records) -> float | None:
     return None if not values or None in values else sum(values) / len(values)
 
 
-def run_search(suite: Suite, registry: Registry, pm: pluggy.PluginManager, store: Store,
+def run_search(suite: Suite, registry: Registry, pm, store: Store,
                cells: list[Cell] | None = None, rerun: bool = False, progress=None, **run_options) -> RunResult:
     """Run ``cells`` (default: the suite's) with their groups searched as ``[search]`` says.
 
     The cells of groups that are not searched run in the first wave, as :func:`run_suite` runs
     them. Searched groups left out of ``cells`` (``--filter``) are replayed from the store only,
-    so their finished trials stay in the plan. ``run_options`` go to :func:`run_suite`.
+    so their finished trials stay in the plan. ``pm`` (the plugin host) and ``run_options`` go to
+    :func:`run_suite`.
     """
     chosen = {c.id for c in (suite.cells if cells is None else cells)}
     found = groups(suite)
