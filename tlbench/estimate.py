@@ -13,9 +13,9 @@ else scaled by the fraction). Predicted wall time = median outside-training seco
 seconds per work × the cell's work; energy = median watts (joules per wall second) of the records
 that measured energy × that time. A cell with no matching record is not estimated, and counted.
 
-The suite's wall time divides the cells' time by the concurrency measured in those earlier runs
-(the cells' total time over the union of their running intervals): two local workers run about
-two cells at a time.
+The suite's wall time divides the cells' time by the concurrency of the earlier runs on the
+device (all their cells' time over the union of their running intervals): two local workers run
+about two cells at a time.
 """
 from __future__ import annotations
 
@@ -111,7 +111,6 @@ def estimate(cells: list[Cell], records: list[CellRecord], device: str) -> Suite
     sizes: dict[str, list[CellRecord]] = {}
     for r in usable:
         sizes.setdefault(canonical(r.config["dataset"]), []).append(r)
-    used: dict[int, CellRecord] = {}  # the records some cell rests on, by identity
     out = []
     for cell in cells:
         if cell.skip_reason:
@@ -122,7 +121,6 @@ def estimate(cells: list[Cell], records: list[CellRecord], device: str) -> Suite
         if not matched or n is None:
             out.append(CellEstimate(cell.id, None))
             continue
-        used.update((id(r), r) for r in matched)
         per_work = statistics.median(r.cost.train_seconds / _work(r) for r in matched)
         outside = statistics.median(max(0.0, r.cost.wall_seconds - r.cost.train_seconds) for r in matched)
         looped = any(r.steps is not None for r in matched)
@@ -131,7 +129,7 @@ def estimate(cells: list[Cell], records: list[CellRecord], device: str) -> Suite
         watts = [r.cost.energy_joules / r.cost.wall_seconds for r in matched if r.cost.energy_joules is not None]
         out.append(CellEstimate(cell.id, seconds, statistics.median(watts) * seconds if watts else None,
                                 len(matched)))
-    return SuiteEstimate(out, device, concurrency(list(used.values())))
+    return SuiteEstimate(out, device, concurrency(usable))
 
 
 def work(n: int, batch: int, steps: int | None) -> float:
