@@ -1,9 +1,9 @@
 """The report layer against numbers computed by hand on a small synthetic results set.
 
-Hand computations used below (n = 3 seeds, Student t with 2 degrees of freedom):
-  t_{0.975, 2} = 4.302653 (from tables), so the 95% CI half-width is 4.302653 * sd / sqrt(3);
-  for 2 degrees of freedom the t CDF is 0.5 + t / (2 sqrt(2 + t^2)), which gives the one-sided
-  paired p-values without software.
+Hand computations used below (n = 3 seeds, no per-example evidence, so the intervals are over
+seeds only): a bootstrap resample of 3 seeds is all three copies of the smallest value with
+probability 1/27 = 3.7% > 2.5%, so the 95% percentile interval is [min, max] of the seeds; the
+exact sign-flip test of 3 per-seed differences of one sign gives p = 2/8 = 0.25.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from tlbench.report.sections.accuracy import accuracy_table
 from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report.sections.ranks import rank_table
 from tlbench.report.style import order_strategies, strategy_color
-from tlbench.selection import mean_ci, summarize
+from tlbench.selection import summarize
 
 NAN = math.nan
 LR1, LR2 = json.dumps({"lr": 0.1}), json.dumps({"lr": 0.01})
@@ -124,44 +124,40 @@ def test_accuracy_csv_means_cis_selection(report):
     assert ft["seeds"] == 3
     assert ft["mean"] == pytest.approx(0.92, abs=1e-9)
     assert ft["std"] == pytest.approx(0.02, abs=1e-9)
-    assert ft["ci_half"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), abs=1e-6)  # 0.049683
-    assert ft["ci_low"] == pytest.approx(0.92 - 0.049683, abs=1e-6)
+    assert (ft["ci_low"], ft["ci_high"], ft["interval"]) == (0.90, 0.94, "seeds")
     lp = row_of(csv, "d1", 1.0, "linear_probe")
     # mean (0.89 + 0.915 + 0.93) / 3; sd sqrt(((-.021667)^2 + .003333^2 + .018333^2) / 2)
     assert lp["mean"] == pytest.approx(0.911667, abs=1e-6)
-    assert lp["ci_half"] == pytest.approx(4.302653 * 0.0202073 / math.sqrt(3), abs=1e-6)
+    assert (lp["ci_low"], lp["ci_high"]) == pytest.approx((0.89, 0.93))
     # scratch at 10%: one ok seed, two failures: mean of the ok seed only, no interval
     sc = row_of(csv, "d1", 0.1, "scratch")
-    assert sc["seeds"] == 1 and sc["mean"] == pytest.approx(0.3) and math.isnan(sc["ci_half"])
+    assert sc["seeds"] == 1 and sc["mean"] == pytest.approx(0.3) and math.isnan(sc["ci_low"])
     dann = row_of(csv, "s1", 1.0, "dann")
-    assert dann["mean"] == pytest.approx(0.72) and dann["ci_half"] == pytest.approx(
-        4.302653 * 0.0264575 / math.sqrt(3), abs=1e-6)
+    assert dann["mean"] == pytest.approx(0.72)
+    assert (dann["ci_low"], dann["ci_high"]) == pytest.approx((0.70, 0.75))
 
 
-def test_best_bold_and_paired_significance(report):
+def test_best_bold_and_seed_level_paired_comparison(report):
     _, rdir = report
     csv = pd.read_csv(rdir / "tables" / "accuracy.csv")
     assert bool(row_of(csv, "d1", 1.0, "finetune")["best"])
     assert bool(row_of(csv, "d1", 0.1, "linear_probe")["best"])
     assert bool(row_of(csv, "s1", 1.0, "dann")["best"])
     oracle = row_of(csv, "s1", 1.0, "target_oracle")       # highest, but an oracle: not best
-    assert not bool(oracle["best"]) and not bool(oracle["not_significantly_worse"])
-    # linear_probe - finetune at 100%: d = (-.01, -.005, -.01), t = -5.0 -> p = 0.018875 < .05
-    lp = row_of(csv, "d1", 1.0, "linear_probe")
-    assert lp["p_value"] == pytest.approx(0.5 - 5 / (2 * math.sqrt(27)), abs=1e-6)
-    assert not bool(lp["not_significantly_worse"])
-    # scratch - finetune: d = (.05, -.07, -.04), t = -0.5547 -> p = 0.317426 >= .05: marked
-    sc = row_of(csv, "d1", 1.0, "scratch")
-    t = -0.02 / (0.0624500 / math.sqrt(3))
-    assert sc["p_value"] == pytest.approx(0.5 + t / (2 * math.sqrt(2 + t * t)), abs=1e-5)
-    assert bool(sc["not_significantly_worse"])
-    # finetune - linear_probe at 10%: constant difference -0.05: significantly worse (p = 0)
-    ft10 = row_of(csv, "d1", 0.1, "finetune")
-    assert ft10["p_value"] == 0.0 and not bool(ft10["not_significantly_worse"])
-    # one paired seed: not tested, not marked
-    sc10 = row_of(csv, "d1", 0.1, "scratch")
-    assert sc10["paired_seeds"] == 1 and math.isnan(sc10["p_value"])
-    assert not bool(sc10["not_significantly_worse"])
+    assert not bool(oracle["best"])
+    comp = pd.read_csv(rdir / "tables" / "comparison.csv")
+    # linear_probe - finetune at 100%: d = (-.01, -.005, -.01), one sign: p = 0.25 per test;
+    # scratch - finetune: d = (.05, -.07, -.04): 6 of the 8 sign patterns as far from 0
+    lp, sc = row_of(comp, "d1", 1.0, "linear_probe"), row_of(comp, "d1", 1.0, "scratch")
+    assert lp["best"] == "finetune" and lp["p"] == 0.25 and sc["p"] == pytest.approx(0.75)
+    assert lp["p_holm"] == 0.5 and sc["p_holm"] == 0.75  # Holm over the row's two tests
+    assert not bool(lp["told_apart"]) and not bool(sc["told_apart"]) and not lp["per_example"]
+    assert lp["difference"] == pytest.approx(-0.25 / 30)
+    # one paired seed: tested (p = 1 with one sign pattern pair), never told apart
+    sc10 = row_of(comp, "d1", 0.1, "scratch")
+    assert sc10["seeds"] == 1 and sc10["p"] == 1.0 and not bool(sc10["told_apart"])
+    # the oracle is compared with dann, never the best
+    assert row_of(comp, "s1", 1.0, "target_oracle")["best"] == "dann"
 
 
 def test_accuracy_markdown_and_latex(report):
@@ -176,27 +172,26 @@ def test_accuracy_markdown_and_latex(report):
     def cells(key):
         return [c.strip() for c in lines[key].strip().strip("|").split("|")][3:]
 
-    assert cells(("d1", "bb", "100%")) == ["90.0 ± 12.4 †", "91.2 ± 5.0", "skipped",
-                                           "**92.0 ± 5.0**", "–", "–"]
-    assert cells(("d1", "bb", "10%")) == ["30.0 (n=1)", "**65.0 ± 24.8**", "–",
-                                          "60.0 ± 24.8", "–", "–"]
-    assert cells(("s1 (target)", "bb", "100%")) == ["–", "failed", "–", "62.0 ± 5.0",
-                                                    "**72.0 ± 6.6**", "90.0 ± 0.0"]
-    assert "one-sided paired t-test over seeds, α = 0.05" in md
+    assert cells(("d1", "bb", "100%")) == ["90.0 [85.0, 95.0]", "91.2 [89.0, 93.0]", "skipped",
+                                           "**92.0 [90.0, 94.0]**", "–", "–"]
+    assert cells(("d1", "bb", "10%")) == ["30.0 (n=1)", "**65.0 [55.0, 75.0]**", "–",
+                                          "60.0 [50.0, 70.0]", "–", "–"]
+    assert cells(("s1 (target)", "bb", "100%")) == ["–", "failed", "–", "62.0 [60.0, 64.0]",
+                                                    "**72.0 [70.0, 75.0]**", "90.0 [90.0, 90.0]"]
+    assert "interval over seeds only" in md and "±" not in md
     tex = (rdir / "tables" / "accuracy.tex").read_text()
-    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\textbf{92.0 $\pm$ 5.0}",
-                  r"90.0 $\pm$ 12.4$^{\dagger}$", r"target\_oracle", r"\label{tab:accuracy}"):
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\textbf{92.0 [90.0, 94.0]}",
+                  r"90.0 [85.0, 95.0]", r"target\_oracle", r"\label{tab:accuracy}"):
         assert token in tex, token
 
 
-def test_single_seed_has_no_marks_and_says_so():
+def test_single_seed_without_evidence_has_no_interval_and_says_so():
     df = D.prepare(small_frame())
     df = df[df["seed"] == 0]
     selected = D.select(df)
     t = accuracy_table(df, selected, summarize(selected),
-                         order_strategies(df["strategy"].unique(), D.roles(df)))
-    assert not t.data["not_significantly_worse"].any()
-    assert "could not be run" in t.caption
+                       order_strategies(df["strategy"].unique(), D.roles(df)))
+    assert t.data["ci_low"].isna().all() and "one seed gets none" in t.caption
     assert not any(c.mark for row in t.rows for c in row)
 
 
@@ -266,7 +261,7 @@ def test_shift_table_gap_closed_oracle_choice_and_forgetting(report):
     assert row["gap_closed"] == pytest.approx((.72 - .62) / (.9 - .62))
     assert row["adaptation_target_val_selected_mean"] == pytest.approx(.85)  # the oracle choice
     md = T.to_markdown(t)
-    assert "**36%**" in md and "85.0 ± 0.0" in md and "96.0 / 91.0 / 50.0" in md
+    assert "**36%**" in md and "85.0 [85.0, 85.0]" in md and "96.0 / 91.0 / 50.0" in md
     # written by the report, shown in the page; no table without a shift pair
     assert (rdir / "tables" / "domain_shift.md").is_file()
     assert "Domain shift: source-only vs adaptation vs oracle" in page.read_text()
@@ -390,17 +385,3 @@ def test_colours_stable_and_colour_blind_safe():
     assert order_strategies(["zeta", "target_oracle", "finetune", "alpha", "scratch"],
                             {"target_oracle": "oracle"}) == \
         ["scratch", "finetune", "alpha", "zeta", "target_oracle"]
-
-
-def test_paired_test_edge_cases():
-    s = pd.Series
-    p, n = D.paired_worse_test(s([0.5, 0.6], index=[0, 1]), s([0.5, 0.6], index=[0, 1]))
-    assert (p, n) == (1.0, 2)                                # identical: not worse
-    p, n = D.paired_worse_test(s([0.5, 0.6], index=[0, 1]), s([0.4], index=[0]))
-    assert math.isnan(p) and n == 1
-    # only seeds present in both are paired
-    p, n = D.paired_worse_test(s([0.9, 0.92, 0.94], index=[0, 1, 2]),
-                               s([0.89, 0.915, 0.93, 0.1], index=[0, 1, 2, 7]))
-    assert n == 3 and p == pytest.approx(0.018875, abs=1e-6)
-    mean, half, n = mean_ci([0.9, np.nan, 0.92, 0.94])
-    assert (round(mean, 6), round(half, 6), n) == (0.92, 0.049683, 3)

@@ -330,6 +330,13 @@ def _print_summary(store) -> None:
     for row in table.itertuples(index=False):
         view.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])
     out.print(view)
+    from tlbench.report.sections.comparison import verdict_lines
+    lines = verdict_lines(store.frame(), store.evidence())
+    if lines:
+        out.print("verdicts (paired tests on the shared test examples, Holm across each row, "
+                  "α = 0.05):", markup=False)
+        for line in lines:
+            out.print(f"  {line}", markup=False)
 
 
 def _score_run(plugins, suite, registry, store) -> None:

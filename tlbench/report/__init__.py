@@ -101,7 +101,8 @@ def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evid
     roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
     report_dir = out_dir / "report"
     return ReportInput(
-        frame=df, selected=selected, summary=summarize(selected, "test_acc"), roles=roles,
+        frame=df, selected=selected, summary=summarize(selected, "test_acc", evidence),
+        roles=roles,
         strategies=order_strategies(df["strategy"].unique(), roles),
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),
         evidence=evidence or {}, val_curves=val_curves or {}, out_dir=out_dir,

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from tlbench.errors import UserError
 from tlbench.report.style import ADAPTATION, ORACLE, ROLES, TRANSFER
@@ -23,7 +22,6 @@ REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "la
 NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc",
            "wall_seconds", "train_seconds", "examples_per_second", "peak_memory_mb",
            "trainable_params", "total_params"]
-ALPHA = 0.05
 
 
 def prepare(frame: pd.DataFrame) -> pd.DataFrame:
@@ -51,6 +49,9 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     if "has_target_domain" not in df.columns:
         df["has_target_domain"] = False
     df["has_target_domain"] = df["has_target_domain"].map(_truthy)
+    # the record's "may be undertrained" (None when not judged, absent in older records)
+    df["undertrained"] = (df["undertrained"].map(_truthy) if "undertrained" in df.columns
+                          else False)
     # A "finished" row without a test number cannot be averaged: treat it as failed, visibly.
     bad = (df["status"] == "ok") & df["test_acc"].isna()
     if bad.any():
@@ -173,25 +174,6 @@ def shift_rows(frame: pd.DataFrame, picks: dict[tuple, ShiftPick]) -> pd.DataFra
 def select(frame: pd.DataFrame) -> pd.DataFrame:
     """The ok rows of the variant chosen on validation accuracy, per group (all seeds)."""
     return select_variants(frame, by="val_acc")
-
-
-def paired_worse_test(best: pd.Series, other: pd.Series) -> tuple[float, int]:
-    """One-sided paired t-test over seeds of H1: ``other`` < ``best``.
-
-    Both series are indexed by seed; only seeds present in both are paired. Returns
-    ``(p_value, n_pairs)``; the p-value is NaN with fewer than 2 pairs. Identical
-    differences (no variance) give p = 1 when ``other`` is not lower, else p = 0.
-    """
-    joined = pd.concat([best.rename("b"), other.rename("o")], axis=1, join="inner").dropna()
-    n = len(joined)
-    if n < 2:
-        return math.nan, n
-    diff = (joined["o"] - joined["b"]).to_numpy(float)
-    if np.allclose(diff, diff[0], rtol=0.0, atol=1e-12):
-        return (1.0 if diff[0] >= -1e-12 else 0.0), n
-    res = stats.ttest_rel(joined["o"].to_numpy(float), joined["b"].to_numpy(float),
-                          alternative="less")
-    return float(res.pvalue), n
 
 
 def no_success_groups(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """The report's table type and its renderers: Markdown, CSV and LaTeX (booktabs) files, HTML.
 
-A :class:`Table` holds formatted cells (text plus bold / "not significantly worse" flags)
+A :class:`Table` holds formatted cells (text plus bold / mark flags)
 for Markdown, LaTeX and HTML, and a tidy frame of raw numbers for the CSV file. The tables
 themselves are built by the report's sections (:mod:`tlbench.report.sections`).
 """
@@ -13,14 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-MARK = "†"
+#: "cannot be told apart from the row's best at alpha after Holm" (tlbench.stats.compare_row)
+MARK = "○"
+#: "may be undertrained" (the record's ``undertrained``)
+UNDERTRAINED = "*"
 
 
 @dataclass
 class Cell:
     text: str
     bold: bool = False
-    mark: bool = False      # not significantly worse than the row's best
+    mark: str = ""          # a mark after the text (MARK, UNDERTRAINED), explained in the caption
     muted: bool = False     # failed / skipped / not run
     title: str = ""         # tooltip in the HTML page
 
@@ -40,10 +43,18 @@ class Table:
 
 # ---------------------------------------------------------------------------- formatting
 
-def fmt_acc(mean: float, half: float) -> str:
-    if math.isnan(half):
+def fmt_acc(mean: float, low: float = math.nan, high: float = math.nan) -> str:
+    """A fraction as a percentage with its interval: ``76.7 [69.2, 83.3]`` (no interval: NaN)."""
+    if math.isnan(low) or math.isnan(high):
         return f"{100 * mean:.1f}"
-    return f"{100 * mean:.1f} ± {100 * half:.1f}"
+    return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def fmt_diff(iv) -> str:
+    """A difference of fractions in points with its interval: ``−1.2 [−3.4, +0.9]``."""
+    def pts(x: float) -> str:
+        return f"{100 * x:+.1f}".replace("-", "−")
+    return f"{pts(iv.estimate)} [{pts(iv.low)}, {pts(iv.high)}]"
 
 
 def fmt_count(x: float) -> str:
@@ -78,7 +89,7 @@ def to_markdown(t: Table) -> str:
         if c.bold:
             s = f"**{s}**"
         if c.mark:
-            s += f" {MARK}"
+            s += f" {_md_escape(c.mark)}"
         return s
     align = ["---" if i < t.numeric_from else "---:" for i in range(len(t.header))]
     lines = [f"**{t.title}.** {t.caption}", "",
@@ -90,9 +101,14 @@ def to_markdown(t: Table) -> str:
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
         "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
-        "^": r"\textasciicircum{}", "±": r"$\pm$", "†": r"$^{\dagger}$", "×": r"$\times$",
+        "^": r"\textasciicircum{}", "±": r"$\pm$", "○": r"$\circ$", "−": r"$-$", "×": r"$\times$",
         "→": r"$\to$", "…": r"\ldots{}", "α": r"$\alpha$", "–": "--", "“": "``", "”": "''",
         "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+
+
+_TEX_MARKS = {MARK: r"\circ", UNDERTRAINED: "*"}
+_MARK_TITLES = {MARK: "cannot be told apart from the row's best (α = 0.05, after Holm)",
+                UNDERTRAINED: "may be undertrained"}
 
 
 def tex_escape(text: str) -> str:
@@ -121,7 +137,7 @@ def to_latex(t: Table) -> str:
             if c.bold:
                 s = f"\\textbf{{{s}}}"
             if c.mark:
-                s += r"$^{\dagger}$"
+                s += f"$^{{{_TEX_MARKS.get(c.mark, tex_escape(c.mark))}}}$"
             cells.append(s)
         out.append(" & ".join(cells) + " \\\\")
         prev = row
@@ -144,7 +160,7 @@ def to_html(t: Table) -> str:
             if c.bold:
                 s = f"<strong>{s}</strong>"
             if c.mark:
-                s += f'<sup class="mark" title="not significantly worse than the best">{MARK}</sup>'
+                s += f'<sup class="mark" title="{esc(_MARK_TITLES.get(c.mark, ""))}">{esc(c.mark)}</sup>'
             klass = ["num" if j >= t.numeric_from else "txt"] + (["muted"] if c.muted else [])
             title = f' title="{esc(c.title)}"' if c.title else ""
             cells.append(f'<td class="{" ".join(klass)}"{title}>{s}</td>')

@@ -1,5 +1,7 @@
 """The accuracy table (and the same table for macro-F1): rows dataset × backbone × label
-fraction, columns strategies, the row's best in bold and a mark on those not significantly worse."""
+fraction, columns strategies: mean with its 95% interval (:func:`tlbench.selection.summarize`),
+the row's best mean in bold, a mark on cells that may be undertrained. Which strategies can be
+told apart from the best is the comparison section's (:mod:`.comparison`)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +11,7 @@ import pandas as pd
 
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import MARK, Cell, Table, dataset_label, fmt_acc
+from tlbench.report.tables import UNDERTRAINED, Cell, Table, dataset_label, fmt_acc
 from tlbench.selection import summarize
 
 KEY = ["dataset", "backbone", "label_fraction", "strategy"]
@@ -17,10 +19,9 @@ KEY = ["dataset", "backbone", "label_fraction", "strategy"]
 
 @dataclass
 class _Flags:
-    """What the caption must explain: some entries were tested, some could not be, some marked."""
-    tested: bool = False
-    untested: bool = False
-    marked: bool = False
+    """What the caption must explain: intervals over seeds only, undertrained cells."""
+    seed_level: bool = False
+    undertrained: bool = False
 
 
 @dataclass
@@ -30,7 +31,7 @@ class _Inputs:
     expected_seeds: int
     summary: dict           # (dataset, backbone, fraction, strategy) -> summary row
     statuses: dict          # same key -> sorted statuses seen
-    per_seed: dict          # same key -> metric by seed (selected variant)
+    undertrained: dict      # same key -> whether a seed's record says it may be undertrained
     oracles: set[str]
 
 
@@ -45,7 +46,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
         strategies, metric, int(df["seed"].nunique()),
         {tuple(getattr(r, k) for k in KEY): r for r in summary.itertuples(index=False)},
         df.groupby(KEY)["status"].agg(lambda s: sorted(set(s))).to_dict(),
-        {k: g.set_index("seed")[metric] for k, g in selected.groupby(KEY)},
+        {k: bool(g["undertrained"].any()) for k, g in selected.groupby(KEY)},
         D.oracles(df))  # by declared role, never by label
     flags = _Flags()
     rows, records, breaks, prev = [], [], [], None
@@ -59,7 +60,7 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
         rows.append(row + cells)
         records += recs
     header = ["Dataset", "Backbone", "Labels"] + strategies
-    return Table(name, f"{what}: mean ± 95% CI over seeds",
+    return Table(name, f"{what}: mean [95% interval]",
                  _caption(what, inputs, flags, shift, strategies), header, rows,
                  pd.DataFrame(records), numeric_from=3, key_cols=2, breaks=breaks)
 
@@ -70,7 +71,6 @@ def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[di
     rivals = {s: r for s, r in present.items() if s not in inp.oracles}
     best_mean = max((r.mean for r in rivals.values()), default=math.nan)
     best = [s for s, r in rivals.items() if abs(r.mean - best_mean) <= 1e-12]
-    ref = best[0] if best else None
     cells, records = [], []
     for s in inp.strategies:
         rec = dict(zip(KEY, (*block, s)))
@@ -81,34 +81,28 @@ def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[di
                 records.append(rec | _EMPTY_RECORD | {"note": note})
             continue
         r = present[s]
-        p, n_pairs, mark = math.nan, 0, False
-        if s not in inp.oracles and s not in best and ref is not None:
-            p, n_pairs = D.paired_worse_test(inp.per_seed[(*block, ref)], inp.per_seed[(*block, s)])
-            if n_pairs >= 2:
-                flags.tested = True
-                mark = p >= D.ALPHA
-                flags.marked |= mark
-            else:
-                flags.untested = True
-        text = fmt_acc(r.mean, r.ci_half)
+        undertrained = inp.undertrained.get((*block, s), False)
+        flags.seed_level |= r.interval == "seeds"
+        flags.undertrained |= undertrained
+        text = fmt_acc(r.mean, r.ci_low, r.ci_high)
         if r.seeds < inp.expected_seeds:
             text += f" (n={r.seeds})"
-        tip = f"variant {r.variant}; {r.seeds} seed(s)"
-        if not math.isnan(p):
-            tip += f"; paired t-test vs {ref}: p = {p:.3g}"
-        cells.append(Cell(text, bold=s in best, mark=mark, title=tip))
+        tip = f"variant {r.variant}; {r.seeds} seed(s); interval over {r.interval}"
+        if undertrained:
+            tip += "; may be undertrained"
+        cells.append(Cell(text, bold=s in best, mark=UNDERTRAINED if undertrained else "",
+                          title=tip))
         records.append(rec | {"variant": r.variant, "seeds": r.seeds, "mean": r.mean,
-                              "std": r.std, "ci_half": r.ci_half, "ci_low": r.ci_low,
-                              "ci_high": r.ci_high, "best": s in best,
-                              "not_significantly_worse": mark, "p_value": p,
-                              "paired_seeds": n_pairs,
+                              "std": r.std, "ci_low": r.ci_low, "ci_high": r.ci_high,
+                              "interval": r.interval, "best": s in best,
+                              "undertrained": undertrained,
                               "note": "oracle" if s in inp.oracles else ""})
     return cells, records
 
 
 _EMPTY_RECORD = {"variant": "", "seeds": 0, "mean": math.nan, "std": math.nan,
-                 "ci_half": math.nan, "ci_low": math.nan, "ci_high": math.nan, "best": False,
-                 "not_significantly_worse": False, "p_value": math.nan, "paired_seeds": 0}
+                 "ci_low": math.nan, "ci_high": math.nan, "interval": "", "best": False,
+                 "undertrained": False}
 
 
 def _absent_cell(statuses: list[str] | None) -> tuple[Cell, str | None]:
@@ -124,17 +118,17 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
              strategies: list[str]) -> str:
     n = inp.expected_seeds
     seeds_txt = f"n = {n} seed{'s' if n != 1 else ''} unless noted"
-    cap = [f"{what} of the hyper-parameter variant selected on validation accuracy: mean ± "
-           f"half-width of the 95% Student-t confidence interval over seeds ({seeds_txt}; "
-           "one seed: no interval). Bold: best mean in the row."]
-    if flags.tested:
-        cap.append(f"{MARK}: not significantly worse than the best (one-sided paired t-test "
-                   f"over seeds, α = {D.ALPHA:g})." +
-                   (" Entries with fewer than 2 seeds paired with the best are not tested."
-                    if flags.untested else ""))
-    else:
-        cap.append("No significance marks: fewer than 2 seeds paired with the best, so the "
-                   f"paired t-test (α = {D.ALPHA:g}) could not be run.")
+    cap = [f"{what} of the hyper-parameter variant selected on validation accuracy: mean over "
+           f"seeds ({seeds_txt}) [95% percentile bootstrap interval, resampling seeds and the "
+           "shared test examples, clipped to 0–100]. Bold: best mean in the row; whether the "
+           "others can be told apart from it: see the paired comparison table."]
+    if flags.seed_level:
+        cap.append("Entries without per-example evidence (older records; metrics other than "
+                   "accuracy) have an interval over seeds only: it leaves the test-set noise "
+                   "out, and one seed gets none.")
+    if flags.undertrained:
+        cap.append(f"{UNDERTRAINED}: may be undertrained (in some seed the training loss was "
+                   "still falling steeply at the end).")
     if any(shift.values()):
         cap.append("For domain-shift pairs (target) the accuracy is on the target domain; "
                    "transfer strategies there are source-only baselines.")
@@ -142,7 +136,7 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
     if shown_oracles:
         cap.append(f"{', '.join(shown_oracles)} {'is' if len(shown_oracles) == 1 else 'are'} "
                    "trained on target labels (role oracle): an upper bound, left out of bold, "
-                   "marks and ranks.")
+                   "comparisons and ranks.")
     cap.append("“failed”/“skipped”: no successful record (see Failed and skipped cells); "
                "“–”: not run.")
     return " ".join(cap)

@@ -16,21 +16,24 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
 from tlbench.report.sections import Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
 from tlbench.report.tables import Cell, Table, fmt_acc
-from tlbench.selection import mean_ci, select_variants, summarize
+from tlbench import stats as S
+from tlbench.selection import select_variants, summarize
 
 # ---------------------------------------------------------------------------- table
 
 TABLE_CAPTION = (
     "Target-domain test accuracy (%) of source-only training, of each domain-adaptation "
     "strategy (role adaptation) and of the oracle trained on target labels (role oracle), "
-    "strategy in brackets: mean ± 95% CI over seeds, variants chosen on source validation "
+    "strategy in brackets: mean [95% bootstrap interval over seeds and test examples; over "
+    "seeds only without per-example evidence], variants chosen on source validation "
     f"(the oracle on target validation). {D.SHIFT_RULE} Gap closed = (adaptation − "
     "source-only) / (oracle − source-only). “Adaptation, target-val choice” picks the "
     "adaptation's variant with target labels: an oracle selection, for reference only. "
     "Source acc. after: source-domain test accuracy of the same three models (forgetting).")
 
 
-def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]) -> Table | None:
+def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool],
+                evidence=None) -> Table | None:
     """Per source→target pair, backbone, label fraction and adaptation strategy: target
     accuracy of source-only (a transfer strategy), the adaptation strategy and the oracle, all
     found by declared role (:func:`D.shift_picks`); the share of the source-only → oracle gap the
@@ -42,9 +45,10 @@ def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]
         return None
     sel = D.shift_rows(selected, picks)
     adapt_rows = df[df["role"] == "adaptation"]
-    summaries = {"target": summarize(sel, "test_acc"),
+    summaries = {"target": summarize(sel, "test_acc", evidence),
                  "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
-                 "adapt_oracle_choice": summarize(select_variants(adapt_rows, by="target_val_acc"))}
+                 "adapt_oracle_choice": summarize(select_variants(adapt_rows, by="target_val_acc"),
+                                                  "test_acc", evidence)}
     by_key = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
                   for r in v.itertuples(index=False)} for k, v in summaries.items()}
     rows, records = [], []
@@ -68,10 +72,11 @@ def _shift_row(by_key: dict, block: tuple, pick: D.ShiftPick, adapt: str | None)
     so, da, orc = (r.mean if r is not None else math.nan for r in target.values())
     gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
     row = [Cell(block[0]), Cell(block[1]), Cell(D.fraction_label(block[2]))]
-    row += [Cell(f"{fmt_acc(r.mean, r.ci_half)} ({names[k]})") if r is not None
+    row += [Cell(f"{fmt_acc(r.mean, r.ci_low, r.ci_high)} ({names[k]})") if r is not None
             else Cell("–", muted=True) for k, r in target.items()]
     row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
-    row.append(Cell(fmt_acc(chosen.mean, chosen.ci_half) if chosen is not None else "–",
+    row.append(Cell(fmt_acc(chosen.mean, chosen.ci_low, chosen.ci_high) if chosen is not None
+                    else "–",
                     title=f"variant {chosen.variant}" if chosen is not None else ""))
     row.append(Cell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
                                for r in source.values())))
@@ -83,7 +88,8 @@ def _shift_row(by_key: dict, block: tuple, pick: D.ShiftPick, adapt: str | None)
     for k in names:
         for what, r in (("target", target[k]), ("source", source[k])):
             record[f"{k}_{what}_mean"] = r.mean if r is not None else math.nan
-            record[f"{k}_{what}_ci_half"] = r.ci_half if r is not None else math.nan
+            record[f"{k}_{what}_ci_low"] = r.ci_low if r is not None else math.nan
+            record[f"{k}_{what}_ci_high"] = r.ci_high if r is not None else math.nan
     return row, record
 
 
@@ -105,14 +111,17 @@ def _slot_strategy(picks: dict, slot: str, block: tuple) -> str | None:
 
 
 def _bar(ax, x: float, width: float, vals: pd.Series, s: str, role: str | None) -> None:
-    """One bar: the mean over seeds, its 95% CI, the seeds as dots and the mean as text."""
-    mean, half, _ = mean_ci(vals)
+    """One bar: the mean over seeds, its 95% bootstrap interval over seeds, the seeds as dots and
+    the mean as text."""
+    mean = float(vals.mean())
     ax.bar(x, mean, width * 0.9, color=strategy_color(s), zorder=2,
            hatch="////" if role == ORACLE else None, edgecolor="white", lw=0.3)
     top_y = mean
-    if not math.isnan(half):
-        ax.errorbar(x, mean, yerr=half, color="#222222", lw=0.8, capsize=1.8, zorder=4)
-        top_y = mean + half
+    if len(vals) > 1:
+        iv = S.percentile(S.bootstrap_means(vals.to_numpy(float)[:, None]), mean)
+        ax.errorbar(x, mean, yerr=[[mean - iv.low], [iv.high - mean]], color="#222222", lw=0.8,
+                    capsize=1.8, zorder=4)
+        top_y = iv.high
     jitter = np.linspace(-width * 0.2, width * 0.2, len(vals))
     ax.scatter(x + jitter, vals, s=5, color="white", edgecolor="#222222", linewidth=0.45,
                zorder=5)
@@ -194,13 +203,14 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
            "target) and of the oracle trained on target labels (hatched). "
            f"{D.SHIFT_RULE} Right: source-domain test accuracy of the same models: adaptation "
            "below source-only means adaptation cost source accuracy (forgetting). Bars and "
-           "numbers: mean over seeds; whiskers: 95% CI; dots: seeds.")
+           "numbers: mean over seeds; whiskers: 95% bootstrap interval over seeds; dots: seeds.")
     return FigureOut("fig4_domain_shift", "Domain shift", cap, png)
 
 
 SECTIONS = [
     Section("domain_shift", "table",
-            lambda inp: shift_table(inp.frame, inp.selected, inp.shift), order=20),
+            lambda inp: shift_table(inp.frame, inp.selected, inp.shift, inp.evidence),
+            order=20),
     Section("domain_shift_figure", "figure",
             lambda inp: domain_shift(inp.selected, inp.shift, inp.fig_dir),
             missing="No domain-shift figure: no source→target dataset with results of an "

@@ -1,0 +1,178 @@
+"""The paired comparison table and the verdict sentences: in each row (dataset × backbone × label
+fraction) every strategy against the row's best on the shared test examples, pooled over seeds
+(:func:`tlbench.stats.compare_row`: paired two-level bootstrap, Holm–Bonferroni across the
+row). The sentences say only what these tests say."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from tlbench import stats as S
+from tlbench.report import data as D
+from tlbench.report.sections import ReportInput, Section
+from tlbench.report.tables import MARK, Cell, Table, dataset_label, fmt_diff
+from tlbench.selection import group_scores
+
+BLOCK = ["dataset", "backbone", "label_fraction"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row's comparisons, and the display facts the sentences need."""
+    dataset: str
+    backbone: str
+    label_fraction: float
+    shift: bool
+    result: S.RowComparison
+    oracles: frozenset[str]
+
+
+def row_comparisons(selected: pd.DataFrame, evidence: Mapping | None,
+                    oracles: set[str], shift: Mapping[str, bool]) -> list[Row]:
+    """Every row with at least two strategies, compared (oracles are never the best)."""
+    rows = []
+    for (dataset, backbone, frac), g in selected.groupby(BLOCK, sort=True):
+        scores = {s: group_scores(gs, "test_acc", evidence)
+                  for s, gs in g.groupby("strategy", sort=True)}
+        if len(scores) < 2:
+            continue
+        result = S.compare_row(scores, candidates=[s for s in scores if s not in oracles])
+        if result is not None:
+            rows.append(Row(dataset, backbone, float(frac), bool(shift.get(dataset, False)),
+                            result, frozenset(oracles & set(scores))))
+    return rows
+
+
+def _rows(inp: ReportInput) -> list[Row]:
+    return inp.once("comparison_rows", lambda: row_comparisons(
+        inp.selected, inp.evidence, D.oracles(inp.frame), inp.shift))
+
+
+# ---------------------------------------------------------------------------- table
+
+def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
+    if not rows:
+        return None
+    cells, records, breaks, prev, seed_level = [], [], [], None, False
+    for row in rows:
+        if prev is not None and prev != (row.dataset, row.backbone):
+            breaks.append(len(cells))
+        prev = (row.dataset, row.backbone)
+        r = row.result
+        line = [Cell(dataset_label(row.dataset, row.shift)), Cell(row.backbone),
+                Cell(D.fraction_label(row.label_fraction))]
+        for s in strategies:
+            c = r.of(s)
+            if s == r.best:
+                line.append(Cell(f"best, {100 * r.best_mean:.1f}", bold=True))
+                records.append(_record(row, s, None))
+            elif c is None:
+                line.append(Cell("–", muted=True, title="no successful record"))
+            else:
+                seed_level |= not c.per_example
+                line.append(Cell(f"{fmt_diff(c.difference)}, p = {_p(c.p_holm)}",
+                                 mark="" if c.told_apart else MARK,
+                                 title=f"{c.seeds} seed(s) × {c.examples or 'seed-level'} "
+                                       f"paired; p before Holm {_p(c.p)}"))
+                records.append(_record(row, s, c))
+        cells.append(line)
+    cap = ("Each strategy minus the row's best (highest mean test accuracy among the "
+           "non-oracle strategies, picked from these same data), in points: the mean difference "
+           "over the shared seeds and test examples [95% paired bootstrap interval, resampling "
+           "seeds and test examples] and the two-sided p-value after Holm–Bonferroni across the "
+           f"row. {MARK}: cannot be told apart from the best at α = {S.ALPHA:g} after the "
+           "correction. That is not evidence that the two are equally good: the test may lack "
+           "the examples or seeds to see a difference (README, Statistics).")
+    if seed_level:
+        cap += (" Rows without per-example evidence (older records) are compared by seed means "
+                "only: with few seeds such a test can rarely tell anything apart.")
+    oracles = sorted(set().union(*(r.oracles for r in rows)))
+    if oracles:
+        cap += (f" {', '.join(oracles)} (role oracle) is compared but never the best; it counts "
+                "in the correction.")
+    header = ["Dataset", "Backbone", "Labels"] + strategies
+    return Table("comparison", "Paired comparison with the row's best", cap, header, cells,
+                 pd.DataFrame(records), numeric_from=3, key_cols=2, breaks=breaks)
+
+
+def _record(row: Row, strategy: str, c: S.Comparison | None) -> dict:
+    base = {"dataset": row.dataset, "backbone": row.backbone,
+            "label_fraction": row.label_fraction, "strategy": strategy,
+            "best": row.result.best, "best_mean": row.result.best_mean}
+    if c is None:
+        return base | {"difference": 0.0, "diff_low": math.nan, "diff_high": math.nan,
+                       "p": math.nan, "p_holm": math.nan, "told_apart": False, "seeds": 0,
+                       "examples": 0, "per_example": True}
+    return base | {"difference": c.difference.estimate, "diff_low": c.difference.low,
+                   "diff_high": c.difference.high, "p": c.p, "p_holm": c.p_holm,
+                   "told_apart": c.told_apart, "seeds": c.seeds, "examples": c.examples,
+                   "per_example": c.per_example}
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+# ---------------------------------------------------------------------------- sentences
+
+def verdict(row: Row) -> str:
+    """The row in one sentence, from its tests only: which strategy is best, which are told
+    apart from it (with the difference and its interval), which cannot be."""
+    r = row.result
+    where = (f"{row.dataset}{' (target)' if row.shift else ''} · {row.backbone} · "
+             f"{D.fraction_label(row.label_fraction)} of the labels")
+    parts = [f"{where}: {r.best} is best, {100 * r.best_mean:.1f}%"]
+    apart = [c for c in r.comparisons if c.told_apart]
+    for c in sorted(apart, key=lambda c: c.difference.estimate, reverse=True):
+        d = c.difference
+        name = f"{c.strategy} (oracle)" if c.strategy in row.oracles else c.strategy
+        if d.estimate < 0:
+            how = f"{-100 * d.estimate:.1f} points lower [{-100 * d.high:.1f}, {-100 * d.low:.1f}]"
+        else:
+            how = f"{100 * d.estimate:.1f} points higher [{100 * d.low:.1f}, {100 * d.high:.1f}]"
+        parts.append(f"{name} is {how}, p = {_p(c.p_holm)} after Holm")
+    close = [c.strategy + (" (oracle)" if c.strategy in row.oracles else "")
+             for c in r.comparisons if not c.told_apart]
+    if close:
+        parts.append(f"{_join(close)} cannot be told apart from it")
+    if not all(c.per_example for c in r.comparisons):
+        parts.append("(seed-level test: some records lack per-example evidence)")
+    return "; ".join(parts) + "."
+
+
+def _join(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def verdicts_table(rows: list[Row]) -> Table | None:
+    if not rows:
+        return None
+    sentences = [verdict(r) for r in rows]
+    data = pd.DataFrame([{"dataset": r.dataset, "backbone": r.backbone,
+                          "label_fraction": r.label_fraction, "verdict": v}
+                         for r, v in zip(rows, sentences)])
+    cap = ("One sentence per row of the paired comparison table, built from its tests alone "
+           f"(α = {S.ALPHA:g}, Holm–Bonferroni across the row). “Cannot be told apart” means "
+           "the test found no difference, not that there is none.")
+    return Table("verdicts", "Verdicts", cap, ["Verdict"], [[Cell(v)] for v in sentences], data,
+                 numeric_from=99)
+
+
+def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
+    """The verdict sentences of a frame of records (as :meth:`Store.frame` gives it): for the
+    CLI's closing summary."""
+    df = D.prepare(frame)
+    if not (df["status"] == "ok").any():
+        return []
+    shift = df.groupby("dataset")["has_target_domain"].any().to_dict()
+    return [verdict(r) for r in row_comparisons(D.select(df), evidence, D.oracles(df), shift)]
+
+
+SECTIONS = [
+    Section("comparison", "table", lambda inp: comparison_table(_rows(inp), inp.strategies),
+            missing="No paired comparison: no row has two strategies with results.", order=12),
+    Section("verdicts", "table", lambda inp: verdicts_table(_rows(inp)), order=11),
+]
