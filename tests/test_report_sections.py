@@ -118,3 +118,30 @@ def test_compute_to_accuracy_section(tmp_path):
     assert "Joules" not in table.header                              # no energy recorded
     table, why = built(frame, "compute_to_accuracy", tmp_path)      # no curves: the reason
     assert table is None and why.startswith("No compute-to-accuracy table")
+
+
+def test_readme_section_example_builds(tmp_path):
+    """The README's "Adding a section" module, run as written."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    start = readme.index("# tlbench/report/sections/seed_spread.py")
+    code = readme[start:readme.index("```", start)]
+    module: dict = {}
+    exec(compile(code, "seed_spread.py", "exec"), module)
+    [section] = module["SECTIONS"]
+    [b] = build_sections(report_input(D.prepare(curve_frame()), tmp_path), [section])
+    assert b.output.name == "seed_spread" and len(b.output.rows) == 4
+    assert "Std" in T.to_markdown(b.output)
+    one_seed = curve_frame().query("seed == 0")
+    [b] = build_sections(report_input(D.prepare(one_seed), tmp_path), [section])
+    assert b.output is None and b.why == "No seed spread: every setting has one seed."
+
+
+def test_readme_lists_every_section():
+    """The README's "Reports and figures" table names every section the code has: a new
+    section module comes with its line there."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    part = readme[readme.index("## Reports and figures"):readme.index("\n## Guarantees")]
+    missing = [s.name for s in all_sections() if f"`{s.name}`" not in part]
+    assert not missing, f"README, Reports and figures: no line for section(s) {missing}"

@@ -122,15 +122,18 @@ def simulate(rng, n=400, seeds=3, seed_sd=0.01, shared=0.8):
 def test_bootstrap_interval_covers_the_true_ratio():
     """Two-level bootstrap (seeds, then shared test examples): in 100 simulated 3-seed suites
     with 400 test examples the 95% interval of the ratio covers the true one at least 90% of the
-    time (measured 98%: the two levels overlap, so it errs on the wide side)."""
+    time (measured: 98; the two levels overlap, so it errs on the wide side). From the seeds alone
+    it covers less often (measured: 76), missing the test-set noise every seed shares."""
     rng = np.random.default_rng(1)
-    covered = 0
+    covered = covered_by_seeds = 0
     for rep in range(100):
         df, evidence = simulate(rng)
         [s] = label_savings(df, ["scratch"], ["lora"], evidence, n_boot=400, seed=rep)
-        assert s.resampled == "seeds and test examples"
+        [by_seeds] = label_savings(df, ["scratch"], ["lora"], None, n_boot=400, seed=rep)
+        assert s.resampled == "seeds and test examples" and by_seeds.resampled == "seeds"
         covered += s.ratio_low <= TRUE_RATIO <= s.ratio_high
-    assert covered >= 90
+        covered_by_seeds += by_seeds.ratio_low <= TRUE_RATIO <= by_seeds.ratio_high
+    assert covered >= 90 and covered_by_seeds < covered
 
 
 def test_evidence_is_aligned_by_example_row():
