@@ -9,7 +9,9 @@ One small CPU setting (digits at 8 px, the tiny CNN, ``finetune``), the same ``[
   log-uniform); all train 9 steps, the best 3 train 27, the best one 81: 81 + 81 + 81 = 243 steps,
   the grid's budget (Hyperband's most exploratory bracket);
 * ``random + halving``: the same with random sampling;
-* ``tpe + hyperband``: 9 trials over Hyperband's three brackets (a larger budget, stated).
+* ``tpe + hyperband``: 9 trials over Hyperband's three brackets (a larger budget, stated);
+* ``tpe + hyperband, 3 trials``: the most trials Hyperband's brackets fit in the grid's budget
+  (2 trials at 9 steps, the best at 27 and 81; 1 trial at 27 and 81: 234 steps a seed).
 
 For each: the selected variant's mean validation accuracy over seeds (what selection sees), its
 test accuracy, and the optimizer steps spent in all (every rung of every trial and seed).
@@ -56,6 +58,7 @@ METHODS = {
     "tpe + halving": '[search]\nmethod = "tpe"\ntrials = 9\npruner = "halving"\nstartup_trials = 3\n',
     "random + halving": '[search]\nmethod = "random"\ntrials = 9\npruner = "halving"\n',
     "tpe + hyperband": '[search]\nmethod = "tpe"\ntrials = 9\npruner = "hyperband"\nstartup_trials = 3\n',
+    "tpe + hyperband, 3 trials": '[search]\nmethod = "tpe"\ntrials = 3\npruner = "hyperband"\nstartup_trials = 1\n',
 }
 
 
