@@ -30,7 +30,7 @@ def accuracy(logits: torch.Tensor, split: Split) -> float:
 
 def test_the_loop_evaluates_validation_and_predicts_at_the_best_step():
     ctx = context(steps=24, eval_every=4)
-    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3, recalibrate_bn=False))
     curve = ctx.val_curve
     assert [p["step"] for p in curve] == [4, 8, 12, 16, 20, 24]
     assert all(set(p) == {"step", "examples", "seconds", "val_acc"} for p in curve)  # no energy counter here
@@ -46,7 +46,7 @@ def test_the_loop_evaluates_validation_and_predicts_at_the_best_step():
 
 def test_keep_best_false_predicts_at_the_last_step():
     ctx = context(steps=24, eval_every=4, keep_best=False)
-    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3, recalibrate_bn=False))
     assert ctx.best_step == 24
     assert accuracy(outcome.logits["val"], ctx.data["val"]) == pytest.approx(ctx.val_curve[-1]["val_acc"])
 
@@ -100,7 +100,7 @@ def test_an_oracle_selects_on_target_validation():
     ctx = tiny_context(target=True, select_on="target_val", batch_size=16)
     ctx.train = ctx.train.model_copy(update={"steps": 8, "eval_every": 4})
     assert ctx.selection is ctx.data["target_val"]
-    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3))
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3, recalibrate_bn=False))
     best = max(p["val_acc"] for p in ctx.val_curve)
     assert accuracy(outcome.logits["target_val"], ctx.data["target_val"]) == pytest.approx(best)
 
@@ -246,3 +246,14 @@ def test_drop_path_is_a_timm_build_option():
         options = timm_plugin.TimmOptions(model="test_efficientnet", weights="none", input_size=32, drop_path_rate=rate)
         return [m for m in timm_plugin.build(options, False).modules() if type(m).__name__ == "DropPath"]
     assert drop_paths(0.0) == [] and max(m.drop_prob for m in drop_paths(0.2)) > 0
+
+
+def test_finetune_recalibrates_batch_norm_after_training():
+    def stats(recalibrate):
+        ctx = context(steps=4)
+        captured = {}
+        original = ctx.recalibrate_batch_norm
+        ctx.recalibrate_batch_norm = lambda model, *a: (captured.setdefault("model", model), original(model, *a))
+        finetune.run(ctx, finetune.FinetuneOptions(recalibrate_bn=recalibrate))
+        return "model" in captured
+    assert stats(True) and not stats(False)

@@ -229,6 +229,8 @@ class CellContext:
         can collapse to one class although training accuracy is fine."""
         norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
                  and m.track_running_stats]
+        if not norms:  # e.g. a transformer (layer norm only): nothing to re-estimate
+            return
         momenta = [m.momentum for m in norms]
         for m in norms:
             m.reset_running_stats()
