@@ -171,3 +171,31 @@ def test_notify_calls_each_plugin_and_names_the_one_that_fails():
     assert seen == ["c1"]
     assert [str(w.message) for w in caught] == [
         "plugin 'bad_tracker' failed in tlbench_cell_started: ValueError: tracker unreachable"]
+
+
+TYPO_MODALITY = '''
+import tlbench
+from tlbench.builtins.datasets import digits
+
+@tlbench.hookimpl
+def tlbench_datasets():
+    return [tlbench.DatasetPlugin("digits_typo", "digits with a misspelt modality", digits.DigitsOptions,
+                                  digits.load, modality="imgae")]
+'''
+
+
+def test_an_undeclared_modality_is_one_line_naming_the_plugin_and_a_declared_one_works(cli, module, write_suite):
+    from tlbench import modality
+    name = module("typo_modality", TYPO_MODALITY)
+    suite = write_suite(TINY.replace('plugin = "digits"', 'plugin = "digits_typo"'))
+    result = cli("run", suite, "--plugin", name, "--dry-run")
+    assert result.exit_code == 2
+    assert "dataset plugin 'digits_typo': unknown modality 'imgae'; registered: image, text" in result.stderr
+    modality.register(modality.Modality("imgae", "images, spelt otherwise", modality.get("image").example))
+    try:
+        planned = cli("run", suite, "--plugin", name, "--dry-run")
+        assert planned.exit_code == 0, planned.output
+        assert "12 skipped" in planned.stdout  # backbone (image) and dataset (imgae) differ: skipped
+        assert modality.get("imgae").example(2, 8).shape == (2, 3, 8, 8)
+    finally:
+        del modality._MODALITIES["imgae"]

@@ -77,3 +77,37 @@ def test_import_is_clean_in_a_fresh_interpreter():
     code = "import tlbench.testing, tlbench; assert tlbench.CellContext and tlbench.Features and tlbench.Cell"
     result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+ONE_CELL = """
+[suite]
+name = "outside"
+
+[[backbone]]
+plugin = "tiny_cnn"
+width = 4
+input_size = 8
+
+[[dataset]]
+plugin = "digits"
+image_size = 8
+
+[[strategy]]
+plugin = "linear_probe"
+C = 1.0
+"""
+
+
+def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names(write_suite, cli):
+    source = (ROOT / "tests/helpers/outside_plugin.py").read_text()
+    used = set(re.findall(r"\btlbench\.([A-Za-z_]\w*)\b(?!\.\w)", source))
+    used = {name for name in used if importlib.util.find_spec(f"tlbench.{name}") is None}  # not submodules
+    assert {"Session", "ExecutorPlugin", "Options"} <= used and sorted(used - set(tlbench.__all__)) == []
+    imported = re.findall(r"^from tlbench\.(\w+) import", source, flags=re.M)
+    assert set(imported) <= {"modality", "worker", "executors", "strategies"}  # documented public modules
+    from tlbench import modality
+    result = cli("run", write_suite(ONE_CELL), "--plugin", "helpers.outside_plugin", "--executor", "serial",
+                 "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "1 to run" in result.stdout and "ok" in result.stdout
+    assert modality.get("tabular").example(3, 5).shape == (3, 5)

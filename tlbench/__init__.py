@@ -19,6 +19,7 @@ _LAZY = {
     "SplitEvidence": "tlbench.evidence",
     "Session": "tlbench.executors",
     "ImageBackbone": "tlbench.image",
+    "Modality": "tlbench.modality",
     **{name: "tlbench.records" for name in ("BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
                                             "LoadedDataset", "Options", "Outcome", "Role", "ScorerPlugin", "Split",
                                             "StrategyPlugin")},

@@ -118,9 +118,8 @@ def _incompatible(registry, backbone: Entry, dataset: Entry) -> str | None:
         d = registry.get("dataset", dataset.plugin)
     except Exception:
         return None
-    if getattr(b, "modality", "image") != getattr(d, "modality", "image"):
-        return f"backbone {backbone.label!r} takes {b.modality} and dataset {dataset.label!r} is {d.modality}"
-    return None
+    from tlbench.modality import mismatch
+    return mismatch(b, d, backbone.label, dataset.label)
 
 
 def transferability_entries(frame: pd.DataFrame, scorers: Iterable[ScorerPlugin]) -> list[dict]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tlbench.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.errors import UserError
-from tlbench import executors
+from tlbench import executors, modality
 from tlbench.records import Options
 from tlbench.registry import Registry
 from tlbench.space import Search, SearchOptions, parse_search
@@ -148,9 +148,7 @@ def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: 
     s = registry.get("strategy", strategy.plugin)
     if s.needs_target_domain and not d.has_target_domain:
         return f"strategy {strategy.label!r} needs a target domain and dataset {dataset.label!r} has none"
-    if b.modality != d.modality:
-        return f"backbone {backbone.label!r} takes {b.modality} and dataset {dataset.label!r} is {d.modality}"
-    return None
+    return modality.mismatch(b, d, backbone.label, dataset.label)
 
 
 def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bool = False) -> list[Entry]:

@@ -193,10 +193,9 @@ def check_same_architecture(record: BackbonePlugin, options: BaseModel) -> None:
 
 
 def raw_inputs(modality: str, n: int = 2, size: int = 32) -> Any:
-    """A small raw batch as a dataset of that modality gives it."""
-    if modality == "text":
-        return ["a short sentence", "another, slightly longer example sentence"][:n] * (n // 2 or 1)
-    return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    """A small raw batch as a dataset of that modality gives it (its declared example)."""
+    from tlbench.modality import get
+    return get(modality).example(n, size)
 
 
 def check_extract_shape(record: BackbonePlugin, options: BaseModel) -> None:

@@ -1,0 +1,22 @@
+"""A third party's executor and modality, written with tlbench's public names only."""
+import torch
+
+import tlbench
+from tlbench.modality import Modality, register
+from tlbench.worker import run_cell
+
+register(Modality("tabular", "a float32 N×F tensor of features", lambda n, size: torch.zeros(n, size)))
+
+
+class SerialOptions(tlbench.Options):
+    device: str = "cpu"
+
+
+def run(session: tlbench.Session, options: SerialOptions) -> None:
+    while (spec := session.next()) is not None:
+        session.done(spec, run_cell(spec, options.device))
+
+
+@tlbench.hookimpl
+def tlbench_executors():
+    return [tlbench.ExecutorPlugin("serial", "a third party's executor: one cell after another", SerialOptions, run)]
