@@ -50,8 +50,9 @@ def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
                 break
             per_seed[int(r.seed)] = (split.index, split.correct)
         else:
-            if per_seed:
-                return Scores.from_examples(per_seed)
+            scores = Scores.from_examples(per_seed) if per_seed else None
+            if scores is not None and scores.values.shape[1]:
+                return scores
     return Scores.from_seed_means(dict(zip(rows["seed"].astype(int), rows[metric])))
 
 

@@ -91,12 +91,13 @@ class Scores:
         return float(self.values.mean())
 
     def paired_with(self, other: Scores) -> tuple[Scores, Scores]:
-        """Both restricted to their shared seeds and test examples, in the same order."""
-        if self.per_example != other.per_example:
-            a, b = (self.to_seed_means(), other.to_seed_means())
-            return a.paired_with(b)
-        seeds = tuple(s for s in self.seeds if s in other.seeds)
+        """Both restricted to their shared seeds and test examples, in the same order; by seed
+        means when one side has no per-example evidence or they share no test example."""
         index = np.intersect1d(self.index, other.index)
+        mixed = self.per_example != other.per_example
+        if mixed or (self.per_example and len(index) == 0):
+            return self.to_seed_means().paired_with(other.to_seed_means())
+        seeds = tuple(s for s in self.seeds if s in other.seeds)
         return self._take(seeds, index), other._take(seeds, index)
 
     def to_seed_means(self) -> Scores:
