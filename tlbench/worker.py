@@ -206,7 +206,6 @@ class Worker:
         _, classes, _ = self.dataset(cell)
         splits = self.encoded(cell)
         backbone = self.registry.get("backbone", cell.backbone.plugin)
-        cell_splits, indices = budgeted_splits(splits, cell)
         meter = energy.Meter(self.energy_counters) if self.energy_counters else None
         probed: list[Cell] = []  # the strategy used frozen features
 
@@ -214,13 +213,13 @@ class Worker:
             probed.append(cell)
             return self.features(cell)
 
-        ctx = CellContext(data=cell_splits, train_index=indices["train"], num_classes=len(classes),
-                          device=self.device, train=cell.train, seed=cell.seed,
-                          build=lambda pretrained: backbone.build(cell.backbone.options, pretrained),
+        ctx = new_context(cell, splits, num_classes=len(classes), device=self.device,
+                          build=lambda pretrained: input_of("backbone")(backbone.build)(cell.backbone.options,
+                                                                                        pretrained),
                           features_cache=features,
-                          label_fraction=cell.label_fraction, val_index=indices["val"],
                           select_on=strategy.select_on,
                           energy=meter.joules if meter else lambda: None)
+        cell_splits, indices = dict(ctx.data), {"train": ctx.train_index, "val": ctx.val_index}
         peak: dict = {}
         with engine.peak_memory(self.device, peak), meter or contextlib.nullcontext():
             outcome = strategy.run(ctx, cell.strategy.options)
@@ -264,6 +263,15 @@ def budgeted_splits(splits: dict[str, Split], cell: Cell) -> tuple[dict[str, Spl
     cut = {name: splits[name].subset(index.to(splits[name].labels.device)) for name, index in indices.items()}
     return {**splits, **cut}, indices
 
+
+def new_context(cell: Cell, splits: dict[str, Split], **fields) -> CellContext:
+    """The :class:`CellContext` of ``cell`` as the worker and the conformance kit both make it:
+    ``splits`` (every split of its dataset, encoded, on the device) cut to its label budget by
+    :func:`budgeted_splits`, its train options, seed and label fraction; ``fields`` are the
+    context's other fields (``num_classes``, ``device``, ``build``, ``features_cache``, ...)."""
+    cut, indices = budgeted_splits(splits, cell)
+    return CellContext(data=cut, train_index=indices["train"], val_index=indices.get("val"), train=cell.train,
+                       seed=cell.seed, label_fraction=cell.label_fraction, **fields)
 
 def new_record(cell: Cell, registry: Registry) -> CellRecord:
     """A cell's record before it runs (status ``ok``, no metrics yet): what identifies it, its
