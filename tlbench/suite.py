@@ -229,7 +229,8 @@ def _validate(model: type[BaseModel], values: dict, at: str):
         if err["type"] == "missing":
             raise UserError(f"{at}.{key}: missing required key ({_help(model, key)})") from None
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        raise UserError(f"{at}.{key}: {err['msg']}{got}") from None
+        where = f"{at}.{key}" if key else at  # a check of the whole table (e.g. peft's config) names no key
+        raise UserError(f"{where}: {err['msg']}{got}") from None
 
 
 def _shown(value, limit: int = 60) -> str:
