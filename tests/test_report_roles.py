@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tlbench.report import data as D
+from tlbench.report import tables as T
 from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report import write_report
 from tlbench.report.style import order_strategies, strategy_linestyle
@@ -108,3 +109,16 @@ def test_store_exports_role():
     assert "role" in columns([])
     assert flatten(CellRecord(cell_id="x", role="oracle"))["role"] == "oracle"
     assert flatten(CellRecord(cell_id="x"))["role"] == "transfer"  # the default role
+
+
+def test_the_shift_table_shows_what_the_adversary_adds_over_its_control():
+    extra = [row("s1", "ctl", "baseline", s, .64, .82, shift=True, source=.9) for s in (0, 1, 2)]
+    df = D.prepare(pd.concat([relabelled_frame(), pd.DataFrame(extra)], ignore_index=True))
+    t = shift_table(df, D.select(df), {"s1": True, "d1": False})
+    r = t.data.iloc[0]
+    assert r["control_strategy"] == "ctl" and r["control_target_mean"] == pytest.approx(.64)
+    assert r["adversary_effect"] == pytest.approx(.70 - .64)
+    assert "+6.0" in T.to_markdown(t) and "lambda = 0" in t.caption
+    plain = shift_table(D.prepare(relabelled_frame()), D.select(D.prepare(relabelled_frame())),
+                        {"s1": True, "d1": False})
+    assert plain.data.iloc[0]["control_strategy"] is None or pd.isna(plain.data.iloc[0]["control_strategy"])

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tlbench.errors import UserError
-from tlbench.report.style import ADAPTATION, ORACLE, ROLES, TRANSFER
+from tlbench.report.style import ADAPTATION, BASELINE, ORACLE, ROLES, TRANSFER
 from tlbench.selection import GROUP, select_variants
 from tlbench.suite import FILTER_KEYS
 
@@ -129,8 +129,10 @@ def oracles(frame: pd.DataFrame) -> set[str]:
 
 SHIFT_RULE = ("Source-only: of the transfer strategies run on the pair, the one with the best "
               "mean source-validation accuracy (no target labels take part in the choice); one "
-              "row per adaptation strategy; oracle: the oracle strategy with the best mean "
-              "target-validation accuracy.")
+              "row per adaptation strategy; control: the baseline-role strategy run on the pair "
+              "(e.g. dann_source_only, DANN's own recipe with lambda = 0), best on source "
+              "validation, so that adaptation − control is what the adversary itself adds; "
+              "oracle: the oracle strategy with the best mean target-validation accuracy.")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class ShiftPick:
     source_only: str | None
     adaptation: tuple[str, ...]
     oracle: str | None
+    control: str | None = None
 
 
 def shift_picks(selected: pd.DataFrame, shift: dict[str, bool]) -> dict[tuple, ShiftPick]:
@@ -156,7 +159,7 @@ def shift_picks(selected: pd.DataFrame, shift: dict[str, bool]) -> dict[tuple, S
                                                           ascending=[False, True])
             return cands["strategy"].iloc[0] if len(cands) else None
         adaptation = tuple(sorted(val.loc[val["role"] == ADAPTATION, "strategy"]))
-        pick = ShiftPick(best(TRANSFER), adaptation, best(ORACLE))
+        pick = ShiftPick(best(TRANSFER), adaptation, best(ORACLE), best(BASELINE))
         if pick.adaptation or pick.oracle:
             picks[key] = pick
     return picks
@@ -164,8 +167,8 @@ def shift_picks(selected: pd.DataFrame, shift: dict[str, bool]) -> dict[tuple, S
 
 def shift_rows(frame: pd.DataFrame, picks: dict[tuple, ShiftPick]) -> pd.DataFrame:
     """The rows of ``frame`` of the strategies in ``picks`` (source-only, adaptation, oracle)."""
-    keep = {(*k, s) for k, p in picks.items() for s in (p.source_only, *p.adaptation, p.oracle)
-            if s is not None}
+    keep = {(*k, s) for k, p in picks.items()
+            for s in (p.source_only, *p.adaptation, p.oracle, p.control) if s is not None}
     mask = [(d, b, f, s) in keep for d, b, f, s in
             zip(frame["dataset"], frame["backbone"], frame["label_fraction"], frame["strategy"])]
     return frame[mask]

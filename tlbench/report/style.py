@@ -40,6 +40,7 @@ KNOWN_ORDER = ["scratch", "linear_probe", "partial_finetune", "lora", "finetune"
 ORACLE = "oracle"
 ADAPTATION = "adaptation"
 TRANSFER = "transfer"
+BASELINE = "baseline"
 ROLES = ("transfer", "baseline", "adaptation", "oracle")
 
 

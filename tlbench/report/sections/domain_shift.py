@@ -27,9 +27,11 @@ TABLE_CAPTION = (
     "strategy in brackets: mean [95% bootstrap interval over seeds and test examples; over "
     "seeds only without per-example evidence], variants chosen on source validation "
     f"(the oracle on target validation). {D.SHIFT_RULE} Gap closed = (adaptation − "
-    "source-only) / (oracle − source-only). “Adaptation, target-val choice” picks the "
+    "source-only) / (oracle − source-only); adversary = adaptation − control (the "
+    "adaptation's own recipe without the adversary), where a control ran. “Adaptation, "
+    "target-val choice” picks the "
     "adaptation's variant with target labels: an oracle selection, for reference only. "
-    "Source acc. after: source-domain test accuracy of the same three models (forgetting).")
+    "Source acc. after: source-domain test accuracy of the same models (forgetting).")
 
 
 def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool],
@@ -57,24 +59,27 @@ def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]
             row, record = _shift_row(by_key, (dataset, backbone, frac), pick, adapt)
             rows.append(row)
             records.append(record)
-    header = ["Pair", "Backbone", "Labels", "Source-only", "Adaptation", "Oracle", "Gap closed",
-              "Adaptation, target-val choice (oracle)",
-              "Source acc. after (SO / adapt. / oracle)"]
+    header = ["Pair", "Backbone", "Labels", "Source-only", "Adaptation", "Oracle", "Control",
+              "Gap closed", "Adversary (points)", "Adaptation, target-val choice (oracle)",
+              "Source acc. after (SO / adapt. / oracle / control)"]
     return Table("domain_shift", "Domain shift: source-only vs adaptation vs oracle",
                  TABLE_CAPTION, header, rows, pd.DataFrame(records), numeric_from=3, key_cols=2)
 
 
 def _shift_row(by_key: dict, block: tuple, pick: D.ShiftPick, adapt: str | None):
-    names = {"source_only": pick.source_only, "adaptation": adapt, "oracle": pick.oracle}
+    names = {"source_only": pick.source_only, "adaptation": adapt, "oracle": pick.oracle,
+             "control": pick.control}
     target = {k: by_key["target"].get((*block, s)) for k, s in names.items()}
     source = {k: by_key["source"].get((*block, s)) for k, s in names.items()}
     chosen = by_key["adapt_oracle_choice"].get((*block, adapt))
-    so, da, orc = (r.mean if r is not None else math.nan for r in target.values())
+    so, da, orc, ctl = (r.mean if r is not None else math.nan for r in target.values())
     gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
+    adversary = da - ctl
     row = [Cell(block[0]), Cell(block[1]), Cell(D.fraction_label(block[2]))]
     row += [Cell(f"{fmt_acc(r.mean, r.ci_low, r.ci_high)} ({names[k]})") if r is not None
             else Cell("–", muted=True) for k, r in target.items()]
     row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
+    row.append(Cell("–" if math.isnan(adversary) else f"{100 * adversary:+.1f}"))
     row.append(Cell(fmt_acc(chosen.mean, chosen.ci_low, chosen.ci_high) if chosen is not None
                     else "–",
                     title=f"variant {chosen.variant}" if chosen is not None else ""))
@@ -82,7 +87,7 @@ def _shift_row(by_key: dict, block: tuple, pick: D.ShiftPick, adapt: str | None)
                                for r in source.values())))
     record = {"dataset": block[0], "backbone": block[1], "label_fraction": block[2],
               **{f"{k}_strategy": s for k, s in names.items()},
-              "gap_closed": gap,
+              "gap_closed": gap, "adversary_effect": adversary,
               "adaptation_target_val_selected_mean":
                   chosen.mean if chosen is not None else math.nan}
     for k in names:
