@@ -10,6 +10,7 @@ mlflow = pytest.importorskip("mlflow", reason="the MLflow tracker needs `pip ins
 
 from tlbench.plugins import notify, plugin_manager  # noqa: E402
 from tlbench.registry import Registry  # noqa: E402
+from tlbench.results import CellRecord, Cost  # noqa: E402
 from tlbench.suite import load_suite  # noqa: E402
 
 SUITE = """
@@ -46,11 +47,11 @@ def suite(tmp_path, monkeypatch):
 
 
 def record(cell, status, **metrics):
-    return {"cell_id": cell.id, "suite": cell.suite, "backbone": cell.backbone.label, "dataset": cell.dataset.label,
-            "strategy": cell.strategy.label, "variant": cell.variant, "role": "transfer", "status": status,
-            "error": None if status == "ok" else "ValueError: boom", "metrics": metrics,
-            "cost": {"wall_seconds": 1.5, "peak_memory_mb": 12.0, "note": "not a number"},
-            "train_curve": [{"step": 0, "loss": 2.3}, {"step": 5, "loss": 1.1}]}
+    return CellRecord(cell_id=cell.id, suite=cell.suite, backbone=cell.backbone.label, dataset=cell.dataset.label,
+                      strategy=cell.strategy.label, variant=cell.variant, role="transfer", status=status,
+                      error=None if status == "ok" else "ValueError: boom", metrics=metrics,
+                      cost=Cost(wall_seconds=1.5, peak_memory_mb=12.0),
+                      train_curve=[{"step": 0, "loss": 2.3}, {"step": 5, "loss": 1.1}])
 
 
 def run_suite(pm, suite, outcomes, status):
