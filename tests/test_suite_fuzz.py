@@ -18,7 +18,6 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import tlbench.cli
 from conftest import TINY
 from tlbench.cli import main
 
@@ -158,10 +157,11 @@ def check(result) -> None:
 @pytest.fixture
 def fast_plugins(monkeypatch):
     """The default plugin set loaded once (entry points are read each call otherwise)."""
-    real = tlbench.cli.plugin_manager
-    cached = functools.lru_cache(maxsize=1)(lambda: real([], strict=False))
-    monkeypatch.setattr(tlbench.cli, "plugin_manager",
-                        lambda modules, strict=False: cached() if not modules else real(modules, strict=strict))
+    from tlbench.host import Host
+    real = Host.load
+    cached = functools.lru_cache(maxsize=1)(lambda: real((), strict=False))
+    monkeypatch.setattr(Host, "load", staticmethod(
+        lambda modules=(), strict=False: cached() if not modules else real(modules, strict=strict)))
 
 
 def invoke(*args):
