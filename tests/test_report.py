@@ -47,7 +47,7 @@ def rec(dataset, strategy, frac, seed, test=NAN, *, val=0.5, status="ok", error=
         target_val_acc=test if (ok and shift) else NAN,
         wall_seconds=train + 1 if ok else NAN, train_seconds=train if ok else NAN,
         examples_per_second=100.0 if ok else NAN, peak_memory_mb=mem if ok else NAN,
-        trainable_params=trainable if ok else NAN, total_params=total, forward_gflops=NAN,
+        trainable_params=trainable if ok else NAN, total_params=total,
         device="cpu", has_target_domain=shift)
 
 

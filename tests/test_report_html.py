@@ -63,7 +63,7 @@ def realistic_frame(seed: int = 0) -> pd.DataFrame:
                                 wall_seconds=t + 5, train_seconds=t, examples_per_second=900.0,
                                 peak_memory_mb=1500.0 * scale,
                                 trainable_params=12_810 if s == "linear_probe" else 4_000_000,
-                                total_params=4_000_000, forward_gflops=0.4, device="cuda",
+                                total_params=4_000_000, device="cuda",
                                 has_target_domain=shift))
     return pd.DataFrame(rows)
 

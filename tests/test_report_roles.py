@@ -29,7 +29,7 @@ def row(dataset, strategy, role, seed, test, val, *, shift=False, source=NAN, va
                 source_test_acc=source, target_val_acc=test if shift else NAN,
                 wall_seconds=2.0, train_seconds=1.0, examples_per_second=10.0,
                 peak_memory_mb=10.0, trainable_params=10, total_params=100,
-                forward_gflops=NAN, device="cpu", has_target_domain=shift)
+                device="cpu", has_target_domain=shift)
 
 
 def relabelled_frame() -> pd.DataFrame:

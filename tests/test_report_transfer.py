@@ -33,7 +33,7 @@ def frame(acc=ACC) -> pd.DataFrame:
                                  error="", test_acc=a + noise, test_macro_f1=a, val_acc=.5,
                                  source_test_acc=math.nan, target_val_acc=math.nan, wall_seconds=1.0,
                                  train_seconds=1.0, images_per_second=10.0, peak_memory_mb=1.0,
-                                 trainable_params=10, total_params=100, forward_gflops=math.nan,
+                                 trainable_params=10, total_params=100,
                                  device="cpu", has_target_domain=False))
     return pd.DataFrame(rows)
 
