@@ -19,6 +19,16 @@ torch.set_num_threads(1)
 # tests/test_mlflow_tracker.py switches it on where it tests it. Subprocesses inherit this.
 os.environ.setdefault("TLBENCH_MLFLOW", "0")
 
+
+@pytest.fixture(autouse=True)
+def listing_cache(tmp_path_factory, monkeypatch) -> Path:
+    """Each test's own `tlbench list` cache folder (tlbench.listing), never the user's ~/.cache;
+    subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("listing-cache")
+    monkeypatch.setenv("TLBENCH_CACHE_DIR", str(folder))
+    return folder
+
+
 TINY = """
 [suite]
 name = "tiny"

@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -22,7 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tlbench.errors import UserError, one_line_warnings
-from tlbench.registry import KINDS, DuplicateName
+from tlbench.registry import KINDS, DuplicateName, Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlbench.host import Host
+    from tlbench.listing import PluginEntry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
            "scorers": "scorer"}
@@ -31,6 +36,14 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load_plugins(plugins: tuple[str, ...], strict: bool):
+    host, registry, problems = _load_plugins_quietly(plugins, strict)
+    for message in problems:
+        err.print(f"warning: {message}", markup=False)
+    return host, host.infos, registry
+
+
+def _load_plugins_quietly(plugins: tuple[str, ...], strict: bool) -> tuple[Host, Registry, list[str]]:
+    """The plugins' host, its registry and the warnings of the plugins that failed (not shown yet)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         from tlbench.host import Host  # here, as every import of a command: tlbench --help stays quick
@@ -39,10 +52,7 @@ def _load_plugins(plugins: tuple[str, ...], strict: bool):
             registry = host.registry
         except DuplicateName as exc:
             raise UserError(str(exc)) from None
-    for w in caught:
-        if "plugin" in str(w.message):
-            err.print(f"warning: {w.message}", markup=False)
-    return host, host.infos, registry
+    return host, registry, [str(w.message) for w in caught if "plugin" in str(w.message)]
 
 
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
@@ -402,27 +412,45 @@ def rank(suite_file, output, device, plugins, strict_plugins):
 
 @main.command(name="list")
 @click.argument("kind", required=False, type=click.Choice(list(PLURALS)))
+@click.option("--refresh", is_flag=True, help="load every plugin again instead of the cached listing (which "
+              "tlbench rebuilds by itself when a plugin changes, but not when a package a plugin imports does)")
 @plugin_option
 @strict_option
-def list_(kind, plugins, strict_plugins):
+def list_(kind, refresh, plugins, strict_plugins):
     """Show every registered backbone, dataset, strategy, executor and scorer with its options."""
-    _, _, registry = _load_plugins(plugins, strict_plugins)
+    entries = _listing(plugins, strict_plugins, refresh)
     for k in [PLURALS[kind]] if kind else KINDS:
         out.print(f"[bold]{k} plugins[/bold]")
-        for name, record in sorted(registry.records[k].items()):
-            clash = (f"  [yellow]clash: {record.name!r} is registered twice; name it {name!r}[/yellow]"
-                     if record.name in registry.clashes[k] else "")
-            out.print(f"  [bold]{escape(name)}[/bold]  {escape(record.help)}  [dim]({registry.sources[k][name]})[/dim]"
-                      f"{clash}")
-            options = getattr(record, "options", None)
-            for field, info in (options.model_fields.items() if options else ()):
-                default = "required" if info.is_required() else f"default {info.default!r}"
-                grid = getattr(record, "grid", {}).get(field)
-                default += f", grid {grid}" if grid else ""
-                space = getattr(record, "space", {}).get(field)
-                default += f", space {space}" if space else ""
-                out.print(f"      {field}: {escape(info.description or '')} [dim]({escape(default)})[/dim]",
+        for entry in (e for e in entries if e.kind == k):
+            clash = (f"  [yellow]clash: {entry.name!r} is registered twice; name it {entry.key!r}[/yellow]"
+                     if entry.clashes else "")
+            out.print(f"  [bold]{escape(entry.key)}[/bold]  {escape(entry.help)}  [dim]({entry.source})[/dim]{clash}")
+            for option in entry.options:
+                default = "required" if option.default is None else f"default {option.default}"
+                default += f", grid {option.grid}" if option.grid else ""
+                default += f", space {option.space}" if option.space else ""
+                out.print(f"      {option.name}: {escape(option.help)} [dim]({escape(default)})[/dim]",
                           highlight=False)
+
+
+def _listing(plugins: tuple[str, ...], strict: bool, refresh: bool) -> list[PluginEntry]:
+    """What ``tlbench list`` shows: the cached listing (tlbench.listing), else (a miss, or
+    ``refresh``) the loaded plugins' (torch imported), cached unless a plugin failed to load."""
+    from tlbench import listing
+    key = listing.cache_key(plugins)
+    entries = None if refresh else listing.load(key)
+    if entries is None:
+        _, registry, problems = _load_plugins_quietly(plugins, strict)
+        for message in problems:
+            err.print(f"warning: {message}", markup=False)
+        entries = listing.entries_of(registry)
+        if not problems:  # a failed plugin is tried again next time, not listed as failed from the cache
+            try:
+                listing.save(key, entries)
+            except OSError as exc:
+                err.print(f"warning: the plugin listing is not cached ({exc}); `tlbench list` loads every "
+                          "plugin each time", markup=False)
+    return entries
 
 
 @main.command()
