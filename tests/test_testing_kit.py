@@ -1,32 +1,42 @@
 """The conformance kit (tlbench.testing): the built-in plugins pass it, and it catches plugins that
 break the contracts, naming the plugin and the check."""
+import threading
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 from pydantic import Field
+from test_executors import ray_cluster  # noqa: F401 (the module's Ray instance, for the ray executor)
 from torch import nn
 
 import tlbench
+from tlbench import scores, testing
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.datasets import digits
+from tlbench.builtins.executors import inprocess
 from tlbench.builtins.strategies import finetune
+from tlbench.executors import Retry
 from tlbench.plugins import plugin_manager
 from tlbench.registry import KINDS, Registry
-from tlbench.testing import (check_backbone_plugin, check_dataset_plugin, check_strategy_plugin,
-                             parametrize_plugin_checks, plugin_checks)
+from tlbench.testing import (check_backbone_plugin, check_dataset_plugin, check_executor_plugin,
+                             check_scorer_plugin, check_strategy_plugin, parametrize_plugin_checks, plugin_checks)
+from tlbench.worker import run_cell
 
 PM, INFOS = plugin_manager()
 REGISTRY = Registry.collect(PM)
 BUILTIN_PLUGINS = {info.name for info in INFOS if info.distribution == "tlbench"}
-BUILTINS = {(kind, name): record for kind in ("backbone", "dataset", "strategy")
+BUILTINS = {(kind, name): record for kind in KINDS
             for name, record in REGISTRY.records[kind].items() if REGISTRY.sources[kind][name] in BUILTIN_PLUGINS}
 
 #: options for built-ins whose defaults need something (a required field, real weights)
 OPTIONS = {"timm": {"model": "resnet18", "weights": "none", "input_size": 32},
            "mnist": {"image_size": 8}, "mnist2digits": {"image_size": 8},  # 70,000 images: keep them small
            "digits-printed2hand": {"per_class": 10},
-           **{name: {"max_per_class": 20} for name in ("sms_spam", "trec", "bbc_news", "vader_shift")}}
+           **{name: {"max_per_class": 20} for name in ("sms_spam", "trec", "bbc_news", "vader_shift")},
+           # executors on the CPU, one worker of one thread: the kit compares them with inprocess there
+           "inprocess": {"device": "cpu"}, "local": {"devices": ["cpu"], "workers": 1, "threads": 1},
+           "ray": {"workers": 1, "threads": 1, "num_gpus_per_cell": 0}}
 #: built-ins not run here, and why
 SKIPPED = {
     **{name: "needs the dataset files (download = true needs internet access)"
@@ -39,7 +49,9 @@ CHECKED = [(record, OPTIONS.get(name)) for (kind, name), record in sorted(BUILTI
 
 
 @parametrize_plugin_checks(CHECKED)
-def test_builtin_plugins_conform(record, check):
+def test_builtin_plugins_conform(record, check, request):
+    if isinstance(record, tlbench.ExecutorPlugin) and record.name == "ray":
+        request.getfixturevalue("ray_cluster")  # skipped where Ray is not installed
     check(record)
 
 
@@ -51,7 +63,8 @@ def test_skipped_builtins(name):
 
 def test_every_builtin_is_checked_or_skipped_with_a_reason():
     assert {name for _, name in BUILTINS} == {r.name for r, _ in CHECKED} | set(SKIPPED)
-    assert {"digits", "tiny_cnn", "finetune", "linear_probe", "lora", "dann", "scratch"} <= {r.name for r, _ in CHECKED}
+    assert {"digits", "tiny_cnn", "finetune", "linear_probe", "lora", "dann", "scratch", "inprocess", "local", "ray",
+            "logme", "leep", "nce", "hscore", "knn"} <= {r.name for r, _ in CHECKED}
 
 
 def test_imagefolder_conforms(tmp_path):
@@ -206,7 +219,102 @@ def test_broken_backbones_are_caught():
             check_backbone_plugin(tlbench.BackbonePlugin("bad", "x", tiny_cnn.TinyCNNOptions, build))
 
 
-def test_kinds_without_checks_are_refused():
-    with pytest.raises(TypeError, match="no conformance checks for ExecutorPlugin"):
-        plugin_checks(REGISTRY.get("executor", "inprocess"))
-    assert set(KINDS) >= {"backbone", "dataset", "strategy"}
+def test_every_kind_has_checks_and_other_objects_are_refused():
+    assert {kind.__name__ for kind in testing.CHECKS} == {f"{kind.capitalize()}Plugin" for kind in KINDS}
+    with pytest.raises(TypeError, match="no conformance checks for dict"):
+        plugin_checks({"name": "x"})
+
+
+def test_a_backbone_of_another_modality_than_its_record_is_caught():
+    record = tlbench.BackbonePlugin("bad", "x", tiny_cnn.TinyCNNOptions, tiny_cnn.build, modality="text")
+    with pytest.raises(AssertionError, match=r"bad: check extract_shape failed: the built backbone's modality is "
+                                             r"'image', its record's 'text'"):
+        check_backbone_plugin(record)
+
+
+# ---- executors and scorers -----------------------------------------------------------------------
+
+def executor(run, name="broken"):
+    return tlbench.ExecutorPlugin(name, "a broken executor", inprocess.InprocessOptions, run)
+
+
+def drops_the_last_cell(session, options):
+    specs = []
+    while (spec := session.next()) is not None:
+        specs.append(spec)
+    for spec in specs[:-1]:
+        session.done(spec, run_cell(spec, "cpu"))
+
+
+def stops_after_one_cell(session, options):
+    spec = session.next()
+    session.done(spec, run_cell(spec, "cpu"))
+
+
+def swaps_the_records(session, options):
+    specs = [session.next(), session.next()]
+    records = [run_cell(spec, "cpu") for spec in specs]
+    for spec, record in zip(specs, reversed(records)):
+        session.done(spec, record)
+
+
+def test_broken_executors_are_caught():
+    cases = {drops_the_last_cell: "cells handed out but never handed back",
+             stops_after_one_cell: "run returned before asking for 1 of 2 cells",
+             swaps_the_records: r"the record handed back for cell \w+ is cell \w+'s"}
+    for run, message in cases.items():
+        with pytest.raises(AssertionError, match=f"broken: check same_records_as_inprocess failed: {message}"):
+            check_executor_plugin(executor(run))
+
+
+def test_an_executor_that_hangs_is_caught(monkeypatch):
+    monkeypatch.setattr(testing, "EXECUTOR_TIMEOUT", 1.0)
+    release = threading.Event()
+
+    def hangs(session, options):
+        session.next()
+        release.wait()
+    try:
+        with pytest.raises(AssertionError, match="broken: check same_records_as_inprocess failed: run did not "
+                                                 "return within 1 s"):
+            check_executor_plugin(executor(hangs))
+    finally:
+        release.set()
+
+
+def test_an_executor_that_gives_up_at_a_workers_first_death_is_caught(monkeypatch):
+    monkeypatch.setattr(Retry, "ATTEMPTS", 1)  # local then records the cell as failed at once
+    local = REGISTRY.get("executor", "local")
+    check = next(c for c in plugin_checks(local, OPTIONS["local"]) if c.name == "dead_worker_retried_once")
+    with pytest.raises(AssertionError, match=r"local: check dead_worker_retried_once failed: the cell whose worker "
+                                             r"died ran 1 time\(s\) in 1 process\(es\); expected twice"):
+        check(local)
+
+
+def scorer(score, name="broken", **kwargs):
+    return tlbench.ScorerPlugin(name, "a broken scorer", score, **kwargs)
+
+
+def test_broken_scorers_are_caught():
+    def centres_in_place(features, labels, source_logits):
+        features -= features.mean(0)
+        return scores.knn_accuracy(features, labels)
+
+    cases = {(lambda f, y, z: float("nan")): "finite_score failed: score returned nan",
+             (lambda f, y, z: 1): "finite_score failed: score returned int, not a float",
+             (lambda f, y, z: float(np.random.default_rng().random())): "deterministic_score failed: two calls gave",
+             centres_in_place: "deterministic_score failed: score wrote into its inputs",
+             (lambda f, y, z: float(f[0, 0])): "order_invariant failed",
+             (lambda f, y, z: -scores.knn_accuracy(f, y)): r"ranks_separated_first failed: separated data scored "
+                                                            r"-1.0, random data -0.225 \(higher_is_better=True\)"}
+    for score, message in cases.items():
+        with pytest.raises(AssertionError, match=f"broken: check {message}"):
+            check_scorer_plugin(scorer(score))
+
+
+def test_a_scorer_is_given_source_logits_only_when_its_record_declares_it_needs_them():
+    leep = lambda f, y, z: scores.log_expected_empirical_prediction(z, y)  # noqa: E731
+    check_scorer_plugin(scorer(leep, needs_source_logits=True))
+    with pytest.raises(AssertionError, match="finite_score raised"):
+        check_scorer_plugin(scorer(leep))
+    check_scorer_plugin(scorer(lambda f, y, z: -scores.knn_accuracy(f, y), higher_is_better=False))

@@ -18,10 +18,13 @@ class Backbone(nn.Module):
     stages from input to output (``partial_finetune`` unfreezes the last k); ``lora_targets`` names
     the modules that LoRA adapts by default; ``source_head``, when the pretrained model has one
     (:meth:`set_source_head`), maps features to the source task's logits (e.g. ImageNet's 1000
-    classes; LEEP reads them).
+    classes; LEEP reads them). ``modality`` names the :mod:`tlbench.modality` it takes, the one its
+    plugin record declares (``tlbench.text.TextBackbone``: ``"text"``); DANN joins a source and a
+    target batch by that modality's rule.
     """
 
     feature_dim: int
+    modality: str = "image"
     lora_targets: list[str] | str = "all-linear"
     source_head: nn.Module | None = None
 

@@ -1,7 +1,8 @@
 """Declared modalities: what a backbone takes and a dataset is (``modality = "image"``).
 
-A :class:`Modality` names a kind of raw input and gives an example of it, as a dataset of that
-modality yields it (the conformance kit feeds it to backbones). ``image`` and ``text`` are
+A :class:`Modality` names a kind of raw input, gives an example of it, as a dataset of that
+modality yields it (the conformance kit feeds it to backbones), and the rule for joining a source
+and a target batch in one forward pass through a backbone (DANN's step). ``image`` and ``text`` are
 built in; a plugin adds another (audio, tabular) with :func:`register`. A backbone or dataset
 that declares a modality nobody registered is a one-line error naming the plugin, and
 :func:`mismatch` is the one compatibility check of ``run`` (cells skipped with the reason) and
@@ -21,11 +22,15 @@ __all__ = ["Modality", "get", "mismatch", "register"]
 @dataclass(frozen=True)
 class Modality:
     """``example(n, size)``: ``n`` raw inputs as a dataset of this modality gives them (``size``:
-    an image's side, where it means something)."""
+    an image's side, where it means something). ``join(backbone, source, target)``: the features
+    ``(len(source) + len(target), feature_dim)`` of two batches as the backbone's encoder gives
+    them (on its device), source rows first, in one forward pass, so that batch normalisation
+    sees both (DANN's joint step); a backbone's ``modality`` attribute names its rule."""
 
     name: str
     help: str
     example: Callable[[int, int], Any]
+    join: Callable[[Any, Any, Any], Any]
 
 
 _MODALITIES: dict[str, Modality] = {}
@@ -62,9 +67,22 @@ def _images(n: int, size: int):
     return torch.randint(0, 256, (n, 3, size, size), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
 
 
+def _join_images(backbone, source, target):
+    """Images, whose raw sizes may differ between domains, are prepared apart and then joined."""
+    import torch
+    return backbone(torch.cat([backbone.prepare(source), backbone.prepare(target)]))
+
+
 def _texts(n: int, size: int) -> list[str]:
     return ["a short sentence", "another, slightly longer example sentence"][:n] * (n // 2 or 1)
 
 
-register(Modality("image", "uint8 N×C×H×W tensors (C = 1 or 3)", _images))
-register(Modality("text", "a list[str]", _texts))
+def _join_texts(backbone, source, target):
+    """Encoded text (a dict of equally padded tensors) is joined key by key before ``prepare``
+    trims the padding."""
+    import torch
+    return backbone.extract({k: torch.cat([source[k], target[k]]) for k in source})
+
+
+register(Modality("image", "uint8 N×C×H×W tensors (C = 1 or 3)", _images, _join_images))
+register(Modality("text", "a list[str]", _texts, _join_texts))

@@ -26,7 +26,16 @@ What is checked (the contracts of ``tlbench/hookspecs.py``):
 * strategies, run on a tiny CPU cell (the ``tiny_cnn`` backbone on 300 handwritten digits, a
   colour-inverted target domain when the strategy needs one): logits for exactly
   ``ctx.eval_splits``, each ``(N, num_classes)`` and finite; only the labels a strategy may use are
-  read; the same seed gives the same logits.
+  read; the same seed gives the same logits;
+* executors, on :func:`tiny_suite` at one torch thread: every cell comes back once, with the cell
+  ids, statuses and metrics of the built-in ``inprocess`` executor; a cell whose worker dies runs
+  once more on a fresh worker and is then recorded as failed (``session.failed``) while the other
+  cells finish. An executor declares nothing about processes, so the rule is what it does: the
+  kit's ``kit_dies`` strategy exits its process only where that is not the caller's, so an executor
+  that runs cells in this process (``inprocess``) passes that check by running the cell;
+* scorers, on simulated features (and source logits where ``needs_source_logits``; None
+  otherwise): a finite float, the same for the same input, the same for the examples in another
+  order, and better (by ``higher_is_better``) for class-separated features than for random ones.
 
 How "reads only train labels" is tested: the strategy runs twice with the same seed, once on the
 real data and once with every label it must not use (``val``, ``test``, ``target_*``; an oracle may
@@ -42,36 +51,49 @@ comparing outcomes tests exactly the promise that held-out labels do not influen
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import json
+import math
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from torch import nn
 
+import tlbench
 from tlbench import data as data_mod
 from tlbench import engine
 from tlbench.backbone import Backbone
 from tlbench.context import CellContext, Features
-from tlbench.records import BackbonePlugin, DatasetPlugin, LoadedDataset, Options, Split, StrategyPlugin
+from tlbench.executors import thread_env
+from tlbench.modality import get as get_modality
+from tlbench.records import (BackbonePlugin, DatasetPlugin, ExecutorPlugin, LoadedDataset, Options, Outcome,
+                             ScorerPlugin, Split, StrategyPlugin)
 from tlbench.strategies import seed_everything
 
-__all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_strategy_plugin", "plugin_checks",
-           "parametrize_plugin_checks", "tiny_context"]
+__all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_executor_plugin", "check_scorer_plugin",
+           "check_strategy_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data", "tiny_context",
+           "tiny_suite"]
 
 SPLIT_SHAPES = ({"all"}, {"train", "test"}, {"train", "val", "test"})
 
 
 class Check:
-    """One named check of one kind of plugin, with the options to build the record's options from."""
+    """One named check of one kind of plugin, with the options to build the record's options from
+    (None for a record without options: a scorer)."""
 
-    def __init__(self, function: Callable[[Any, BaseModel], None], options: dict | None = None):
+    def __init__(self, function: Callable[[Any, Any], None], options: dict | None = None):
         self.function, self.options = function, dict(options or {})
         self.name = function.__name__.removeprefix("check_")
 
     def __call__(self, record: Any) -> None:
-        options = _options(record, self.options, self.name)
+        options = _options(record, self.options, self.name) if hasattr(record, "options") else None
         try:
             self.function(record, options)
         except AssertionError as exc:
@@ -194,22 +216,29 @@ def check_same_architecture(record: BackbonePlugin, options: BaseModel) -> None:
 
 def raw_inputs(modality: str, n: int = 2, size: int = 32) -> Any:
     """A small raw batch as a dataset of that modality gives it (its declared example)."""
-    from tlbench.modality import get
-    return get(modality).example(n, size)
+    return get_modality(modality).example(n, size)
 
 
 def check_extract_shape(record: BackbonePlugin, options: BaseModel) -> None:
-    """``extract`` maps a raw (encoded) batch of 2 to finite features ``(2, feature_dim)``."""
+    """``extract`` maps a raw (encoded) batch of 2 to finite features ``(2, feature_dim)``; the
+    built backbone declares its record's modality, whose join of two such batches gives
+    ``(4, feature_dim)``."""
     model = _build(record, options, False).eval()
     assert isinstance(model.feature_dim, int) and model.feature_dim > 0, "feature_dim must be a positive int"
+    assert model.modality == record.modality, \
+        f"the built backbone's modality is {model.modality!r}, its record's {record.modality!r} (set the class " \
+        "attribute modality, or subclass tlbench.ImageBackbone / tlbench.text.TextBackbone)"
     batch = raw_inputs(record.modality, 2, getattr(model, "input_size", 32) or 32)
     if record.encoder is not None:
         batch = record.encoder(options)(batch)
     with torch.no_grad():
         features = model.extract(batch)
+        joined = get_modality(model.modality).join(model, batch, batch)
     assert isinstance(features, torch.Tensor) and tuple(features.shape) == (2, model.feature_dim), \
         f"extract gave {tuple(getattr(features, 'shape', ()))}, expected (2, {model.feature_dim})"
     assert torch.isfinite(features).all(), "extract gave non-finite features"
+    assert tuple(joined.shape) == (4, model.feature_dim), \
+        f"the {model.modality} join of two batches of 2 gave {tuple(joined.shape)}, expected (4, {model.feature_dim})"
 
 
 def check_blocks_cover_parameters(record: BackbonePlugin, options: BaseModel) -> None:
@@ -352,6 +381,240 @@ def check_deterministic(record: StrategyPlugin, options: BaseModel) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Executors
+
+#: seconds an executor check waits for ``run`` to return before it fails (it never hangs the tests)
+EXECUTOR_TIMEOUT = 300.0
+
+#: the strategies of :func:`tiny_suite` by default: a few steps of fine-tuning and a linear probe
+TINY_STRATEGIES = ({"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe", "C": 1.0})
+
+
+def tiny_suite(strategies: Iterable[dict] = TINY_STRATEGIES, seeds: Iterable[int] = (0,)) -> str:
+    """The text of a tiny CPU suite: the ``tiny_cnn`` backbone (width 4, 8×8 inputs) on the
+    handwritten digits at 8×8, each of ``strategies`` (``{"plugin": name, option: value}``) at
+    every seed, all the labels, a few optimizer steps, no deployment measurement."""
+    def entry(table: str, values: dict) -> list[str]:
+        return ["", table, *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+    lines = entry("[suite]", {"name": "kit", "seeds": list(seeds), "measure_deployment": False})
+    lines += entry("[train]", {"epochs": 1, "min_steps": 3, "batch_size": 256})
+    lines += entry("[[backbone]]", {"plugin": "tiny_cnn", "width": 4, "input_size": 8})
+    lines += entry("[[dataset]]", {"plugin": "digits", "image_size": 8})
+    for strategy in strategies:
+        lines += entry("[[strategy]]", strategy)
+    return "\n".join(lines[1:]) + "\n"
+
+
+class DieOptions(Options):
+    marker: str = Field(description="file each attempt appends its process id to")
+    controller: int = Field(description="process id of the run's controller: the cell never dies there")
+
+
+def _die(ctx: CellContext, options: DieOptions) -> Outcome:
+    """Write this process's id to ``marker``; outside the controller, exit at once (a worker that
+    dies in the middle of a cell); in it, predict class 0."""
+    with open(options.marker, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    if os.getpid() != options.controller:
+        os._exit(1)
+    return Outcome({name: torch.zeros(len(ctx.data[name]), ctx.num_classes) for name in ctx.eval_splits}, 0, 0)
+
+
+@tlbench.hookimpl
+def tlbench_strategies() -> list[StrategyPlugin]:
+    """The kit's own strategy, for the suites it runs with ``plugins=("tlbench.testing",)``."""
+    return [StrategyPlugin("kit_dies", "kills its worker process (conformance kit)", DieOptions, _die)]
+
+
+def _specs(text: str, plugins: tuple[str, ...] = ()) -> list:
+    """The cell specs of the suite ``text`` (no results folder: nothing persisted)."""
+    from tlbench.plugins import load_registry
+    from tlbench.suite import parse_suite
+    from tlbench.worker import CellSpec
+
+    suite = parse_suite(text, "kit.toml", load_registry(plugins))
+    return [CellSpec("kit.toml", text, cell.id, plugins, "", cell.group) for cell in suite.cells]
+
+
+class _Session:
+    """A :class:`tlbench.Session` handing out ``specs`` in order (the group asked for first) and
+    keeping what comes back: ``records`` and ``failures`` by cell id, ``returned`` in order."""
+
+    def __init__(self, specs: list):
+        self.pending, self.total = list(specs), len(specs)
+        self.records: dict[str, Any] = {}
+        self.failures: dict[str, str] = {}
+        self.returned: list[str] = []
+        self.lock = threading.Lock()
+
+    def next(self, prefer: str | None = None):
+        with self.lock:
+            spec = next((s for s in self.pending if s.group == prefer), self.pending[0] if self.pending else None)
+            if spec is not None:
+                self.pending.remove(spec)
+            return spec
+
+    def done(self, spec, record) -> None:
+        with self.lock:
+            self.returned.append(spec.cell_id)
+            self.records[spec.cell_id] = record
+
+    def failed(self, spec, reason: str) -> None:
+        with self.lock:
+            self.returned.append(spec.cell_id)
+            self.failures[spec.cell_id] = reason
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """One torch thread here and in the processes started meanwhile (:data:`tlbench.executors.THREAD_ENV`)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with thread_env(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _execute(run: Callable[[Any, Any], None], options: Any, specs: list) -> _Session:
+    """Run ``specs`` with an executor's ``run`` at one thread; fail if it does not return within
+    :data:`EXECUTOR_TIMEOUT` or does not hand back each cell exactly once."""
+    session, raised = _Session(specs), []
+
+    def target() -> None:
+        try:
+            run(session, options)
+        except BaseException as exc:  # re-raised in the caller
+            raised.append(exc)
+    thread = threading.Thread(target=target, daemon=True, name="tlbench-kit-executor")
+    with _one_thread():
+        thread.start()
+        thread.join(EXECUTOR_TIMEOUT)
+    assert not thread.is_alive(), f"run did not return within {EXECUTOR_TIMEOUT:g} s"
+    if raised:
+        raise raised[0]
+    ids = [s.cell_id for s in specs]
+    assert not session.pending, f"run returned before asking for {len(session.pending)} of {len(ids)} cells"
+    twice = sorted({c for c in session.returned if session.returned.count(c) > 1})
+    assert not twice, f"cells handed back twice: {twice}"
+    missing = sorted(set(ids) - set(session.returned))
+    assert not missing, f"cells handed out but never handed back (session.done or session.failed): {missing}"
+    return session
+
+
+def _where(record) -> str:
+    return f"{record.run.get('device', '?')}, {record.run.get('threads', '?')} thread(s)"
+
+
+def check_same_records_as_inprocess(record: ExecutorPlugin, options: BaseModel) -> None:
+    """On :func:`tiny_suite` every cell comes back once, with the cell id, status and metrics
+    (to 1e-6) that the built-in ``inprocess`` executor gives on the CPU. Give options that run on
+    the CPU; both run at one torch thread (an executor's own thread setting may override that)."""
+    from tlbench.builtins.executors import inprocess
+
+    specs = _specs(tiny_suite())
+    expected = _execute(inprocess.run, inprocess.InprocessOptions(device="cpu"), specs).records
+    got = _execute(record.run, options, specs)
+    assert not got.failures, f"cells recorded as failed without a record: {got.failures}"
+    for cell_id, want in expected.items():
+        have = got.records[cell_id]
+        assert have.cell_id == cell_id, f"the record handed back for cell {cell_id} is cell {have.cell_id}'s"
+        assert have.status == want.status, \
+            f"cell {cell_id}: status {have.status!r} ({have.error}), inprocess gives {want.status!r}"
+        same = have.metrics.keys() == want.metrics.keys() and all(
+            math.isclose(have.metrics[k], want.metrics[k], abs_tol=1e-6) for k in want.metrics)
+        assert same, f"cell {cell_id}: metrics {have.metrics} on {_where(have)}, inprocess gives {want.metrics} " \
+                     f"on {_where(want)}"
+
+
+def check_dead_worker_retried_once(record: ExecutorPlugin, options: BaseModel) -> None:
+    """A cell whose worker process dies (``os._exit`` in the middle of it) runs once more on a
+    fresh worker, dies again and is recorded as failed with ``session.failed``; the other cell of
+    the suite is stored ``ok``. An executor that runs the cell in this process runs it to the end."""
+    with tempfile.TemporaryDirectory() as folder:
+        marker = Path(folder) / "attempts"
+        dies = {"plugin": "kit_dies", "marker": str(marker), "controller": os.getpid()}
+        specs = _specs(tiny_suite([TINY_STRATEGIES[1], dies]), ("tlbench.testing",))
+        session = _execute(record.run, options, specs)
+        pids = marker.read_text().split() if marker.exists() else []
+    survivor, doomed = (s.cell_id for s in specs)
+    assert survivor in session.records and session.records[survivor].status == "ok", \
+        f"the cell beside the dying one was not stored ok: {session.records.get(survivor) or session.failures}"
+    assert pids, "the dying cell never ran"
+    if set(pids) == {str(os.getpid())}:  # cells run in this process: nothing died
+        assert doomed in session.records and session.records[doomed].status == "ok", \
+            f"the cell run in this process was not stored ok: {session.failures.get(doomed)}"
+        return
+    assert len(pids) == 2 and len(set(pids)) == 2, \
+        f"the cell whose worker died ran {len(pids)} time(s) in {len(set(pids))} process(es); expected twice, " \
+        "the second time on a fresh worker (tlbench.executors.Retry)"
+    assert doomed in session.failures, \
+        "the cell whose worker died twice was not recorded with session.failed(spec, reason)"
+
+
+# ------------------------------------------------------------------------------------------------
+# Scorers
+
+
+def scorer_data(separated: bool, per_class: int = 30, classes: int = 4, dim: int = 16,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simulated ``(features N×dim float64, labels N, source logits N×2·classes)``. With
+    ``separated`` class c is offset by 6 along feature c, and its source logits peak at source
+    class 2c or 2c + 1; otherwise features and logits are noise, independent of the labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(classes), per_class)
+    rows = np.arange(len(labels))
+    features = rng.normal(size=(len(labels), dim))
+    logits = rng.normal(size=(len(labels), 2 * classes))
+    if separated:
+        features[rows, labels] += 6.0
+        logits[rows, 2 * labels + rng.integers(0, 2, len(labels))] += 6.0
+    return features, labels, logits
+
+
+def _score(record: ScorerPlugin, features: np.ndarray, labels: np.ndarray, logits: np.ndarray) -> float:
+    """The score, given the source logits only when the record declares it needs them (as the core
+    does for a backbone without a source head)."""
+    value = record.score(features, labels, logits if record.needs_source_logits else None)
+    assert isinstance(value, (float, np.floating)), f"score returned {type(value).__name__}, not a float"
+    assert math.isfinite(value), f"score returned {value}"
+    return float(value)
+
+
+def check_finite_score(record: ScorerPlugin, options: None) -> None:
+    """Simulated separated and random data each get a finite float."""
+    for separated in (True, False):
+        _score(record, *scorer_data(separated))
+
+
+def check_deterministic_score(record: ScorerPlugin, options: None) -> None:
+    """The same input gives the same score (to 1e-9, relative) and is left as it was (the core
+    hands one array to every scorer in turn)."""
+    data = scorer_data(True)
+    first, second = _score(record, *data), _score(record, *data)
+    assert all(np.array_equal(a, b) for a, b in zip(data, scorer_data(True))), "score wrote into its inputs"
+    assert math.isclose(first, second, rel_tol=1e-9, abs_tol=1e-12), f"two calls gave {first} and {second}"
+
+
+def check_order_invariant(record: ScorerPlugin, options: None) -> None:
+    """The examples in another order (features, labels and logits permuted alike) give the same score."""
+    data = scorer_data(True)
+    order = np.random.default_rng(1).permutation(len(data[1]))
+    plain, permuted = _score(record, *data), _score(record, *(a[order] for a in data))
+    assert math.isclose(plain, permuted, rel_tol=1e-6, abs_tol=1e-9), \
+        f"{plain} in the original order, {permuted} in another"
+
+
+def check_ranks_separated_first(record: ScorerPlugin, options: None) -> None:
+    """Class-separated features (and informative source logits) score better than random ones."""
+    separated, random = _score(record, *scorer_data(True)), _score(record, *scorer_data(False))
+    better = separated > random if record.higher_is_better else separated < random
+    assert better, f"separated data scored {separated}, random data {random} " \
+                   f"(higher_is_better={record.higher_is_better})"
+
+
+# ------------------------------------------------------------------------------------------------
 # Entry points
 
 CHECKS: dict[type, list[Callable]] = {
@@ -360,16 +623,18 @@ CHECKS: dict[type, list[Callable]] = {
                      check_blocks_cover_parameters],
     StrategyPlugin: [check_options_documented, check_logits_for_eval_splits, check_deterministic,
                      check_reads_only_train_labels],
+    ExecutorPlugin: [check_options_documented, check_same_records_as_inprocess, check_dead_worker_retried_once],
+    ScorerPlugin: [check_finite_score, check_deterministic_score, check_order_invariant, check_ranks_separated_first],
 }
 
 
 def plugin_checks(record, options: dict | None = None) -> list[Check]:
-    """The checks that apply to ``record`` (a dataset, backbone or strategy record)."""
+    """The checks that apply to ``record`` (a dataset, backbone, strategy, executor or scorer record)."""
     for kind, checks in CHECKS.items():
         if isinstance(record, kind):
             return [Check(function, options) for function in checks]
     raise TypeError(f"no conformance checks for {type(record).__name__}; give a DatasetPlugin, "
-                    "BackbonePlugin or StrategyPlugin")
+                    "BackbonePlugin, StrategyPlugin, ExecutorPlugin or ScorerPlugin")
 
 
 def _check_all(record, options: dict | None) -> None:
@@ -393,6 +658,18 @@ def check_strategy_plugin(record: StrategyPlugin, options: dict | None = None) -
     """Run every strategy check (on a tiny CPU cell); an AssertionError names the plugin and check."""
     assert isinstance(record, StrategyPlugin), f"{record!r} is not a tlbench.StrategyPlugin"
     _check_all(record, options)
+
+
+def check_executor_plugin(record: ExecutorPlugin, options: dict | None = None) -> None:
+    """Run every executor check (on tiny CPU suites); an AssertionError names the plugin and check."""
+    assert isinstance(record, ExecutorPlugin), f"{record!r} is not a tlbench.ExecutorPlugin"
+    _check_all(record, options)
+
+
+def check_scorer_plugin(record: ScorerPlugin) -> None:
+    """Run every scorer check (on simulated data); an AssertionError names the plugin and check."""
+    assert isinstance(record, ScorerPlugin), f"{record!r} is not a tlbench.ScorerPlugin"
+    _check_all(record, None)
 
 
 def parametrize_plugin_checks(records: Iterable[Any]):

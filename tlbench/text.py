@@ -38,6 +38,8 @@ class TextBackbone(Backbone):
     A prepared batch is ``{"input_ids": (B, T) int64, "attention_mask": (B, T) int64}`` with
     ``T`` the longest row of the batch (the padding is on the right)."""
 
+    modality = "text"
+
     def prepare(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         mask = batch["attention_mask"]
         n = max(1, int(mask.sum(1).max())) if len(mask) else mask.shape[1]

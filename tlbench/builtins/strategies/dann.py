@@ -5,8 +5,9 @@ discriminator (an MLP ``feature_dim -> hidden -> hidden -> 1`` with ReLU and dro
 ``1024-1024`` for large networks) sit behind a gradient-reversal layer: identity forward,
 ``-lambda * gradient`` backward. Each step takes a labelled source batch (``data["train"]``) and an
 equally large *unlabelled* target batch (``data["target_train"]``; its labels are never read),
-concatenated in one forward pass through the backbone so that batch normalisation sees both
-domains, as in the paper's implementations. The loss is
+joined in one forward pass through the backbone so that batch normalisation sees both domains, as
+in the paper's implementations (by the join rule of the backbone's modality,
+:class:`tlbench.Modality`). The loss is
 
     cross-entropy(head(f_source), y_source) + BCE(discriminator(GRL(f)), domain)
 
@@ -50,6 +51,7 @@ from pydantic import Field, create_model
 from torch import nn
 
 import tlbench
+from tlbench import modality
 from tlbench.space import LogUniform
 from tlbench.strategies import count_params
 from tlbench.records import take
@@ -126,15 +128,6 @@ def dann_lr_factor(p: float, alpha: float = 10.0, beta: float = 0.75) -> float:
     return (1.0 + alpha * p) ** -beta
 
 
-def joint_features(backbone, source, target) -> torch.Tensor:
-    """Features of a source and a target batch in one forward pass (batch norm sees both).
-    Encoded text (a dict of equally padded tensors) is joined before `prepare` trims it; images,
-    whose raw sizes may differ between domains, are prepared apart and then joined."""
-    if isinstance(source, dict):
-        return backbone.extract({k: torch.cat([source[k], target[k]]) for k in source})
-    return backbone(torch.cat([backbone.prepare(source), backbone.prepare(target)]))
-
-
 class Unlabelled:
     """Shuffled inputs of ``split`` (the target training split), epoch after epoch, in batches of
     any requested size, so that every target batch matches its source batch. Only the inputs are
@@ -143,6 +136,7 @@ class Unlabelled:
     def __init__(self, ctx, split: str = "target_train"):
         self.inputs = ctx.data[split].inputs
         self.size = len(ctx.data[split])
+        self.device = ctx.device
         self.generator = ctx.generator
         self.order = torch.empty(0, dtype=torch.long)
         self.position = 0
@@ -151,17 +145,13 @@ class Unlabelled:
         parts = []
         while n > 0:
             if self.position == len(self.order):
-                self.order = torch.randperm(self.size, generator=self.generator).to(_device(self.inputs))
+                self.order = torch.randperm(self.size, generator=self.generator).to(self.device)
                 self.position = 0
             k = min(n, len(self.order) - self.position)
             parts.append(self.order[self.position:self.position + k])
             self.position += k
             n -= k
         return take(self.inputs, torch.cat(parts))
-
-
-def _device(inputs) -> torch.device:
-    return next(iter(inputs.values())).device if isinstance(inputs, dict) else inputs.device
 
 
 class DannModel(nn.Module):
@@ -192,13 +182,15 @@ def make_optimizer(ctx, model: DannModel, options: DannOptions, steps: int):
 
 class DannStep(TrainStep):
     """One DANN step: a labelled source batch and an equally large unlabelled target batch in one
-    forward pass; loss = class cross-entropy + domain BCE behind the gradient reversal, whose
-    weight ``lambda_p`` follows the paper's schedule: a 0-d buffer filled in :meth:`advance`,
-    outside the graph, so that a compiled step is traced once."""
+    forward pass (joined by the rule of the backbone's modality); loss = class cross-entropy +
+    domain BCE behind the gradient reversal, whose weight ``lambda_p`` follows the paper's
+    schedule: a 0-d buffer filled in :meth:`advance`, outside the graph, so that a compiled step
+    is traced once."""
 
     def __init__(self, model: DannModel, target: "Unlabelled", options: DannOptions):
         super().__init__(model)
         self.target, self.options = target, options
+        self.join = modality.get(model.backbone.modality).join
         self.register_buffer("lambd", torch.zeros((), device=next(model.parameters()).device), persistent=False)
 
     def advance(self, step: int, steps: int) -> None:
@@ -206,7 +198,7 @@ class DannStep(TrainStep):
 
     def forward(self, source, labels: torch.Tensor) -> StepOutput:
         model, n = self.model, len(labels)
-        features = joint_features(model.backbone, source, self.target.take(n))
+        features = self.join(model.backbone, source, self.target.take(n))
         domains = torch.cat([torch.zeros(n, device=labels.device), torch.ones(n, device=labels.device)])
         class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
         domain_logits = model.discriminator(grad_reverse(features, self.lambd)).squeeze(1)
