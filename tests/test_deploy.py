@@ -87,3 +87,35 @@ def test_speed_is_measured_on_rows_of_the_split(batch):
     assert set(calls) == {1, batch}  # batch 1 for latency, the eval batch for throughput
     assert calls.count(1) >= deploy.LATENCY_WARMUP + deploy.LATENCY_CALLS[0]
     assert cost.adapter_bytes is None and cost.latency_ms > 0 and cost.throughput > 0
+
+
+def test_one_architecture_is_timed_once_whatever_its_weights():
+    split = Split(torch.randn(20, 1, 8, 8), torch.zeros(20, dtype=torch.long))
+
+    def net(stride=1, seed=0):
+        torch.manual_seed(seed)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, stride=stride), nn.Flatten())
+
+    key = deploy.speed_key(net(seed=0), split, 8, "fp32")
+    assert deploy.speed_key(net(seed=1), split, 8, "fp32") == key  # other weights: same speed
+    assert deploy.speed_key(net(stride=2), split, 8, "fp32") != key  # same tensors, other stride
+    assert deploy.speed_key(net(), split, 4, "fp32") != key
+    assert deploy.speed_key(net(), split, 8, "bf16") != key
+    assert deploy.speed_key(net(), Split(torch.randn(20, 1, 9, 9), split.labels), 8, "fp32") != key
+
+    timed = []
+    model = net()
+    model.register_forward_hook(lambda *_: timed.append(1))
+    cost = deploy.measure(model, split, 8, speed=(1.5, 200.0))
+    assert not timed and (cost.latency_ms, cost.throughput) == (1.5, 200.0)
+    assert cost.deployed_params == deploy.parameter_count(model)  # sized all the same
+
+
+def test_a_suite_times_each_architecture_once(write_suite, cli):
+    """finetune and the probe of one backbone deploy the same network: one timing, every cell sized."""
+    import pandas as pd
+    assert cli("run", write_suite(), "--no-report").exit_code == 0
+    frame = pd.read_csv("results/tiny/results.csv")
+    assert set(frame.strategy) == {"finetune", "linear_probe"} and len(frame) == 12
+    assert frame.latency_ms.nunique() == 1 and frame.throughput.nunique() == 1
+    assert frame.deployed_bytes.notna().all()

@@ -10,11 +10,15 @@ probe: its head).
 
 Speed: the median of timed calls at batch 1 after warm-up (``latency_ms``), and examples per
 second at the evaluation batch size (``throughput``), under the cell's precision. A few calls
-only: about a second for a small model on a CPU.
+only: about two seconds for a small model on a CPU. Speed depends on the architecture, not on
+the weights, so a worker times each architecture once per input shape, device and precision
+(:func:`speed_key`: fine-tuning, merged LoRA, scratch and the probe's backbone + head of one
+backbone share one measurement) and sizes every model.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import statistics
 import time
 from dataclasses import dataclass
@@ -69,11 +73,32 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
-@torch.no_grad()
+def speed_key(model: nn.Module, split: Split, batch_size: int, precision_name: str) -> str:
+    """What a model's speed on rows of ``split`` depends on: its architecture (``repr``: every
+    module's type and shape-giving settings, e.g. a convolution's channels, kernel and stride), its
+    tensors' dtypes, the inputs' shapes, the batch size, the device and the precision."""
+    dtypes = sorted({str(t.dtype) for t in model.state_dict().values()})
+    one = take(split.inputs, slice(0, 1))
+    shapes = {k: tuple(v.shape) for k, v in one.items()} if isinstance(one, dict) else tuple(one.shape)
+    text = "\n".join([repr(model), str(dtypes), str(shapes), str(min(batch_size, len(split))),
+                      str(split.labels.device), precision_name])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def measure(model: nn.Module, split: Split, batch_size: int, precision=contextlib.nullcontext,
-            adapter: dict[str, torch.Tensor] | None = None) -> Deployment:
+            adapter: dict[str, torch.Tensor] | None = None, speed: tuple[float, float] | None = None) -> Deployment:
     """Size and speed of ``model`` (called as ``model(inputs)`` on rows of ``split``, which lies on
-    the model's device, under the ``precision`` context), and the size of ``adapter`` if given."""
+    the model's device, under the ``precision`` context), and the size of ``adapter`` if given.
+    ``speed``: the ``(latency_ms, throughput)`` of a model with the same :func:`speed_key`, timed
+    before; given, the model is not timed again."""
+    return Deployment(parameter_count(model), model_bytes(model),
+                      state_bytes(adapter) if adapter is not None else None,
+                      *(speed or _speed(model, split, batch_size, precision)))
+
+
+@torch.no_grad()
+def _speed(model: nn.Module, split: Split, batch_size: int, precision) -> tuple[float, float]:
+    """(median latency in ms at batch 1, examples per second at ``batch_size``) of ``model``."""
     device = split.labels.device
     was_training = model.training
     model.eval()
@@ -93,9 +118,7 @@ def measure(model: nn.Module, split: Split, batch_size: int, precision=contextli
     call(batch)
     per_batch = _timed(lambda: call(batch), THROUGHPUT_SECONDS, *THROUGHPUT_CALLS)
     model.train(was_training)
-    return Deployment(parameter_count(model), model_bytes(model),
-                      state_bytes(adapter) if adapter is not None else None,
-                      1e3 * statistics.median(latency), min(batch_size, len(split)) / statistics.median(per_batch))
+    return 1e3 * statistics.median(latency), min(batch_size, len(split)) / statistics.median(per_batch)
 
 
 def _timed(call, seconds: float, at_least: int, at_most: int) -> list[float]:

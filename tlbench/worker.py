@@ -113,6 +113,7 @@ class Worker:
         self._data = None
         self._encoded: dict[str, dict[str, Split]] = {}
         self._features: dict[str, Features] = {}
+        self._speeds: dict[str, tuple[float, float]] = {}  # deployment speed by deploy.speed_key
 
     @classmethod
     def for_spec(cls, spec: CellSpec, device: str) -> "Worker":
@@ -159,7 +160,7 @@ class Worker:
         if memory_key not in self._features:
             def compute() -> Features:
                 record = self.registry.get("backbone", cell.backbone.plugin)
-                backbone = input_of("backbone")(record.build)(cell.backbone.options, True).to(self.device)
+                backbone = engine.place(input_of("backbone")(record.build)(cell.backbone.options, True), self.device)
                 return extract_features(backbone, self.encoded(cell), cell.train.eval_batch_size,
                                         lambda: engine.autocast(self.device, cell.train.precision))
             self._features[memory_key] = (self.feature_cache.get(key, compute) if self.feature_cache
@@ -250,7 +251,11 @@ class Worker:
         else:
             return {}
         split = ctx.data["target_test" if "target_test" in ctx.data else "test"]
-        return deploy.measure(model, split, ctx.train.eval_batch_size, ctx.autocast, adapter).cost_fields()
+        key = deploy.speed_key(model, split, ctx.train.eval_batch_size,
+                               engine.precision_name(self.device, ctx.train.precision))
+        cost = deploy.measure(model, split, ctx.train.eval_batch_size, ctx.autocast, adapter, self._speeds.get(key))
+        self._speeds[key] = (cost.latency_ms, cost.throughput)
+        return cost.cost_fields()
 
 
 def budgeted_splits(splits: dict[str, Split], cell: Cell) -> tuple[dict[str, Split], dict[str, torch.Tensor]]:
