@@ -78,10 +78,7 @@ class CellContext:
 
     def backbone(self, pretrained: bool = True) -> Backbone:
         """A fresh backbone on the device (``pretrained=False``: same architecture, random init)."""
-        model = self.build(pretrained).to(self.device)
-        if self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        return model
+        return engine.place(self.build(pretrained), self.device)
 
     def classifier(self, pretrained: bool = True) -> Classifier:
         return Classifier(self.backbone(pretrained), self.num_classes).to(self.device)

@@ -19,6 +19,14 @@ from tlbench.errors import Diverged, UserError
 from tlbench.records import Split, take
 
 
+def place(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` on ``device``, its convolution weights channels-last (NHWC), as image batches
+    are prepared (:meth:`tlbench.image.ImageBackbone.prepare`): the faster layout for convolutions
+    on GPUs and on CPUs alike (on 2 CPU cores a MobileNetV2 training step took 0.6x the CPU time;
+    bench/RESULTS.md). Tensors that are not 4-D are unchanged."""
+    return model.to(device).to(memory_format=torch.channels_last)
+
+
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` (CUDA if present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ..."""
     if name == "auto":

@@ -26,7 +26,7 @@ class ImageBackbone(Backbone):
                                           mode="bilinear", align_corners=False, antialias=True)
         mean, std = self._normalisation(x.device)
         x = (x - mean) / std
-        return x.contiguous(memory_format=torch.channels_last) if x.is_cuda else x
+        return x.contiguous(memory_format=torch.channels_last)  # as engine.place lays out the weights
 
     def _normalisation(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """mean and std as ``1×C×1×1`` tensors on ``device``, made once (no copy per batch)."""
