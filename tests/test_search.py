@@ -5,6 +5,7 @@ import math
 import random
 
 import pytest
+from test_executors import ray_cluster  # noqa: F401 (the module's Ray instance, for the ray executor)
 
 from tlbench import worker
 from tlbench.plugins import load_registry
@@ -81,6 +82,17 @@ def test_tpe_search_runs_resumes_after_a_kill_on_the_local_executor_and_retrains
     assert budget["trials"] == 4 and budget["cells"] == 4 and budget["steps"] == 8
     again = counting_runs(monkeypatch)
     assert cli("run", path, "--no-report").exit_code == 0 and again == []  # finished: nothing trains
+
+
+def test_a_tpe_search_runs_on_the_ray_executor(write_suite, cli, ray_cluster):
+    path = write_suite(SEARCH)
+    result = cli("run", path, "--no-report", "--executor", "ray", "--executor-option", "threads=1")
+    assert result.exit_code == 0, result.output
+    records = Store(path.parent / "results/search").records()
+    assert len(records) == 4 and all(r.status == "ok" and r.steps == 2 for r in records)
+    assert len({r.variant for r in records}) == 4  # four asks of the sampler, in two waves of two actors
+    (budget,) = Store(path.parent / "results/search").meta("tuning")
+    assert budget["trials"] == 4 and budget["steps"] == 8
 
 
 @pytest.mark.parametrize("table, message", [
