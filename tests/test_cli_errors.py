@@ -182,6 +182,25 @@ def test_bad_input_is_one_line_exit_2_nothing_trained_store_unchanged(bad_suite,
     assert snapshot(tmp_path / "results" / "bad") == before
 
 
+def case_good_then_corrupt_images(tmp):  # the digits would be extracted and stored before the photos fail
+    body, fragments = case_corrupt_image(tmp)
+    return body.replace("[[dataset]]", '[[dataset]]\nplugin = "digits"\nimage_size = 8\n\n[[dataset]]', 1), fragments
+
+
+@pytest.mark.parametrize("case", [case_good_then_corrupt_images, case_missing_weights],
+                         ids=["good_then_corrupt_images", "missing_weights"])
+def test_rank_checks_its_data_and_weights_first(bad_suite, cli, tmp_path, case):
+    suite, fragments = bad_suite(case)
+    before = snapshot(tmp_path / "results" / "bad")
+    result = cli("rank", suite, "--plugin", PLUGINS)
+    lines = error_lines(result)
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert all(fragment.lower() in lines[0].lower() for fragment in fragments), lines[0]
+    assert snapshot(tmp_path / "results" / "bad") == before
+    assert not list((tmp_path / "results" / "bad").glob("features/*")), "features were extracted"
+    assert not (tmp_path / "results" / "bad" / "rank.csv").exists()
+
+
 def test_a_fresh_run_with_bad_data_makes_no_results_folder(bad_suite, cli, tmp_path):
     import shutil
     suite, _ = bad_suite(case_corrupt_image)

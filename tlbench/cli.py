@@ -384,12 +384,14 @@ def _report(store, directory: Path, filters=None, options=None) -> Path | None:
 @strict_option
 def rank(suite_file, output, device, plugins, strict_plugins):
     """Rank the backbones of SUITE_FILE per dataset by transferability scores, before any fine-tuning."""
+    from tlbench.preflight import preflight
     from tlbench.rank import rank_backbones, rich_tables, store_scores, transferability_entries, worker_features
     from tlbench.store import Store
     from tlbench.suite import load_suite
 
     host, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
+    preflight(suite.cells, registry)  # data and weights, before any feature is extracted or stored
     scorers = list(host.records("scorer").values())
     if not scorers:
         raise UserError("no transferability scorer is installed (hook tlbench_scorers); reinstall tlbench")
