@@ -46,6 +46,16 @@ def test_the_store_keeps_evidence_with_its_record_and_flattens_every_metric(tmp_
     assert flatten(store.records()[0])["status"] == "failed"
 
 
+def test_evidence_of_more_cells_than_one_query_takes(tmp_path):
+    store = Store(tmp_path)
+    blob = evidence.to_bytes({"test": evidence.from_logits(torch.eye(2), torch.arange(2))})
+    for i in range(1200):
+        store.put(CellRecord(cell_id=f"c{i}", evidence=blob))
+    asked = [f"c{i}" for i in range(0, 1200, 2)] + ["c0", "missing"]
+    assert set(store.evidence(asked)) == {f"c{i}" for i in range(0, 1200, 2)}
+    assert len(store.evidence()) == 1200
+
+
 def test_a_version_1_store_is_refused_untouched(tmp_path):
     db = sqlite3.connect(tmp_path / "tlbench.sqlite")
     db.execute("CREATE TABLE records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, record TEXT NOT NULL)")
