@@ -1,4 +1,6 @@
 """Every user mistake: one line on stderr naming file and key, exit 2, nothing trained."""
+from pathlib import Path
+
 import pytest
 
 from conftest import TINY
@@ -55,3 +57,12 @@ def test_duplicate_plugin_names_name_both_sources(write_suite, cli):
     result = cli("run", write_suite(), "--plugin", "helpers.duplicate_plugin")
     assert_user_error(result, "dataset 'digits' is registered twice", "'digits'", "'helpers.duplicate_plugin'",
                       '"tlbench:digits"', '"helpers.duplicate_plugin:digits"')
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("suites/*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_suite_loads_and_expands(path):
+    from tlbench.plugins import load_registry
+    from tlbench.suite import load_suite
+    suite = load_suite(path, load_registry(()))
+    runnable = [cell for cell in suite.cells if not cell.skip_reason]
+    assert runnable, f"{path.name}: no cell would run"
