@@ -191,7 +191,8 @@ def test_an_undeclared_modality_is_one_line_naming_the_plugin_and_a_declared_one
     result = cli("run", suite, "--plugin", name, "--dry-run")
     assert result.exit_code == 2
     assert "dataset plugin 'digits_typo': unknown modality 'imgae'; registered: image, text" in result.stderr
-    modality.register(modality.Modality("imgae", "images, spelt otherwise", modality.get("image").example))
+    modality.register(modality.Modality("imgae", "images, spelt otherwise", modality.get("image").example,
+                                        modality.get("image").join))
     try:
         planned = cli("run", suite, "--plugin", name, "--dry-run")
         assert planned.exit_code == 0, planned.output

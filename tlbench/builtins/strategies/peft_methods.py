@@ -56,7 +56,10 @@ class Method:
     """One peft tuner: ``config``, the name of its peft config class; ``options``, the suite's
     option names with their defaults (peft's, except LoRA's ``alpha``); ``fields``, the config
     field an option sets where its name differs; ``fixed``, config values the method always sets;
-    ``pointwise_convs_only``: the method is exact on nn.Linear and 1x1 nn.Conv2d only."""
+    ``pointwise_convs_only``: the method is exact on nn.Linear and 1x1 nn.Conv2d only;
+    ``contiguous_weights``: its convolution layers ``view`` the base weight as out × (in·k·k), which
+    the channels-last layout of :func:`tlbench.engine.place` does not allow, so the model is laid
+    out contiguous before wrapping."""
 
     name: str
     config: str
@@ -65,6 +68,7 @@ class Method:
     fields: dict[str, str] = field(default_factory=dict)
     fixed: dict[str, Any] = field(default_factory=dict)
     pointwise_convs_only: bool = False
+    contiguous_weights: bool = False
 
     def config_class(self):
         import peft  # imported here: peft pulls in transformers, slow to import for other strategies
@@ -134,10 +138,12 @@ METHODS: dict[str, Method] = {m.name: m for m in [
            # (measured on a 3x3 convolution); on 1x1 convolutions and linear layers it is exact
            pointwise_convs_only=True),
     Method("boft", "BOFTConfig", "orthogonal fine-tuning with butterfly factorisation (Liu et al. 2024)",
-           {"boft_block_size": 4, "boft_block_num": 0, "boft_n_butterfly_factor": 1, "boft_dropout": 0.0}),
+           {"boft_block_size": 4, "boft_block_num": 0, "boft_n_butterfly_factor": 1, "boft_dropout": 0.0},
+           contiguous_weights=True),
     Method("vera", "VeraConfig", "frozen shared random projections, trained scaling vectors (Kopiczko et al. 2024)",
            {"r": 256, "vera_dropout": 0.0, "d_initial": 0.1}),
-    Method("hra", "HRAConfig", "Householder reflection adaptation (Yuan et al. 2024)", {"r": 8, "apply_GS": False}),
+    Method("hra", "HRAConfig", "Householder reflection adaptation (Yuan et al. 2024)", {"r": 8, "apply_GS": False},
+           contiguous_weights=True),
     Method("fourierft", "FourierFTConfig", "trained spectral coefficients of the weight update (Gao et al. 2024)",
            {"n_frequency": 1000, "scaling": 150.0}),
 ]}
@@ -270,6 +276,8 @@ def build_model(ctx, options) -> nn.Module:
     name = options.method
     method = METHODS[name]
     classifier = ctx.classifier(pretrained=True)
+    if method.contiguous_weights:
+        classifier = classifier.to(memory_format=torch.contiguous_format)
     wanted = options.target_modules if options.target_modules is not None else classifier.backbone.lora_targets
     targets = ["backbone." + n for n in resolve_targets(classifier.backbone, wanted, name)]
     modules = dict(classifier.named_modules())
