@@ -11,7 +11,6 @@ import errno
 import os
 import signal
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,7 +199,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
-        with _Progress(todo) as progress:
+        with _Progress(todo, None if outline else [c for c in cells if c.id not in finished]) as progress:
             kwargs = dict(rerun=rerun, progress=progress.update, cells=cells, plugins=plugins,
                           executor=executor_name, executor_options=executor_config,
                           **({"predicted": predicted.seconds_of()} if predicted else {}))
@@ -278,10 +277,13 @@ def _interrupt(signum, frame):
 
 
 class _Progress:
-    """A bar with cells done / total, the current cell and an ETA; one line per finished cell."""
+    """A bar with cells done / total, the current cell and an ETA (:class:`tlbench.eta.Eta` over
+    ``cells``, the cells to run where known in advance); one line per finished cell."""
 
-    def __init__(self, total: int):
-        self.total, self.done, self.started = total, 0, time.perf_counter()
+    def __init__(self, total: int, cells=None):
+        from tlbench.eta import Eta
+        self.total, self.done = total, 0
+        self.eta = Eta(total, None if cells is None else [_cost_group(c) for c in cells])
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=out,
                             transient=True)
@@ -294,22 +296,23 @@ class _Progress:
     def __exit__(self, *exc):
         return self.bar.__exit__(*exc)
 
-    def eta(self) -> str:
-        if not self.done:
-            return "?"
-        left = (time.perf_counter() - self.started) / self.done * (self.total - self.done)
-        return time.strftime("%H:%M:%S", time.gmtime(left))
-
     def update(self, event: str, cell, record) -> None:
         if event == "start":
             self.bar.update(self.task, description=cell.describe())
             return
         self.done += 1
-        self.bar.update(self.task, advance=1, eta=self.eta())
+        self.eta.finished(_cost_group(cell), record.cost.wall_seconds or 0.0)
+        left = self.eta.text()
+        self.bar.update(self.task, advance=1, eta=left)
         metric = record.metrics.get("test_acc")
         shown = f"test {metric:.3f}" if metric is not None else (record.error or "")[:120]
         self.bar.console.print(f"[{self.done}/{self.total}] {record.status:8s} {cell.describe()}  {shown}  "
-                               f"({record.cost.wall_seconds:.1f}s, ETA {self.eta()})", markup=False)
+                               f"({record.cost.wall_seconds:.1f}s, ETA {left})", markup=False)
+
+
+def _cost_group(cell) -> tuple[str, str, bool]:
+    """What a cell's time depends on most: its backbone, its strategy plugin, whether it is skipped."""
+    return cell.backbone.label, cell.strategy.plugin, bool(cell.skip_reason)
 
 
 def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
