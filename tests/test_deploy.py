@@ -119,3 +119,19 @@ def test_a_suite_times_each_architecture_once(write_suite, cli):
     assert set(frame.strategy) == {"finetune", "linear_probe"} and len(frame) == 12
     assert frame.latency_ms.nunique() == 1 and frame.throughput.nunique() == 1
     assert frame.deployed_bytes.notna().all()
+
+
+def test_raw_list_inputs_get_a_speed_key_and_are_measured():
+    class Lengths(nn.Module):  # a backbone without an encoder: it reads the raw strings
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(1, 2)
+
+        def forward(self, texts):
+            return self.lin(torch.tensor([[float(len(t))] for t in texts]))
+
+    split = Split(["a", "bb", "ccc", "dddd"], torch.zeros(4, dtype=torch.long))
+    key = deploy.speed_key(Lengths(), split, 2, "fp32")
+    assert key == deploy.speed_key(Lengths(), split, 2, "fp32") != deploy.speed_key(Lengths(), split, 4, "fp32")
+    cost = deploy.measure(Lengths(), split, 2)
+    assert cost.latency_ms > 0 and cost.deployed_params == 4

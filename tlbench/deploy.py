@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import save
 from torch import nn
 
-from tlbench.records import Split, take
+from tlbench.records import Split, shape_of, take
 
 #: latency: warm-up calls (at least LATENCY_WARMUP, for WARMUP_SECONDS: a thread pool that has been
 #: idle can take a second to come back on a busy machine), then timed calls until LATENCY_SECONDS
@@ -78,8 +78,7 @@ def speed_key(model: nn.Module, split: Split, batch_size: int, precision_name: s
     module's type and shape-giving settings, e.g. a convolution's channels, kernel and stride), its
     tensors' dtypes, the inputs' shapes, the batch size, the device and the precision."""
     dtypes = sorted({str(t.dtype) for t in model.state_dict().values()})
-    one = take(split.inputs, slice(0, 1))
-    shapes = {k: tuple(v.shape) for k, v in one.items()} if isinstance(one, dict) else tuple(one.shape)
+    shapes = shape_of(take(split.inputs, slice(0, 1)))
     text = "\n".join([repr(model), str(dtypes), str(shapes), str(min(batch_size, len(split))),
                       str(split.labels.device), precision_name])
     return hashlib.sha256(text.encode()).hexdigest()

@@ -67,6 +67,15 @@ def move(inputs, device):
     return inputs.to(device, non_blocking=True)
 
 
+def shape_of(inputs):
+    """The shape of a tensor, of every tensor in a dict (by key), or of a list (its length)."""
+    if isinstance(inputs, dict):
+        return {k: tuple(v.shape) for k, v in inputs.items()}
+    if isinstance(inputs, list):
+        return (len(inputs),)
+    return tuple(inputs.shape)
+
+
 @dataclass(frozen=True)
 class LoadedDataset:
     """What a dataset plugin's ``load`` returns.
