@@ -15,6 +15,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
+
+from tlbench.stats import holm
 
 from tlbench.errors import UserError
 from tlbench.report import apply_filters, write_report
@@ -107,6 +110,18 @@ def built_tables():
     return df, selected, summary, strategies
 
 
+def t_interval(values) -> tuple[float, float]:
+    """The seed-level 95% t interval (no per-example evidence) the report must give."""
+    v = np.asarray(values, float)
+    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
+    return tuple(np.clip([v.mean() - half, v.mean() + half], 0, 1))
+
+
+def pct(values) -> str:
+    lo, hi = t_interval(values)
+    return f"{100 * np.mean(values):.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
 def row_of(csv: pd.DataFrame, dataset, frac, strategy) -> pd.Series:
     hit = csv[(csv["dataset"] == dataset) & (csv["label_fraction"] == frac)
               & (csv["strategy"] == strategy)]
@@ -124,17 +139,18 @@ def test_accuracy_csv_means_cis_selection(report):
     assert ft["seeds"] == 3
     assert ft["mean"] == pytest.approx(0.92, abs=1e-9)
     assert ft["std"] == pytest.approx(0.02, abs=1e-9)
-    assert (ft["ci_low"], ft["ci_high"], ft["interval"]) == (0.90, 0.94, "seeds")
+    assert (ft["ci_low"], ft["ci_high"]) == pytest.approx(t_interval([.90, .92, .94]))
+    assert ft["interval"] == "seeds"
     lp = row_of(csv, "d1", 1.0, "linear_probe")
     # mean (0.89 + 0.915 + 0.93) / 3; sd sqrt(((-.021667)^2 + .003333^2 + .018333^2) / 2)
     assert lp["mean"] == pytest.approx(0.911667, abs=1e-6)
-    assert (lp["ci_low"], lp["ci_high"]) == pytest.approx((0.89, 0.93))
+    assert (lp["ci_low"], lp["ci_high"]) == pytest.approx(t_interval([.89, .915, .93]))
     # scratch at 10%: one ok seed, two failures: mean of the ok seed only, no interval
     sc = row_of(csv, "d1", 0.1, "scratch")
     assert sc["seeds"] == 1 and sc["mean"] == pytest.approx(0.3) and math.isnan(sc["ci_low"])
     dann = row_of(csv, "s1", 1.0, "dann")
     assert dann["mean"] == pytest.approx(0.72)
-    assert (dann["ci_low"], dann["ci_high"]) == pytest.approx((0.70, 0.75))
+    assert (dann["ci_low"], dann["ci_high"]) == pytest.approx(t_interval([.7, .71, .75]))
 
 
 def test_best_bold_and_seed_level_paired_comparison(report):
@@ -146,16 +162,21 @@ def test_best_bold_and_seed_level_paired_comparison(report):
     oracle = row_of(csv, "s1", 1.0, "target_oracle")       # highest, but an oracle: not best
     assert not bool(oracle["best"])
     comp = pd.read_csv(rdir / "tables" / "comparison.csv")
-    # linear_probe - finetune at 100%: d = (-.01, -.005, -.01), one sign: p = 0.25 per test;
-    # scratch - finetune: d = (.05, -.07, -.04): 6 of the 8 sign patterns as far from 0
+    # seed-level paired t tests over 3 seeds: linear_probe - finetune at 100%:
+    # d = (-.01, -.005, -.01); scratch - finetune: d = (.05, -.07, -.04)
     lp, sc = row_of(comp, "d1", 1.0, "linear_probe"), row_of(comp, "d1", 1.0, "scratch")
-    assert lp["best"] == "finetune" and lp["p"] == 0.25 and sc["p"] == pytest.approx(0.75)
-    assert lp["p_holm"] == 0.5 and sc["p_holm"] == 0.75  # Holm over the row's two tests
+    d_lp, d_sc = np.array([-.01, -.005, -.01]), np.array([.05, -.07, -.04])
+    p_lp, p_sc = (stats.ttest_1samp(d, 0).pvalue for d in (d_lp, d_sc))
+    assert lp["best"] == "finetune" and lp["p"] == pytest.approx(p_lp) and sc["p"] == pytest.approx(p_sc)
     assert not bool(lp["told_apart"]) and not bool(sc["told_apart"]) and not lp["per_example"]
     assert lp["difference"] == pytest.approx(-0.25 / 30)
-    # one paired seed: tested (p = 1 with one sign pattern pair), never told apart
+    # Holm over the row's three pairs (scratch - linear_probe too)
+    p_third = stats.ttest_1samp(np.array([.95, .85, .90]) - np.array([.89, .915, .93]), 0).pvalue
+    expected = holm([p_lp, p_sc, p_third])
+    assert (lp["p_holm"], sc["p_holm"]) == pytest.approx((expected[0], expected[1]))
+    # one paired seed: no test at all, never told apart
     sc10 = row_of(comp, "d1", 0.1, "scratch")
-    assert sc10["seeds"] == 1 and sc10["p"] == 1.0 and not bool(sc10["told_apart"])
+    assert sc10["seeds"] == 1 and math.isnan(sc10["p"]) and not bool(sc10["told_apart"])
     # the oracle is compared with dann, never the best
     assert row_of(comp, "s1", 1.0, "target_oracle")["best"] == "dann"
 
@@ -172,16 +193,16 @@ def test_accuracy_markdown_and_latex(report):
     def cells(key):
         return [c.strip() for c in lines[key].strip().strip("|").split("|")][3:]
 
-    assert cells(("d1", "bb", "100%")) == ["90.0 [85.0, 95.0]", "91.2 [89.0, 93.0]", "skipped",
-                                           "**92.0 [90.0, 94.0]**", "–", "–"]
-    assert cells(("d1", "bb", "10%")) == ["30.0 (n=1)", "**65.0 [55.0, 75.0]**", "–",
-                                          "60.0 [50.0, 70.0]", "–", "–"]
-    assert cells(("s1 (target)", "bb", "100%")) == ["–", "failed", "–", "62.0 [60.0, 64.0]",
-                                                    "**72.0 [70.0, 75.0]**", "90.0 [90.0, 90.0]"]
+    assert cells(("d1", "bb", "100%")) == [pct([.95, .85, .90]), pct([.89, .915, .93]), "skipped",
+                                           f"**{pct([.90, .92, .94])}**", "–", "–"]
+    assert cells(("d1", "bb", "10%")) == ["30.0 (n=1)", f"**{pct([.55, .65, .75])}**", "–",
+                                          pct([.5, .6, .7]), "–", "–"]
+    assert cells(("s1 (target)", "bb", "100%")) == ["–", "failed", "–", pct([.6, .62, .64]),
+                                                    f"**{pct([.7, .71, .75])}**", "90.0 [90.0, 90.0]"]
     assert "interval over seeds only" in md and "±" not in md
     tex = (rdir / "tables" / "accuracy.tex").read_text()
-    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\textbf{92.0 [90.0, 94.0]}",
-                  r"90.0 [85.0, 95.0]", r"target\_oracle", r"\label{tab:accuracy}"):
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", rf"\textbf{{{pct([.90, .92, .94])}}}",
+                  pct([.95, .85, .90]), r"target\_oracle", r"\label{tab:accuracy}"):
         assert token in tex, token
 
 
@@ -189,7 +210,7 @@ def test_single_seed_without_evidence_has_no_interval_and_says_so():
     df = D.prepare(small_frame())
     df = df[df["seed"] == 0]
     selected = D.select(df)
-    t = accuracy_table(df, selected, summarize(selected),
+    t = accuracy_table(df, summarize(selected),
                        order_strategies(df["strategy"].unique(), D.roles(df)))
     assert t.data["ci_low"].isna().all() and "one seed gets none" in t.caption
     assert not any(c.mark for row in t.rows for c in row)

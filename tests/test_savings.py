@@ -11,7 +11,7 @@ import pytest
 
 from tlbench.evidence import SplitEvidence
 from tlbench.results import CellRecord, flatten
-from tlbench.savings import (AT_OR_BELOW, BEYOND, REACHED, compute_to_accuracy, first_reach,
+from tlbench.savings import (AT_OR_BELOW, BEYOND, REACHED, compute_to_accuracy, first_reach, fmt_ratio,
                              label_savings, reach, sentence)
 
 # ---------------------------------------------------------------------------- reach
@@ -66,13 +66,15 @@ def test_label_savings_by_hand():
     assert lora.ratio == pytest.approx(0.2 * math.sqrt(5) / 0.05)          # 8.94×
     assert lora.ratio_low <= lora.ratio <= lora.ratio_high
     assert lora.resampled == "seeds"
-    assert sentence(lora) == "lora at 5% (70.0%) ≈ scratch at 44.7%: 8.9× fewer labels"
+    assert sentence(lora) == ("lora at 5% (70.0%) ≈ scratch at 44.7%: 8.9× fewer labels "
+                              f"[95% interval {fmt_ratio(lora.ratio_low)} to {fmt_ratio(lora.ratio_high)}]")
+    assert lora.ratio_low > 1
 
     beyond = found[("lora", 0.2)]
-    assert beyond.status == BEYOND and math.isinf(beyond.ratio) and beyond.beyond_share == 1.0
+    assert beyond.status == BEYOND and math.isinf(beyond.ratio) and beyond.beyond_share >= 0.975
     assert beyond.baseline_max == pytest.approx(0.8) and beyond.baseline_max_fraction == 1.0
     assert "beyond the measured range" in sentence(beyond)
-    assert "scratch never gets there (at most 80.0% at 100%)" in sentence(beyond)
+    assert "scratch never gets there (at most 80.0% at 100%, in 100% of the draws too)" in sentence(beyond)
 
     below = found[("linear_probe", 0.05)]
     assert below.status == AT_OR_BELOW and below.ratio == pytest.approx(1.0)
@@ -119,11 +121,11 @@ def simulate(rng, n=400, seeds=3, seed_sd=0.01, shared=0.8):
     return pd.DataFrame(rows), evidence
 
 
-def test_bootstrap_interval_covers_the_true_ratio():
-    """Two-level bootstrap (seeds, then shared test examples): in 100 simulated 3-seed suites
-    with 400 test examples the 95% interval of the ratio covers the true one at least 90% of the
-    time (measured: 98; the two levels overlap, so it errs on the wide side). From the seeds alone
-    it covers less often (measured: 76), missing the test-set noise every seed shares."""
+def test_interval_covers_the_true_ratio():
+    """Draws from each budget's t distribution (seeds and shared test examples, as the accuracy
+    table's intervals): in 100 simulated 3-seed suites with 400 test examples the 95% interval of
+    the ratio covers the true one at least 90% of the time; from the seeds' accuracies alone (a t
+    interval over 3 seeds, valid but wide) too."""
     rng = np.random.default_rng(1)
     covered = covered_by_seeds = 0
     for rep in range(100):
@@ -133,7 +135,7 @@ def test_bootstrap_interval_covers_the_true_ratio():
         assert s.resampled == "seeds and test examples" and by_seeds.resampled == "seeds"
         covered += s.ratio_low <= TRUE_RATIO <= s.ratio_high
         covered_by_seeds += by_seeds.ratio_low <= TRUE_RATIO <= by_seeds.ratio_high
-    assert covered >= 90 and covered_by_seeds < covered
+    assert covered >= 90 and covered_by_seeds >= 90
 
 
 def test_evidence_is_aligned_by_example_row():

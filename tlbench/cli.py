@@ -333,21 +333,22 @@ def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
 
 def _print_summary(store) -> None:
     from tlbench.store import summary_table
-    table = summary_table(store.frame())
+    evidence = store.evidence()
+    table = summary_table(store.frame(), evidence)
     if table.empty:
         out.print("no successful cells")
         return
-    view = Table(title="test accuracy (mean ± std over seeds; variant chosen on validation)")
+    view = Table(title="test accuracy (mean over seeds [95% interval]; variant chosen on validation)")
     for col in table.columns:
         view.add_column(col)
     for row in table.itertuples(index=False):
         view.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])
     out.print(view)
-    from tlbench.report.sections.comparison import verdict_lines
-    lines = verdict_lines(store.frame(), store.evidence())
+    from tlbench.report.sections.verdicts import verdict_lines
+    lines = verdict_lines(store.frame(), evidence)
     if lines:
-        out.print("verdicts (paired tests on the shared test examples, Holm across each row, "
-                  "α = 0.05):", markup=False)
+        out.print("verdicts (paired tests on the shared seeds and test examples, Holm across each "
+                  "row's pairs, α = 0.05):", markup=False)
         for line in lines:
             out.print(f"  {line}", markup=False)
 

@@ -7,11 +7,12 @@ labels"). The baseline's curve is its mean test accuracy at each measured budget
 straight lines in log-fraction (:func:`reach`); ``f_b`` is where it first reaches ``a``. When the
 baseline already reaches ``a`` at its smallest budget, ``f_b`` is at most that budget (the ratio
 is an upper bound); when it never does, the saving is "beyond the measured range".
-The uncertainty is a bootstrap: each replicate resamples the seeds of every setting and, where
-the per-example evidence of the test split exists, the test examples (one draw of example rows per
-replicate, shared by every cell of the dataset, since they are all evaluated on the same rows),
-and reads the ratio off the resampled curves; the interval is the 2.5–97.5 percentile range, its
-upper end infinite when more than 2.5% of the replicates never reach the accuracy.
+The uncertainty comes from the statistics of every other table (:func:`tlbench.stats.estimate`:
+the seeds' spread and, with per-example evidence, the test set's noise): each setting's mean is
+drawn from its t distribution, the ratio is read off every drawn pair of curves, and the interval
+is the 2.5–97.5 percentile range, its upper end infinite when more than 2.5% of the draws never
+reach the accuracy. A saving is claimed only where that interval supports it (:func:`sentence`):
+"beyond the measured range" only when at least 97.5% of the draws agree.
 
 **Compute to accuracy** (:func:`compute_to_accuracy`): from each cell's validation curve during
 training (points ``{step, examples, seconds, val_acc[, joules]}``), the training examples, seconds
@@ -26,6 +27,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from tlbench import stats
+from tlbench.selection import group_scores
 
 REACHED, AT_OR_BELOW, BEYOND = "reached", "at_or_below", "beyond"
 CONFIDENCE = 0.95
@@ -78,9 +82,9 @@ class LabelSaving:
     baseline_fraction: float    # where the baseline reaches it (NaN: beyond the measured range)
     status: str                 # REACHED, AT_OR_BELOW (ratio is an upper bound) or BEYOND
     ratio: float                # baseline_fraction / fraction; inf when BEYOND
-    ratio_low: float            # 95% bootstrap interval of the ratio (NaN: nothing to resample;
-    ratio_high: float           #   inf: the baseline misses in over 2.5% of the replicates)
-    beyond_share: float         # share of the replicates in which the baseline never gets there
+    ratio_low: float            # 95% interval of the ratio (NaN: no interval, e.g. one seed
+    ratio_high: float           #   without evidence; inf: the baseline misses in over 2.5% of the draws)
+    beyond_share: float         # share of the draws in which the baseline never gets there
     baseline_max: float         # the baseline's best mean accuracy, and its budget
     baseline_max_fraction: float
     resampled: str              # "seeds and test examples", "seeds" or "" (no interval)
@@ -88,10 +92,11 @@ class LabelSaving:
 
 @dataclass
 class _Setting:
-    """A strategy at one budget: its per-seed test accuracy and, where every seed has it, the
-    per-example correctness on the test split (seeds × examples, aligned by example row)."""
+    """A strategy at one budget: its per-seed test accuracy and its estimate (the same as the
+    accuracy table's)."""
     accuracy: np.ndarray
-    correct: np.ndarray | None
+    estimate: stats.Estimate
+    per_example: bool
 
 
 def label_savings(selected: pd.DataFrame, baselines: Sequence[str], strategies: Sequence[str],
@@ -100,7 +105,8 @@ def label_savings(selected: pd.DataFrame, baselines: Sequence[str], strategies: 
     """Every strategy in ``strategies`` at each of its budgets against each baseline, per
     dataset × backbone where both ran. ``selected``: the records of the selected variants (all
     seeds; columns dataset, backbone, strategy, label_fraction, seed, cell_id, test_acc,
-    has_target_domain); ``evidence``: ``cell_id -> split -> SplitEvidence`` (optional)."""
+    has_target_domain); ``evidence``: ``cell_id -> split -> SplitEvidence`` (optional);
+    ``n_boot`` draws of each setting's mean."""
     rng = np.random.default_rng(seed)
     out = []
     for (dataset, backbone), block in selected.groupby(BLOCK, sort=True):
@@ -118,55 +124,33 @@ def label_savings(selected: pd.DataFrame, baselines: Sequence[str], strategies: 
 
 
 def _settings(block: pd.DataFrame, evidence: Mapping) -> dict[tuple[str, float], _Setting]:
+    """Each (strategy, fraction)'s setting; seed terms floored by each fraction's pooled one, as
+    in the accuracy table."""
+    scores = {(strategy, float(frac)): group_scores(g, "test_acc", evidence)
+              for (strategy, frac), g in block.groupby(["strategy", "label_fraction"], sort=True)}
+    floors = {f: stats.SeedTerm.pooled([stats.seed_term(sc) for (_, f2), sc in scores.items()
+                                        if f2 == f]) for _, f in scores}
     found = {}
     for (strategy, frac), g in block.groupby(["strategy", "label_fraction"], sort=True):
-        g = g.sort_values("seed")
-        found[(strategy, float(frac))] = _Setting(g["test_acc"].to_numpy(float),
-                                                  _correct(g, evidence))
-    sizes = {s.correct.shape[1] for s in found.values() if s.correct is not None}
-    if len(sizes) != 1 or any(s.correct is None for s in found.values()):
-        for s in found.values():   # examples are resampled for all settings of a block or none
-            s.correct = None
+        key = (strategy, float(frac))
+        found[key] = _Setting(g.sort_values("seed")["test_acc"].to_numpy(float),
+                              stats.estimate(scores[key], floors[key[1]]), scores[key].per_example)
     return found
 
 
-def _correct(g: pd.DataFrame, evidence: Mapping) -> np.ndarray | None:
-    """Seeds × examples correctness on the split test accuracy is computed on (the target test
-    split of a shift pair), ordered by example row; None unless every seed has it."""
-    rows = []
-    for cell_id, shifted in zip(g["cell_id"], g["has_target_domain"]):
-        splits = evidence.get(cell_id) or {}
-        ev = splits.get("target_test") if shifted and "target_test" in splits else splits.get("test")
-        if ev is None or len(ev) == 0:
-            return None
-        order = np.argsort(ev.index, kind="stable")
-        rows.append(np.asarray(ev.correct)[order].astype(float))
-    if len({len(r) for r in rows}) != 1:
-        return None
-    return np.vstack(rows)
-
-
 class _Draws:
-    """Bootstrap replicates of each setting's mean accuracy, drawn once per block so that all
-    comparisons of a block read the same replicates."""
+    """Draws of each setting's mean accuracy from its t distribution (:func:`tlbench.stats.draws`),
+    made once per block so that all comparisons of a block read the same draws."""
 
     def __init__(self, settings: dict, rng: np.random.Generator, n_boot: int):
-        with_examples = any(s.correct is not None for s in settings.values())
-        several = any(len(s.accuracy) > 1 for s in settings.values())
-        self.resampled = ("seeds and test examples" if with_examples else
-                          "seeds" if several else "")
+        with_se = {k: s for k, s in settings.items() if math.isfinite(s.estimate.se)}
+        self.resampled = ("" if len(with_se) < len(settings) else
+                          "seeds and test examples" if all(s.per_example for s in settings.values())
+                          else "seeds")
         self.means: dict[tuple[str, float], np.ndarray] = {}
-        if not self.resampled:
-            return
-        weights = None
-        if with_examples:
-            n = next(s.correct.shape[1] for s in settings.values())
-            weights = rng.multinomial(n, np.full(n, 1 / n), size=n_boot) / n   # B × N
-        for key, s in settings.items():
-            per_seed = (weights @ s.correct.T if s.correct is not None      # B × seeds
-                        else np.broadcast_to(s.accuracy, (n_boot, len(s.accuracy))))
-            pick = rng.integers(0, per_seed.shape[1], size=per_seed.shape)
-            self.means[key] = np.take_along_axis(per_seed, pick, 1).mean(axis=1)
+        if self.resampled:
+            for key, s in settings.items():
+                self.means[key] = stats.draws([s.estimate], n_boot, rng)[:, 0]
 
 
 def _saving(dataset, backbone, strategy, base, frac, fracs, settings, draws) -> LabelSaving:
@@ -200,19 +184,38 @@ def _pct(f: float) -> str:
     return f"{100 * f:.3g}%"
 
 
+def _interval_text(s: LabelSaving) -> str:
+    if math.isnan(s.ratio_low):
+        return ""
+    return f" [95% interval {fmt_ratio(s.ratio_low)} to {fmt_ratio(s.ratio_high)}]"
+
+
 def sentence(s: LabelSaving) -> str:
-    """"lora at 5% ≈ scratch at 60%: 12× fewer labels", or why there is no such number."""
+    """"lora at 5% ≈ scratch at 60%: 12× fewer labels [95% interval ...]", or why there is no
+    such number. A claim needs its interval: "beyond the measured range" only when 97.5% of the
+    draws agree, "N× fewer" only when the interval's lower end is above 1."""
     head = f"{s.strategy} at {_pct(s.fraction)} ({100 * s.accuracy:.1f}%)"
+    unsure = math.isnan(s.ratio_low)
     if s.status == BEYOND:
+        if unsure or s.beyond_share < 1 - (1 - CONFIDENCE) / 2:
+            return (f"{head}: {s.baseline} does not reach it in the measured range at the "
+                    f"mean (at most {100 * s.baseline_max:.1f}% at "
+                    f"{_pct(s.baseline_max_fraction)}), but the interval does not rule it "
+                    f"out{_interval_text(s)}: no saving claimed")
         return (f"{head}: {s.baseline} never gets there (at most {100 * s.baseline_max:.1f}% "
-                f"at {_pct(s.baseline_max_fraction)}): beyond the measured range")
+                f"at {_pct(s.baseline_max_fraction)}, in {100 * s.beyond_share:.0f}% of the "
+                f"draws too): beyond the measured range, more than "
+                f"{fmt_ratio(s.baseline_max_fraction / s.fraction)} fewer labels")
+    if unsure or s.ratio_low <= 1 <= s.ratio_high:
+        return (f"{head} ≈ {s.baseline} at {_pct(s.baseline_fraction)} at the mean"
+                f"{_interval_text(s)}: the interval includes no saving, none claimed")
     if s.status == AT_OR_BELOW:
         return (f"{head}: {s.baseline} already reaches it at its smallest budget, "
                 f"{_pct(s.baseline_fraction)}: at most {fmt_ratio(s.ratio)} fewer labels")
     more = "fewer" if s.ratio >= 1 else "more"
     ratio = s.ratio if s.ratio >= 1 else 1 / s.ratio
     return (f"{head} ≈ {s.baseline} at {_pct(s.baseline_fraction)}: "
-            f"{fmt_ratio(ratio)} {more} labels")
+            f"{fmt_ratio(ratio)} {more} labels{_interval_text(s)}")
 
 
 # ---------------------------------------------------------------------------- compute to accuracy

@@ -2,44 +2,63 @@
 
 Pure functions on numpy arrays; scores are fractions (accuracy in [0, 1]).
 
-**The design they assume.** Every cell of a dataset is scored on the same test examples, so a
-strategy's evidence is a matrix ``values[s, i]``: 1 if seed ``s`` got test example ``i`` right,
-else 0 (:class:`Scores`). Seeds (label subset, initialisation, data order) and test examples are
-two crossed sources of noise; the bootstrap here resamples both: ``seeds`` with replacement, and
-test examples with replacement, the *same* resampled examples in every seed (as the seeds share
-one test set). One seed still gets an interval (of test-set noise alone).
+**The model.** Every cell of a dataset is scored on the same test examples, so a strategy's
+evidence is a matrix ``values[s, i]``: 1 if seed ``s`` got test example ``i`` right, else 0
+(:class:`Scores`). Seeds (label subset, initialisation, data order, the variant each seed chose on
+its validation split) and test examples are two *crossed* random effects,
+``y[s, i] = mu + a[s] + b[i] + e[s, i]``, and what a benchmark wants to know is ``mu``: the
+accuracy expected over seeds and over the population the test examples were drawn from. Its
+estimate, the grand mean, has variance ``var_a / S + var_b / N + var_e / (S N)``.
 
-**Comparisons** are paired: two strategies' per-example results on the shared seeds and test
-examples are subtracted and the difference is bootstrapped the same way. A row's best is its
-highest mean (oracles excluded by the caller); every other strategy is compared with it, and the
-p-values of a row are adjusted together (Holm–Bonferroni).
+**The interval** is a t interval: the variance is estimated from the two mean squares of the
+balanced two-way layout, ``(MS_seed + MS_example) / (S N)`` (its expectation exceeds the true
+variance by ``var_e / (S N)``: a little conservative, never negative), and the degrees of freedom
+are Satterthwaite's. With few seeds ``MS_seed`` rests on ``S - 1`` degrees of freedom, and a seed
+spread that happened to come out small would give an interval that is too narrow; so the seed
+term is never taken smaller than the *pooled* seed mean square of the row (the strategies compared
+on the same data, whose seed spreads are taken to be alike; a strategy whose own spread is larger
+keeps its own, with its own degrees of freedom). Simulated against a known truth with seed
+effects of SD 0 to 6 points (``tests/test_stats.py``, README "Statistics"), the 95% interval covers
+the truth at least 92% of the time with 3 or more seeds.
 
-**Across tasks** (datasets × backbones × label budgets): the interquartile mean and the
-probability of improvement of rliable (Agarwal et al., 2021, "Deep RL at the edge of the
-statistical precipice"), with its stratified bootstrap (runs resampled within each task).
-rliable's own bootstrap (``rliable.library``) needs ``arch``'s ``random_state`` argument, which
-arch 8 removed (and arch 7 cannot be imported under pandas 3), so the stratified bootstrap is
-done here, vectorised; the point statistics are rliable's (:mod:`rliable.metrics`).
+**Comparisons** are paired: two strategies' per-example results on their shared seeds and test
+examples are subtracted and the difference gets the same t test, its seed term at least the sum of
+the two strategies' own. In a row (one dataset × backbone × label fraction) *every pair* of
+strategies is tested and the p-values of the row are adjusted together (Holm–Bonferroni), so a
+row's "told apart" statements hold together at ``alpha`` whichever strategy turned out best.
+Verdicts need :data:`MIN_SEEDS` shared seeds: with two, the seeds' spread rests on one degree
+of freedom and false alarms reach 8% when seeds disagree (simulated); the report then gives
+intervals and no verdict. The row's best is defined by **exact correct counts** over the seeds and
+test examples all its strategies share; exact ties are ties.
+
+**Across tasks** (datasets × backbones × label budgets of one suite): each task's estimate with its
+standard error and degrees of freedom (seeds *and* test examples) is drawn from its t distribution,
+and the interquartile mean, the mean, the share of tasks on which one strategy beats another and
+the performance profiles are computed on every draw. The intervals cover these tasks (their seeds
+and test examples), not other datasets.
 """
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from rliable import metrics as rly
+from scipy import stats as st
 from scipy.stats import trim_mean
 
 CONFIDENCE = 0.95
 ALPHA = 0.05
-REPS = 2000
-#: resamples generated at once (bounds memory for large test sets: CHUNK × examples integers)
-CHUNK = 250
+#: shared seeds a row needs before its comparisons become verdicts
+MIN_SEEDS = 3
+#: draws of the task estimates behind the across-task intervals
+DRAWS = 4000
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate and its percentile bootstrap interval."""
+    """A point estimate and its interval."""
 
     estimate: float
     low: float
@@ -47,6 +66,64 @@ class Interval:
 
     def __contains__(self, value: float) -> bool:
         return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class SeedTerm:
+    """A seed mean square (``N`` times the variance of the seeds' means) and its degrees of
+    freedom: one strategy's own, or several pooled."""
+
+    ms: float
+    df: float
+
+    @staticmethod
+    def pooled(terms: Sequence[SeedTerm]) -> SeedTerm | None:
+        """The mean of ``terms`` with Satterthwaite's degrees of freedom (as many as all of
+        them together when they agree, fewer when one dominates)."""
+        terms = [t for t in terms if t is not None]
+        if not terms:
+            return None
+        total = sum(t.ms for t in terms)
+        spread = sum(t.ms ** 2 / t.df for t in terms)
+        df = total ** 2 / spread if spread > 0 else sum(t.df for t in terms)
+        return SeedTerm(total / len(terms), df)
+
+    @staticmethod
+    def summed(terms: Sequence[SeedTerm]) -> SeedTerm | None:
+        """The sum of ``terms`` (the seed term of a difference of independent strategies)."""
+        pool = SeedTerm.pooled(terms)
+        return None if pool is None else SeedTerm(pool.ms * len([t for t in terms if t]), pool.df)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its standard error and degrees of freedom; ``seed_variance`` False when the
+    seeds' spread could not be estimated (one seed: test-set noise only)."""
+
+    mean: float
+    se: float
+    df: float
+    seeds: int
+    examples: int
+    seed_variance: bool = True
+
+    def interval(self, confidence: float = CONFIDENCE,
+                 bounds: tuple[float, float] | None = None) -> Interval:
+        if not math.isfinite(self.se):
+            return Interval(self.mean, math.nan, math.nan)
+        half = self.se * st.t.ppf((1 + confidence) / 2, self.df) if self.se > 0 else 0.0
+        lo, hi = self.mean - half, self.mean + half
+        if bounds is not None:
+            lo, hi = (float(v) for v in np.clip([lo, hi], *bounds))
+        return Interval(self.mean, lo, hi)
+
+    def p_value(self) -> float:
+        """Two-sided p-value of "the mean is 0"."""
+        if not math.isfinite(self.se):
+            return math.nan
+        if self.se == 0:
+            return 1.0 if self.mean == 0 else 0.0
+        return float(2 * st.t.sf(abs(self.mean) / self.se, self.df))
 
 
 @dataclass(frozen=True)
@@ -109,120 +186,84 @@ class Scores:
         return Scores(seeds, index, self.values[np.ix_(rows, cols)], self.per_example)
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """``strategy`` minus the row's best: the mean difference over shared seeds and examples
-    with its interval, the two-sided bootstrap p-value, the Holm-adjusted p over the row, and
-    whether that adjusted p is below alpha (``told_apart``). ``seeds`` × ``examples`` pairs
-    were compared; ``per_example`` False means a seed-level test (no per-example evidence)."""
 
-    strategy: str
+# ---------------------------------------------------------------------------- one strategy
+
+def seed_term(scores: Scores) -> SeedTerm | None:
+    """The seed mean square of ``scores`` (None with one seed: nothing to estimate it from)."""
+    values = scores.values
+    n_seeds, n = values.shape
+    if n_seeds < 2:
+        return None
+    means = values.mean(1)
+    return SeedTerm(float(n * ((means - means.mean()) ** 2).sum() / (n_seeds - 1)), n_seeds - 1)
+
+
+def _example_ms(values: np.ndarray) -> float:
+    n_seeds, n = values.shape
+    if n < 2:
+        return 0.0
+    means = values.mean(0)
+    return float(n_seeds * ((means - means.mean()) ** 2).sum() / (n - 1))
+
+
+def estimate(scores: Scores, floor: SeedTerm | None = None) -> Estimate:
+    """The mean of ``scores`` with its standard error and Satterthwaite degrees of freedom under
+    the crossed model (module docstring). ``floor``: the seed term is at least this one (the
+    row's pooled term). Seed-level scores (no per-example evidence): a t interval over the seeds'
+    accuracies. One seed: test-set noise alone (``seed_variance`` False)."""
+    values = scores.values
+    n_seeds, n = values.shape
+    if not scores.per_example:
+        if n_seeds < 2:
+            return Estimate(scores.mean, math.nan, math.nan, n_seeds, 0, False)
+        sd = float(values[:, 0].std(ddof=1))
+        return Estimate(scores.mean, sd / math.sqrt(n_seeds), n_seeds - 1, n_seeds, 0)
+    examples = _example_ms(values)
+    own = seed_term(scores)
+    if own is None:
+        return Estimate(scores.mean, math.sqrt(examples / n), max(n - 1, 1), 1, n, False)
+    term = floor if floor is not None and floor.ms > own.ms else own
+    total = term.ms + examples
+    spread = term.ms ** 2 / term.df + (examples ** 2 / (n - 1) if n > 1 else 0.0)
+    df = total ** 2 / spread if spread > 0 else math.inf
+    return Estimate(scores.mean, math.sqrt(total / (n_seeds * n)), df, n_seeds, n)
+
+
+def mean_interval(scores: Scores, confidence: float = CONFIDENCE,
+                  floor: SeedTerm | None = None) -> Interval:
+    """Mean accuracy and its 95% t interval (:func:`estimate`), clipped to [0, 1]."""
+    return estimate(scores, floor).interval(confidence, (0.0, 1.0))
+
+
+# ---------------------------------------------------------------------------- comparisons
+
+@dataclass(frozen=True)
+class Difference:
+    """``y − x`` on their shared seeds and test examples: its estimate, interval and two-sided
+    p-value."""
+
+    x: str
+    y: str
+    estimate: Estimate
     difference: Interval
     p: float
-    p_holm: float
-    told_apart: bool
-    seeds: int
-    examples: int
     per_example: bool
 
 
-@dataclass(frozen=True)
-class RowComparison:
-    """Every strategy of a row against the row's best (highest mean of the candidates)."""
-
-    best: str
-    best_mean: float
-    comparisons: tuple[Comparison, ...]
-    alpha: float = ALPHA
-
-    def of(self, strategy: str) -> Comparison | None:
-        return next((c for c in self.comparisons if c.strategy == strategy), None)
-
-
-# ---------------------------------------------------------------------------- bootstrap
-
-def _rng(seed: int | np.random.Generator) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-
-
-def bootstrap_means(values: np.ndarray, reps: int = REPS,
-                    seed: int | np.random.Generator = 0, resample_seeds: bool = True) -> np.ndarray:
-    """``reps`` bootstrap replicates of the grand mean of ``values`` (seeds × examples):
-    seeds resampled with replacement, then test examples with replacement (the same examples
-    in every seed). ``resample_seeds=False`` keeps the seeds fixed (test-set noise only).
-    Vectorised: a chunk of resamples is one matrix product of resample counts
-    (chunk × examples) with the values."""
-    rng = _rng(seed)
-    values = np.asarray(values, dtype=float)
-    n_seeds, n = values.shape
-    out = np.empty(reps)
-    for start in range(0, reps, CHUNK):
-        k = min(CHUNK, reps - start)
-        picks = rng.integers(0, n, size=(k, n)) + n * np.arange(k)[:, None]
-        counts = np.bincount(picks.ravel(), minlength=k * n).reshape(k, n)
-        per_seed = counts @ values.T / n                          # k × seeds
-        if resample_seeds:
-            seeds = rng.integers(0, n_seeds, size=(k, n_seeds))
-            per_seed = np.take_along_axis(per_seed, seeds, 1)
-        out[start:start + k] = per_seed.mean(1)
-    return out
-
-
-def percentile(replicates: np.ndarray, estimate: float, confidence: float = CONFIDENCE,
-               bounds: tuple[float, float] | None = None) -> Interval:
-    lo, hi = np.quantile(replicates, [(1 - confidence) / 2, (1 + confidence) / 2])
-    if bounds is not None:
-        lo, hi = np.clip([lo, hi], *bounds)
-    return Interval(float(estimate), float(lo), float(hi))
-
-
-def mean_interval(scores: Scores, reps: int = REPS, confidence: float = CONFIDENCE,
-                  seed: int = 0) -> Interval:
-    """Mean accuracy and its two-level percentile bootstrap interval, clipped to [0, 1]."""
-    reps_ = bootstrap_means(scores.values, reps, seed)
-    return percentile(reps_, scores.mean, confidence, (0.0, 1.0))
-
-
-def bootstrap_p(replicates: np.ndarray) -> float:
-    """Two-sided p-value of "no difference" from bootstrap replicates of a difference: twice the
-    smaller share of replicates on either side of 0 (each counted with the +1 of an exact
-    Monte Carlo test), at most 1. It is below alpha exactly when 0 lies outside the
-    (1 − alpha) percentile interval, up to the resolution 2 / (reps + 1)."""
-    n = len(replicates)
-    below = (1 + np.count_nonzero(replicates <= 0)) / (n + 1)
-    above = (1 + np.count_nonzero(replicates >= 0)) / (n + 1)
-    return float(min(1.0, 2 * min(below, above)))
-
-
-def sign_flip_p(differences: np.ndarray) -> float:
-    """Exact two-sided p-value of a paired sign-flip (randomisation) test on per-seed
-    differences: the share of the 2^n sign patterns whose mean is at least as far from 0.
-    With n seeds it is at least 2 / 2^n (0.5 for 2 seeds, 0.25 for 3)."""
-    d = np.asarray(differences, dtype=float)
-    n = len(d)
-    if n == 0 or np.allclose(d, 0):
-        return 1.0
-    signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)  # 2^n × n of ±1
-    means = np.abs(signs @ d) / n
-    return float(np.mean(means >= abs(d.mean()) - 1e-12))
-
-
-def paired_difference(best: Scores, other: Scores, reps: int = REPS,
-                      confidence: float = CONFIDENCE,
-                      seed: int | np.random.Generator = 0) -> tuple[Interval, float, Scores]:
-    """``other − best`` on their shared seeds and test examples: the mean difference with its
-    two-level bootstrap interval, the two-sided p-value, and the paired difference scores.
-
-    Seed-level scores (no per-example evidence) get the exact sign-flip test over seeds
-    instead of the bootstrap p-value, which with a handful of seeds would be far too small
-    (three seeds that agree in sign would give p ≈ 0.001)."""
-    a, b = best.paired_with(other)
+def paired_difference(x: Scores, y: Scores, confidence: float = CONFIDENCE,
+                      names: tuple[str, str] = ("x", "y")) -> Difference:
+    """``y − x`` paired on the shared seeds and test examples; the seed term of the difference
+    is at least the sum of the two strategies' own (their seed effects taken as independent;
+    where seeds help or hurt both alike, this overstates the spread: conservative)."""
+    a, b = x.paired_with(y)
     if not a.seeds or a.values.size == 0:
         raise ValueError("no shared seeds or test examples to pair")
     diff = Scores(a.seeds, a.index, b.values - a.values, a.per_example)
-    replicates = bootstrap_means(diff.values, reps, seed)
-    p = bootstrap_p(replicates) if diff.per_example else sign_flip_p(diff.values[:, 0])
-    return percentile(replicates, diff.mean, confidence, (-1.0, 1.0)), p, diff
+    floor = SeedTerm.summed([seed_term(a), seed_term(b)]) if a.per_example else None
+    est = estimate(diff, floor)
+    return Difference(names[0], names[1], est, est.interval(confidence, (-1.0, 1.0)),
+                      est.p_value(), diff.per_example)
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -242,50 +283,130 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     return out
 
 
-def compare_row(scores: Mapping[str, Scores], candidates: Sequence[str] | None = None,
-                alpha: float = ALPHA, reps: int = REPS, seed: int = 0) -> RowComparison | None:
-    """Every strategy of a row against the row's best, Holm–Bonferroni across the row.
+@dataclass(frozen=True)
+class Comparison:
+    """``strategy`` minus the row's reference (its best): the mean difference over shared seeds
+    and examples with its interval, the two-sided p-value, the Holm-adjusted p over every pair
+    of the row, and whether the row may call them apart (``told_apart``: adjusted p below alpha
+    and at least :data:`MIN_SEEDS` shared seeds for this pair). ``seeds`` × ``examples`` pairs were compared;
+    ``per_example`` False means a seed-level test (no per-example evidence)."""
 
-    The best is the candidate (default: every strategy; the caller leaves oracles out) with the
-    highest mean on these same data, ties broken by name. The best is thus *picked from the
-    data it is then compared on*: its own interval is not widened for the pick, and a strategy
-    close to the top may have been best by chance; the simulated false-alarm rate of the tests
-    (tests/test_stats.py, README "Statistics") includes this effect. Every strategy in
-    ``scores`` other than the best, oracles included, gets a comparison; all of them count in
-    the Holm correction. None when no candidate has scores.
-    """
+    strategy: str
+    difference: Interval
+    p: float
+    p_holm: float
+    told_apart: bool
+    seeds: int
+    examples: int
+    per_example: bool
+    df: float = math.nan
+
+
+@dataclass(frozen=True)
+class RowComparison:
+    """Every strategy of a row against its reference. ``tied``: the candidates with the most
+    correct answers over the seeds × test examples the whole row shares (exact counts; more
+    than one on an exact tie); ``best``, the reference, is the first of them in the order the
+    candidates were given (the suite's). ``pairs``: every pair's comparison (``y`` minus ``x``),
+    Holm-adjusted together. ``no_verdict``: why the row gives no verdict (no pair has
+    :data:`MIN_SEEDS` shared seeds), else None."""
+
+    best: str
+    best_mean: float
+    comparisons: tuple[Comparison, ...]
+    alpha: float = ALPHA
+    tied: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str, Comparison], ...] = ()
+    no_verdict: str | None = None
+
+    def of(self, strategy: str) -> Comparison | None:
+        return next((c for c in self.comparisons if c.strategy == strategy), None)
+
+    def pair(self, x: str, y: str) -> Comparison | None:
+        """``y − x`` from the row's pairwise tests (either order)."""
+        for a, b, c in self.pairs:
+            if (a, b) == (x, y):
+                return c
+            if (a, b) == (y, x):
+                return _flipped(c, y)
+        return None
+
+
+def _flipped(c: Comparison, strategy: str) -> Comparison:
+    d = c.difference
+    return Comparison(strategy, Interval(-d.estimate, -d.high, -d.low), c.p, c.p_holm,
+                      c.told_apart, c.seeds, c.examples, c.per_example, c.df)
+
+
+def correct_counts(scores: Mapping[str, Scores]) -> dict[str, float]:
+    """Each strategy's number of right answers over the seeds and test examples that every one
+    of ``scores`` has (exact integers with per-example evidence; seed-level scores: the sum of
+    the shared seeds' accuracies)."""
+    names = list(scores)
+    if all(s.per_example for s in scores.values()):
+        seeds = set.intersection(*(set(s.seeds) for s in scores.values()))
+        index = scores[names[0]].index
+        for s in names[1:]:
+            index = np.intersect1d(index, scores[s].index)
+        if seeds and len(index):
+            shared = tuple(sorted(seeds))
+            return {n: float(round(scores[n]._take(shared, index).values.sum())) for n in names}
+    seed_level = {n: s.to_seed_means() if s.per_example else s for n, s in scores.items()}
+    seeds = tuple(sorted(set.intersection(*(set(s.seeds) for s in seed_level.values()))))
+    if not seeds:
+        return {n: s.mean for n, s in scores.items()}
+    return {n: float(s._take(seeds, s.index).values.sum()) for n, s in seed_level.items()}
+
+
+def compare_row(scores: Mapping[str, Scores], candidates: Sequence[str] | None = None,
+                alpha: float = ALPHA, min_seeds: int = MIN_SEEDS) -> RowComparison | None:
+    """Every pair of the row's strategies tested (:func:`paired_difference`), Holm–Bonferroni
+    across all pairs; each strategy reported against the reference, the first of the
+    candidates (default: every strategy, in the given order; the caller leaves oracles out)
+    with the most correct answers (:func:`correct_counts`). Since every pair is in the
+    correction, picking the best from the same data does not inflate the false alarms. None
+    when no candidate has scores."""
     pool = [s for s in (candidates if candidates is not None else scores) if s in scores]
     if not pool:
         return None
-    best = min(pool, key=lambda s: (-scores[s].mean, s))
-    others = [s for s in scores if s != best]
-    rng = np.random.default_rng(seed)
-    raw = [paired_difference(scores[best], scores[s], reps, seed=rng) for s in others]
-    adjusted = holm([p for _, p, _ in raw])
-    comps = tuple(Comparison(s, iv, p, float(q), bool(q < alpha), len(d.seeds),
-                             d.values.shape[1] if d.per_example else 0, d.per_example)
-                  for s, (iv, p, d), q in zip(others, raw, adjusted))
-    return RowComparison(best, scores[best].mean, comps, alpha)
+    counts = correct_counts(scores)
+    top = max(counts[s] for s in pool)
+    tied = tuple(s for s in pool if counts[s] == top)
+    best = tied[0]
+    names = list(scores)
+    raw = [paired_difference(scores[x], scores[y], names=(x, y))
+           for x, y in itertools.combinations(names, 2)]
+    adjusted = holm([d.p for d in raw])
+    shared_seeds = max(d.estimate.seeds for d in raw) if raw else len(scores[best].seeds)
+    no_verdict = (f"{shared_seeds} shared seed{'s' if shared_seeds != 1 else ''}: a verdict needs "
+                  f"at least {min_seeds}" if shared_seeds < min_seeds else None)
+    pairs = tuple((d.x, d.y, Comparison(d.y, d.difference, d.p, float(q),
+                                        bool(q < alpha) and d.estimate.seeds >= min_seeds,
+                                        d.estimate.seeds, d.estimate.examples if d.per_example else 0,
+                                        d.per_example, d.estimate.df))
+                  for d, q in zip(raw, adjusted))
+    result = RowComparison(best, scores[best].mean, (), alpha, tied, pairs, no_verdict)
+    comps = tuple(result.pair(best, s) for s in names if s != best)
+    return RowComparison(best, scores[best].mean, comps, alpha, tied, pairs, no_verdict)
 
 
 # ---------------------------------------------------------------------------- across tasks
 
 @dataclass(frozen=True)
 class Aggregate:
-    """A strategy's interquartile mean (IQM) and mean over every run of every task, with
-    stratified bootstrap intervals; ``runs`` × ``tasks`` scores entered."""
+    """A strategy's interquartile mean (IQM) and mean over the tasks' estimates, with intervals
+    from draws of every task's estimate; ``tasks`` entered, ``seeds`` the fewest any had."""
 
     strategy: str
     iqm: Interval
     mean: Interval
-    runs: int
+    seeds: int
     tasks: int
 
 
 @dataclass(frozen=True)
 class Improvement:
-    """P(X > Y): the probability that a run of ``x`` beats a run of ``y`` on a random task
-    (rliable's probability of improvement, Mann–Whitney per task, averaged over tasks)."""
+    """The share of the tasks on which ``x`` beats ``y`` (an exact tie counts one half)."""
 
     x: str
     y: str
@@ -294,7 +415,7 @@ class Improvement:
 
 @dataclass(frozen=True)
 class Profile:
-    """Performance profile: the share of runs (over tasks) scoring above each ``tau``."""
+    """Performance profile: the share of tasks whose accuracy is above each ``tau``."""
 
     strategy: str
     taus: np.ndarray
@@ -303,76 +424,69 @@ class Profile:
     high: np.ndarray
 
 
-def stratified_resamples(scores: np.ndarray, reps: int,
-                         rng: np.random.Generator) -> np.ndarray:
-    """``reps`` resamples of a runs × tasks matrix, runs drawn with replacement within each
-    task (rliable's ``StratifiedBootstrap``): shape reps × runs × tasks."""
-    runs, tasks = scores.shape
-    rows = rng.integers(0, runs, size=(reps, runs, tasks))
-    return scores[rows, np.arange(tasks)]
+def draws(estimates: Sequence[Estimate], reps: int = DRAWS,
+          rng: np.random.Generator | int = 0) -> np.ndarray:
+    """``reps`` × tasks draws of the tasks' true values: each ``mean + se · t(df)`` (no noise
+    where a task has no standard error)."""
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    mean = np.array([e.mean for e in estimates])
+    se = np.array([e.se if math.isfinite(e.se) else 0.0 for e in estimates])
+    df = np.array([e.df if math.isfinite(e.df) else 1e6 for e in estimates])
+    return mean + se * rng.standard_t(df, size=(reps, len(estimates)))
 
 
-def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean of every run of every task (rliable)."""
-    return float(rly.aggregate_iqm(scores))
+def _percentile(values: np.ndarray, point: float, confidence: float,
+                bounds: tuple[float, float] | None = None) -> Interval:
+    lo, hi = np.quantile(values, [(1 - confidence) / 2, (1 + confidence) / 2])
+    if bounds is not None:
+        lo, hi = np.clip([lo, hi], *bounds)
+    return Interval(float(point), float(lo), float(hi))
 
 
-def aggregate(scores: Mapping[str, np.ndarray], reps: int = REPS,
+def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray | float:
+    """Interquartile mean (the mean of the middle 50%), rliable's aggregate."""
+    return trim_mean(values, 0.25, axis=axis)
+
+
+def aggregate(per_task: Mapping[str, Sequence[Estimate]], reps: int = DRAWS,
               confidence: float = CONFIDENCE, seed: int = 0) -> list[Aggregate]:
-    """IQM and mean of each strategy's runs × tasks matrix, with stratified bootstrap
-    percentile intervals."""
+    """Each strategy's IQM and mean over its tasks' estimates (the same tasks, in the same order,
+    for every strategy), with percentile intervals over :func:`draws`."""
     rng = np.random.default_rng(seed)
     out = []
-    for name, x in scores.items():
-        x = np.asarray(x, dtype=float)
-        boot = stratified_resamples(x, reps, rng).reshape(reps, -1)
-        iqms = trim_mean(boot, 0.25, axis=1)  # rliable's IQM, per resample
-        out.append(Aggregate(name, percentile(iqms, iqm(x), confidence),
-                             percentile(boot.mean(1), float(rly.aggregate_mean(x)), confidence),
-                             x.shape[0], x.shape[1]))
+    for name, ests in per_task.items():
+        means = np.array([e.mean for e in ests])
+        d = draws(ests, reps, rng)
+        out.append(Aggregate(name, _percentile(iqm(d, 1), float(iqm(means)), confidence, (0, 1)),
+                             _percentile(d.mean(1), float(means.mean()), confidence, (0, 1)),
+                             min(e.seeds for e in ests), len(ests)))
     return out
 
 
-def improvement(scores: Mapping[str, np.ndarray], reps: int = 200,
+def improvement(differences: Mapping[tuple[str, str], Sequence[Estimate]], reps: int = DRAWS,
                 confidence: float = CONFIDENCE, seed: int = 0) -> list[Improvement]:
-    """P(X > Y) for every ordered pair of strategies (same tasks in the same column order),
-    with stratified bootstrap intervals (each strategy's runs resampled within each task)."""
+    """For each ordered pair ``(x, y)``, from the tasks' paired estimates of ``x − y``: the share
+    of tasks on which ``x`` is better, with a percentile interval over :func:`draws`."""
     rng = np.random.default_rng(seed)
-    names = list(scores)
     out = []
-    for x_name in names:
-        for y_name in names:
-            if x_name == y_name:
-                continue
-            x, y = (np.asarray(scores[n], dtype=float) for n in (x_name, y_name))
-            boot = _improvement(stratified_resamples(x, reps, rng),
-                                stratified_resamples(y, reps, rng))
-            point = float(rly.probability_of_improvement(x, y))
-            out.append(Improvement(x_name, y_name, percentile(boot, point, confidence, (0, 1))))
+    for (x, y), ests in differences.items():
+        means = np.array([e.mean for e in ests])
+        point = float(((means > 0) + 0.5 * (means == 0)).mean())
+        share = (draws(ests, reps, rng) > 0).mean(1)
+        out.append(Improvement(x, y, _percentile(share, point, confidence, (0, 1))))
     return out
 
 
-def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """rliable's probability of improvement, vectorised over leading resample axes: per task
-    the Mann–Whitney U / (runs_x · runs_y), i.e. P(x > y) + P(x = y) / 2, averaged over tasks.
-    ``x``: ... × runs_x × tasks, ``y``: ... × runs_y × tasks."""
-    gt = (x[..., :, None, :] > y[..., None, :, :]).mean((-3, -2))
-    eq = (x[..., :, None, :] == y[..., None, :, :]).mean((-3, -2))
-    return (gt + eq / 2).mean(-1)
-
-
-def profiles(scores: Mapping[str, np.ndarray], taus: np.ndarray | None = None,
-             reps: int = REPS, confidence: float = CONFIDENCE, seed: int = 0) -> list[Profile]:
-    """Performance profiles (score distributions: the share of all runs of all tasks above
-    each tau, as rliable's ``create_performance_profile``), with stratified bootstrap bands."""
+def profiles(per_task: Mapping[str, Sequence[Estimate]], taus: np.ndarray | None = None,
+             reps: int = 1000, confidence: float = CONFIDENCE, seed: int = 0) -> list[Profile]:
+    """Performance profiles: the share of tasks above each tau, with percentile bands over
+    :func:`draws`."""
     taus = np.linspace(0, 1, 101) if taus is None else np.asarray(taus, dtype=float)
     rng = np.random.default_rng(seed)
     out = []
-    for name, x in scores.items():
-        x = np.asarray(x, dtype=float)
-        boot = stratified_resamples(x, reps, rng).reshape(reps, -1)
-        frac = (x.reshape(-1)[:, None] > taus).mean(0)
-        curves = (boot[:, :, None] > taus).mean(1)           # reps × taus
+    for name, ests in per_task.items():
+        means = np.array([e.mean for e in ests])
+        curves = (draws(ests, reps, rng)[:, :, None] > taus).mean(1)          # reps × taus
         lo, hi = np.quantile(curves, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
-        out.append(Profile(name, taus, frac, lo, hi))
+        out.append(Profile(name, taus, (means[:, None] > taus).mean(0), lo, hi))
     return out

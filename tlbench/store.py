@@ -184,25 +184,31 @@ class Store:
         csv_path = self.directory / "results.csv"
         frame.to_csv(csv_path, index=False)
         summary_path = self.directory / "summary.md"
-        summary_path.write_text(summary_markdown(frame, self.meta("suite_name", self.directory.name)))
+        summary_path.write_text(summary_markdown(frame, self.meta("suite_name", self.directory.name),
+                                                 self.evidence()))
         return csv_path, summary_path
 
 
-def summary_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std of test accuracy over seeds, the variant chosen on validation, per
-    backbone × dataset × strategy × label fraction."""
-    table = summarize(select_variants(frame))
-    table["test_acc"] = [f"{m:.3f} ± {s:.3f}" if s == s else f"{m:.3f}" for m, s in zip(table["mean"], table["std"])]
+def summary_table(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
+    """Mean test accuracy [95% interval] (:func:`tlbench.selection.summarize`, the report's
+    statistics) of the variants the seeds chose on validation, per backbone × dataset ×
+    strategy × label fraction, over the suite's own cells (the budget check's re-runs apart)."""
+    if "budget" in frame.columns:
+        frame = frame[pd.to_numeric(frame["budget"], errors="coerce").fillna(1.0) == 1.0]
+    table = summarize(select_variants(frame), evidence=evidence)
+    table["test_acc"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if hi == hi else f"{m:.3f}"
+                         for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])]
     return table[["backbone", "dataset", "strategy", "label_fraction", "variant", "test_acc", "seeds"]]
 
 
-def summary_markdown(frame: pd.DataFrame, name: str) -> str:
+def summary_markdown(frame: pd.DataFrame, name: str, evidence=None) -> str:
     counts = frame["status"].value_counts().to_dict()
     lines = [f"# {name}", "",
-             "Test accuracy, mean ± std over seeds, of the variant with the best mean validation accuracy "
-             "(for a domain-shift pair: target-domain test accuracy, variant chosen on source validation).", "",
+             "Test accuracy, mean over seeds [95% interval, counting the seeds' spread and the test set's] "
+             "of the variant each seed chose on its validation split (for a domain-shift pair: "
+             "target-domain test accuracy, variant chosen on source validation).", "",
              "cells: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "diverged", "skipped")), ""]
-    table = summary_table(frame)
+    table = summary_table(frame, evidence)
     lines.append(table.to_markdown(index=False) if not table.empty else "_no successful cells_")
     problems = frame[frame["status"].isin(["failed", "diverged", "skipped"])]
     if not problems.empty:

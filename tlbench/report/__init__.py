@@ -97,11 +97,13 @@ def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evid
     if options.baseline is not None and options.baseline not in set(df["strategy"]):
         raise UserError(f"--baseline {options.baseline!r} is not a strategy of these records; "
                         f"strategies: {', '.join(sorted(df['strategy'].unique()))}")
+    check, df = df, D.at_budget(df)
     selected = D.select(df)
     roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
     report_dir = out_dir / "report"
     return ReportInput(
-        frame=df, selected=selected, summary=summarize(selected, "test_acc", evidence),
+        frame=df, check=check[check["budget"] != 1.0],
+        selected=selected, summary=summarize(selected, "test_acc", evidence),
         roles=roles,
         strategies=order_strategies(df["strategy"].unique(), roles),
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),

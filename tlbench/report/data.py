@@ -49,9 +49,10 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     if "has_target_domain" not in df.columns:
         df["has_target_domain"] = False
     df["has_target_domain"] = df["has_target_domain"].map(_truthy)
-    # the record's "may be undertrained" (None when not judged, absent in older records)
-    df["undertrained"] = (df["undertrained"].map(_truthy) if "undertrained" in df.columns
-                          else False)
+    # the compute multiple a cell trained at: 1 for the suite's own cells, more for the budget
+    # check's re-runs (absent in older records)
+    df["budget"] = (pd.to_numeric(df["budget"], errors="coerce").fillna(1.0)
+                    if "budget" in df.columns else 1.0)
     # A "finished" row without a test number cannot be averaged: treat it as failed, visibly.
     bad = (df["status"] == "ok") & df["test_acc"].isna()
     if bad.any():
@@ -172,6 +173,17 @@ def shift_rows(frame: pd.DataFrame, picks: dict[tuple, ShiftPick]) -> pd.DataFra
     mask = [(d, b, f, s) in keep for d, b, f, s in
             zip(frame["dataset"], frame["backbone"], frame["label_fraction"], frame["strategy"])]
     return frame[mask]
+
+
+def at_budget(frame: pd.DataFrame, budget: float = 1.0) -> pd.DataFrame:
+    """The rows trained at ``budget`` times the suite's compute: 1, the suite's own cells (what
+    every table reports); more, the budget check's re-runs of them."""
+    return frame[frame["budget"] == budget]
+
+
+def check_budgets(frame: pd.DataFrame) -> list[float]:
+    """The budgets of the budget check's re-runs in ``frame`` (none: no check was run)."""
+    return sorted(b for b in frame["budget"].unique() if b != 1.0)
 
 
 def select(frame: pd.DataFrame) -> pd.DataFrame:

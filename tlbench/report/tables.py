@@ -15,15 +15,15 @@ import pandas as pd
 
 #: "cannot be told apart from the row's best at alpha after Holm" (tlbench.stats.compare_row)
 MARK = "○"
-#: "may be undertrained" (the record's ``undertrained``)
-UNDERTRAINED = "*"
+#: "the row's verdict changes when the budget check re-runs it with more compute"
+BUDGET_MARK = "‡"
 
 
 @dataclass
 class Cell:
     text: str
     bold: bool = False
-    mark: str = ""          # a mark after the text (MARK, UNDERTRAINED), explained in the caption
+    mark: str = ""          # a mark after the text (MARK, BUDGET_MARK), explained in the caption
     muted: bool = False     # failed / skipped / not run
     title: str = ""         # tooltip in the HTML page
 
@@ -106,9 +106,9 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 
 
-_TEX_MARKS = {MARK: r"\circ", UNDERTRAINED: "*"}
+_TEX_MARKS = {MARK: r"\circ", BUDGET_MARK: r"\ddagger"}
 _MARK_TITLES = {MARK: "cannot be told apart from the row's best (α = 0.05, after Holm)",
-                UNDERTRAINED: "may be undertrained"}
+                BUDGET_MARK: "the verdict changes with more compute (budget check)"}
 
 
 def tex_escape(text: str) -> str:

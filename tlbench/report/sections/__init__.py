@@ -46,13 +46,15 @@ class ReportOptions:
 
 @dataclass
 class ReportInput:
-    """Everything a section may read: the records (prepared and filtered), the variants selected
-    on validation and their per-seed summary, roles, the strategies in display order, which
+    """Everything a section may read: the records (prepared and filtered) of the suite's own
+    cells (``frame``) and of the budget check's re-runs (``check``: budget above 1), the
+    variants selected on validation and their per-seed summary, roles, the strategies in display order, which
     datasets are shift pairs, the per-example evidence (``cell_id -> split -> SplitEvidence``,
     empty when the store has none), the validation curves during training (``cell_id ->``
     points ``{step, examples, seconds, val_acc[, joules]}``, empty when none was given) and the
     output folders."""
     frame: pd.DataFrame
+    check: pd.DataFrame
     selected: pd.DataFrame
     summary: pd.DataFrame
     roles: dict[str, str]

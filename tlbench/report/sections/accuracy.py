@@ -1,7 +1,9 @@
 """The accuracy table (and the same table for macro-F1): rows dataset × backbone × label
 fraction, columns strategies: mean with its 95% interval (:func:`tlbench.selection.summarize`),
-the row's best mean in bold, a mark on cells that may be undertrained. Which strategies can be
-told apart from the best is the comparison section's (:mod:`.comparison`)."""
+the row's best in bold (the comparison's definition: the most correct answers over the shared
+seeds × test examples, exact ties all bold), a mark on rows whose verdict changes when the budget
+check re-runs them with more compute (:mod:`.budget_check`). Which strategies can be told apart
+from the best is the comparison section's (:mod:`.comparison`)."""
 from __future__ import annotations
 
 import math
@@ -11,7 +13,9 @@ import pandas as pd
 
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import UNDERTRAINED, Cell, Table, dataset_label, fmt_acc
+from tlbench.report.sections.budget_check import changed_rows
+from tlbench.report.sections.comparison import best_of_rows
+from tlbench.report.tables import BUDGET_MARK, Cell, Table, dataset_label, fmt_acc
 from tlbench.selection import summarize
 
 KEY = ["dataset", "backbone", "label_fraction", "strategy"]
@@ -19,9 +23,11 @@ KEY = ["dataset", "backbone", "label_fraction", "strategy"]
 
 @dataclass
 class _Flags:
-    """What the caption must explain: intervals over seeds only, undertrained cells."""
+    """What the caption must explain: intervals over seeds only, rows the budget check flags,
+    seeds that chose different variants."""
     seed_level: bool = False
-    undertrained: bool = False
+    budget_changed: bool = False
+    split_choice: bool = False
 
 
 @dataclass
@@ -31,14 +37,17 @@ class _Inputs:
     expected_seeds: int
     summary: dict           # (dataset, backbone, fraction, strategy) -> summary row
     statuses: dict          # same key -> sorted statuses seen
-    undertrained: dict      # same key -> whether a seed's record says it may be undertrained
+    best: dict | None       # (dataset, backbone, fraction) -> the tied best strategies
+    changed: dict           # (dataset, backbone, fraction) -> what the budget check found changed
     oracles: set[str]
 
 
-def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFrame,
-                   strategies: list[str], metric: str = "test_acc",
-                   name: str = "accuracy", what: str = "Test accuracy (%)") -> Table:
-    """Rows: dataset × backbone × label fraction; columns: strategies."""
+def accuracy_table(df: pd.DataFrame, summary: pd.DataFrame, strategies: list[str],
+                   best: dict | None = None, changed: dict | None = None,
+                   metric: str = "test_acc", name: str = "accuracy",
+                   what: str = "Test accuracy (%)") -> Table:
+    """Rows: dataset × backbone × label fraction; columns: strategies. ``best``: each row's best
+    strategies (default: the highest mean); ``changed``: rows the budget check flags."""
     shift = df.groupby("dataset")["has_target_domain"].any().to_dict()
     keys = (df[["dataset", "backbone", "label_fraction"]].drop_duplicates()
             .sort_values(["dataset", "backbone", "label_fraction"]).itertuples(index=False))
@@ -46,16 +55,18 @@ def accuracy_table(df: pd.DataFrame, selected: pd.DataFrame, summary: pd.DataFra
         strategies, metric, int(df["seed"].nunique()),
         {tuple(getattr(r, k) for k in KEY): r for r in summary.itertuples(index=False)},
         df.groupby(KEY)["status"].agg(lambda s: sorted(set(s))).to_dict(),
-        {k: bool(g["undertrained"].any()) for k, g in selected.groupby(KEY)},
-        D.oracles(df))  # by declared role, never by label
+        best, changed or {}, D.oracles(df))  # by declared role, never by label
     flags = _Flags()
     rows, records, breaks, prev = [], [], [], None
     for dataset, backbone, frac in keys:
         if prev is not None and prev != (dataset, backbone):
             breaks.append(len(rows))
         prev = (dataset, backbone)
+        change = inputs.changed.get((dataset, backbone, frac))
+        flags.budget_changed |= change is not None
         row = [Cell(dataset_label(dataset, shift.get(dataset, False))), Cell(backbone),
-               Cell(D.fraction_label(frac))]
+               Cell(D.fraction_label(frac), mark=BUDGET_MARK if change else "",
+                    title=change or "")]
         cells, recs = _row(inputs, (dataset, backbone, frac), flags)
         rows.append(row + cells)
         records += recs
@@ -69,8 +80,11 @@ def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[di
     """The strategy cells of one row and their CSV records."""
     present = {s: inp.summary[(*block, s)] for s in inp.strategies if (*block, s) in inp.summary}
     rivals = {s: r for s, r in present.items() if s not in inp.oracles}
-    best_mean = max((r.mean for r in rivals.values()), default=math.nan)
-    best = [s for s, r in rivals.items() if abs(r.mean - best_mean) <= 1e-12]
+    if inp.best is not None and block in inp.best:
+        best = list(inp.best[block])
+    else:
+        best_mean = max((r.mean for r in rivals.values()), default=math.nan)
+        best = [s for s, r in rivals.items() if r.mean == best_mean]
     cells, records = [], []
     for s in inp.strategies:
         rec = dict(zip(KEY, (*block, s)))
@@ -81,28 +95,24 @@ def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[di
                 records.append(rec | _EMPTY_RECORD | {"note": note})
             continue
         r = present[s]
-        undertrained = inp.undertrained.get((*block, s), False)
         flags.seed_level |= r.interval == "seeds"
-        flags.undertrained |= undertrained
+        flags.split_choice |= r.agreement < 1
         text = fmt_acc(r.mean, r.ci_low, r.ci_high)
         if r.seeds < inp.expected_seeds:
             text += f" (n={r.seeds})"
-        tip = f"variant {r.variant}; {r.seeds} seed(s); interval over {r.interval}"
-        if undertrained:
-            tip += "; may be undertrained"
-        cells.append(Cell(text, bold=s in best, mark=UNDERTRAINED if undertrained else "",
-                          title=tip))
-        records.append(rec | {"variant": r.variant, "seeds": r.seeds, "mean": r.mean,
-                              "std": r.std, "ci_low": r.ci_low, "ci_high": r.ci_high,
-                              "interval": r.interval, "best": s in best,
-                              "undertrained": undertrained,
+        tip = (f"variant {r.variant} (chosen by {r.agreement:.0%} of the seeds); {r.seeds} "
+               f"seed(s); interval over {r.interval}")
+        cells.append(Cell(text, bold=s in best, title=tip))
+        records.append(rec | {"variant": r.variant, "agreement": r.agreement, "seeds": r.seeds,
+                              "mean": r.mean, "std": r.std, "ci_low": r.ci_low,
+                              "ci_high": r.ci_high, "interval": r.interval, "best": s in best,
                               "note": "oracle" if s in inp.oracles else ""})
     return cells, records
 
 
-_EMPTY_RECORD = {"variant": "", "seeds": 0, "mean": math.nan, "std": math.nan,
-                 "ci_low": math.nan, "ci_high": math.nan, "interval": "", "best": False,
-                 "undertrained": False}
+_EMPTY_RECORD = {"variant": "", "agreement": math.nan, "seeds": 0, "mean": math.nan,
+                 "std": math.nan, "ci_low": math.nan, "ci_high": math.nan, "interval": "",
+                 "best": False}
 
 
 def _absent_cell(statuses: list[str] | None) -> tuple[Cell, str | None]:
@@ -118,17 +128,24 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
              strategies: list[str]) -> str:
     n = inp.expected_seeds
     seeds_txt = f"n = {n} seed{'s' if n != 1 else ''} unless noted"
-    cap = [f"{what} of the hyper-parameter variant selected on validation accuracy: mean over "
-           f"seeds ({seeds_txt}) [95% percentile bootstrap interval, resampling seeds and the "
-           "shared test examples, clipped to 0–100]. Bold: best mean in the row; whether the "
-           "others can be told apart from it: see the paired comparison table."]
+    bold = ("the most correct answers over the seeds × test examples the row shares (exact ties: "
+            "all bold)" if inp.best is not None else "the highest mean in the row")
+    cap = [f"{what} of the hyper-parameter variant each seed selected on its validation split: "
+           f"mean over seeds ({seeds_txt}) [95% interval counting the seeds' spread and the test "
+           f"set's, README Statistics; clipped to 0–100]. Bold: {bold}; whether the others can "
+           "be told apart from it: see the paired comparison table."]
+    if flags.split_choice:
+        cap.append("Where the seeds chose different variants, the tooltip names the most chosen "
+                   "and the share of seeds that chose it; the choice's noise is inside the "
+                   "interval.")
     if flags.seed_level:
         cap.append("Entries without per-example evidence (older records; metrics other than "
                    "accuracy) have an interval over seeds only: it leaves the test-set noise "
                    "out, and one seed gets none.")
-    if flags.undertrained:
-        cap.append(f"{UNDERTRAINED}: may be undertrained (in some seed the training loss was "
-                   "still falling steeply at the end).")
+    if flags.budget_changed:
+        cap.append(f"{BUDGET_MARK}: the row's verdict changes when the budget check re-runs it "
+                   "with more compute (the budget-check table says what changed): these "
+                   "numbers describe this budget, not the strategies at their best.")
     if any(shift.values()):
         cap.append("For domain-shift pairs (target) the accuracy is on the target domain; "
                    "transfer strategies there are source-only baselines.")
@@ -143,14 +160,15 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
 
 
 def _accuracy(inp: ReportInput) -> Table:
-    return accuracy_table(inp.frame, inp.selected, inp.summary, inp.strategies)
+    return accuracy_table(inp.frame, inp.summary, inp.strategies, best_of_rows(inp),
+                          changed_rows(inp))
 
 
 def _macro_f1(inp: ReportInput) -> Table | None:
     if not inp.selected["test_macro_f1"].notna().any():
         return None
     f1 = summarize(inp.selected.dropna(subset=["test_macro_f1"]), "test_macro_f1")
-    return accuracy_table(inp.frame, inp.selected, f1, inp.strategies, metric="test_macro_f1",
+    return accuracy_table(inp.frame, f1, inp.strategies, metric="test_macro_f1",
                           name="macro_f1", what="Test macro-F1 (%)")
 
 

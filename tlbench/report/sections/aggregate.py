@@ -1,7 +1,8 @@
-"""The aggregate across tasks (dataset × backbone × label fraction), the rliable way: each
-strategy's interquartile mean (IQM) and mean of test accuracy over every seed of every task with
-stratified bootstrap intervals, the probability that one strategy beats another on a random task,
-and performance profiles (:mod:`tlbench.stats`). A table, a table of probabilities and a figure."""
+"""The aggregate across tasks (dataset × backbone × label fraction): each strategy's interquartile
+mean (IQM, rliable's aggregate) and mean of its tasks' test accuracies, the share of tasks on which
+one strategy beats another, and performance profiles, all with intervals from draws of every
+task's estimate (its seeds *and* its test examples; :mod:`tlbench.stats`). They cover these tasks,
+not other datasets. A table, a table of shares and a figure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,54 +16,64 @@ from tlbench.report.figures import FigureOut, figure_style, new_figure, pct_axis
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.style import strategy_color
 from tlbench.report.tables import Cell, Table, fmt_acc
+from tlbench.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
 
 
 @dataclass(frozen=True)
 class TaskScores:
-    """Per strategy a seeds × tasks matrix of test accuracy over the same ``tasks``; the
-    strategies left out for lack of results in some task, and the oracles left out by role."""
-    scores: dict[str, np.ndarray]
+    """Per strategy its estimate on each of the same ``tasks`` (in order), per ordered pair the
+    paired estimates of their difference; the strategies left out for lack of results in some
+    task, and the oracles left out by role."""
+    estimates: dict[str, list[S.Estimate]]
+    differences: dict[tuple[str, str], list[S.Estimate]]
     tasks: list[tuple]
     dropped: list[str]
     oracles: list[str]
 
 
-def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str]) -> TaskScores:
+def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str],
+                evidence=None) -> TaskScores:
     """The strategies (oracles excepted) that have results in the most tasks, on the tasks where
-    all of them have results; each strategy's seeds are those it has in every one of them."""
+    all of them have results: each task's estimate (seed term floored by the task's pooled one)
+    and every pair's paired difference."""
     ok = selected[~selected["strategy"].isin(oracles)]
     tasks_of = {s: set(map(tuple, g[BLOCK].drop_duplicates().itertuples(index=False)))
                 for s, g in ok.groupby("strategy")}
     most = max((len(t) for t in tasks_of.values()), default=0)
     kept = [s for s in strategies if len(tasks_of.get(s, ())) == most and most > 0]
     tasks = sorted(set.intersection(*(tasks_of[s] for s in kept))) if kept else []
-    scores = {}
-    for s in kept:
-        g = ok[ok["strategy"] == s]
-        per_task = [g[(g[BLOCK] == pd.Series(t, index=BLOCK)).all(axis=1)].set_index("seed")
-                    ["test_acc"] for t in tasks]
-        seeds = sorted(set.intersection(*(set(p.index) for p in per_task)))
-        if seeds:
-            scores[s] = np.array([[float(p.loc[seed]) for p in per_task] for seed in seeds])
-    dropped = [s for s in strategies if s not in scores and s not in oracles
+    estimates = {s: [] for s in kept}
+    differences = {(x, y): [] for x in kept for y in kept if x != y}
+    for task in tasks:
+        g = ok[(ok[BLOCK] == pd.Series(task, index=BLOCK)).all(axis=1)]
+        scores = {s: group_scores(g[g["strategy"] == s], "test_acc", evidence) for s in kept}
+        floor = S.SeedTerm.pooled([S.seed_term(sc) for sc in scores.values()])
+        for s in kept:
+            estimates[s].append(S.estimate(scores[s], floor))
+        for x, y in differences:
+            differences[(x, y)].append(S.paired_difference(scores[y], scores[x]).estimate)
+    dropped = [s for s in strategies if s not in estimates and s not in oracles
                and s in set(ok["strategy"])]
-    return TaskScores(scores, tasks, dropped, sorted(oracles & set(selected["strategy"])))
+    return TaskScores(estimates, differences, tasks, dropped,
+                      sorted(oracles & set(selected["strategy"])))
 
 
 def _inputs(inp: ReportInput) -> TaskScores:
     return inp.once("aggregate_scores", lambda: task_scores(
-        inp.selected, inp.strategies, D.oracles(inp.frame)))
+        inp.selected, inp.strategies, D.oracles(inp.frame), inp.evidence))
 
 
 def _enough(ts: TaskScores) -> bool:
-    return len(ts.tasks) >= 2 and len(ts.scores) >= 2
+    return len(ts.tasks) >= 2 and len(ts.estimates) >= 2
 
 
 def _note(ts: TaskScores) -> str:
     note = (f"Over {len(ts.tasks)} tasks (dataset × backbone × label fraction) where every "
-            "strategy shown has results; each task's seeds are the runs.")
+            "strategy shown has results. The intervals draw every task's estimate from its t "
+            "distribution (its seeds' spread and its test set's noise, as the accuracy table's "
+            "intervals): they cover these tasks, not other datasets or backbones.")
     if ts.dropped:
         note += f" Left out for missing tasks: {', '.join(ts.dropped)}."
     if ts.oracles:
@@ -74,21 +85,20 @@ def aggregate_table(inp: ReportInput) -> Table | None:
     ts = _inputs(inp)
     if not _enough(ts):
         return None
-    aggs = inp.once("aggregate", lambda: S.aggregate(ts.scores))
+    aggs = inp.once("aggregate", lambda: S.aggregate(ts.estimates))
     rows = [[Cell(a.strategy), Cell(fmt_acc(a.iqm.estimate, a.iqm.low, a.iqm.high)),
-             Cell(fmt_acc(a.mean.estimate, a.mean.low, a.mean.high)), Cell(str(a.runs)),
+             Cell(fmt_acc(a.mean.estimate, a.mean.low, a.mean.high)), Cell(str(a.seeds)),
              Cell(str(a.tasks))] for a in aggs]
     best = max(a.iqm.estimate for a in aggs)
     for row, a in zip(rows, aggs):
         row[1].bold = a.iqm.estimate == best
     data = pd.DataFrame([{"strategy": a.strategy, "iqm": a.iqm.estimate, "iqm_low": a.iqm.low,
                           "iqm_high": a.iqm.high, "mean": a.mean.estimate,
-                          "mean_low": a.mean.low, "mean_high": a.mean.high, "runs": a.runs,
+                          "mean_low": a.mean.low, "mean_high": a.mean.high, "seeds": a.seeds,
                           "tasks": a.tasks} for a in aggs])
     cap = ("Test accuracy (%) across tasks: the interquartile mean (IQM: the mean of the middle "
-           "50% of all seed × task scores, robust to a few outlying tasks) and the mean, each "
-           "[95% stratified bootstrap interval: seeds resampled within each task] (rliable, "
-           "Agarwal et al. 2021). The interval is for these tasks, not for other datasets. "
+           "50% of the tasks' mean accuracies, robust to a few outlying tasks; rliable, Agarwal "
+           "et al. 2021) and the mean, each [95% interval]. Seeds: the fewest any task had. "
            + _note(ts))
     return Table("aggregate", "Aggregate across tasks (IQM)", cap,
                  ["Strategy", "IQM", "Mean", "Seeds", "Tasks"], rows, data, numeric_from=1)
@@ -98,19 +108,18 @@ def improvement_table(inp: ReportInput) -> Table | None:
     ts = _inputs(inp)
     if not _enough(ts):
         return None
-    pairs = {(p.x, p.y): p.probability for p in S.improvement(ts.scores)}
-    names = list(ts.scores)
+    pairs = {(p.x, p.y): p.probability for p in S.improvement(ts.differences)}
+    names = list(ts.estimates)
     rows = [[Cell(x)] + [Cell("–", muted=True) if x == y else
                          Cell(f"{pairs[(x, y)].estimate:.2f} [{pairs[(x, y)].low:.2f}, "
                               f"{pairs[(x, y)].high:.2f}]", bold=pairs[(x, y)].low > 0.5)
                          for y in names] for x in names]
     data = pd.DataFrame([{"x": x, "y": y, "probability": iv.estimate, "low": iv.low,
                           "high": iv.high} for (x, y), iv in pairs.items()])
-    cap = ("P(row > column): the probability that a seed of the row's strategy scores higher "
-           "than a seed of the column's on a task drawn at random from these tasks (ties count "
-           "one half), averaged over tasks, [95% stratified bootstrap interval] (rliable's "
-           "probability of improvement). Bold: the whole interval above 0.5. " + _note(ts))
-    return Table("improvement", "Probability of improvement", cap, ["P(row > column)"] + names,
+    cap = ("P(row > column): the share of these tasks on which the row's strategy has the higher "
+           "accuracy (an exact tie counts one half) [95% interval, from draws of each task's "
+           "paired difference]. Bold: the whole interval above 0.5. " + _note(ts))
+    return Table("improvement", "Share of tasks won", cap, ["P(row > column)"] + names,
                  rows, data, numeric_from=1)
 
 
@@ -118,8 +127,8 @@ def aggregate_figure(inp: ReportInput) -> FigureOut | None:
     ts = _inputs(inp)
     if not _enough(ts):
         return None
-    aggs = inp.once("aggregate", lambda: S.aggregate(ts.scores))
-    profs = S.profiles(ts.scores, reps=1000)
+    aggs = inp.once("aggregate", lambda: S.aggregate(ts.estimates))
+    profs = S.profiles(ts.estimates, reps=1000)
     with figure_style():
         fig = new_figure(7.0, 0.35 * len(aggs) + 1.9)
         left, right = fig.subplots(1, 2, width_ratios=[1, 1.4])
@@ -136,30 +145,29 @@ def aggregate_figure(inp: ReportInput) -> FigureOut | None:
             right.plot(100 * p.taus, p.fraction, color=color, label=p.strategy)
             right.fill_between(100 * p.taus, p.low, p.high, color=color, alpha=0.15, lw=0)
         right.set_xlabel("Test accuracy τ (%)")
-        right.set_ylabel("Share of seed × task scores > τ")
+        right.set_ylabel("Share of tasks > τ")
         right.set_xlim(0, 100)
         right.set_ylim(0, 1.02)
         right.legend(fontsize=6, frameon=False, loc="lower left")
         png = save_figure(fig, inp.fig_dir, "fig_aggregate")
-    cap = ("Left: interquartile mean of test accuracy over every seed of every task with its 95% "
-           "stratified bootstrap interval (bar; tick: the IQM). Right: performance profiles, "
-           "the share of seed × task scores above each accuracy τ, with 95% bands; a curve "
-           "above another is better across the range (rliable, Agarwal et al. 2021). "
-           + _note(ts))
+    cap = ("Left: interquartile mean of the tasks' test accuracies with its 95% interval (bar; "
+           "tick: the IQM). Right: performance profiles, the share of tasks whose accuracy is "
+           "above each τ, with 95% bands; a curve above another is better across the range "
+           "(rliable, Agarwal et al. 2021). " + _note(ts))
     return FigureOut("fig_aggregate", "Aggregate across tasks", cap, png)
 
 
 def _why(inp: ReportInput) -> str:
     ts = _inputs(inp)
     return (f"No aggregate across tasks: it needs two strategies with results in two tasks or "
-            f"more (here {len(ts.scores)} strategies on {len(ts.tasks)} "
+            f"more (here {len(ts.estimates)} strategies on {len(ts.tasks)} "
             f"task{'s' if len(ts.tasks) != 1 else ''}).")
 
 
 SECTIONS = [
     Section("aggregate", "table", aggregate_table, missing=_why, order=35),
     Section("improvement", "table", improvement_table, missing=None, place="details",
-            order=35, label="Probability of improvement"),
+            order=35, label="Share of tasks won"),
     Section("aggregate_figure", "figure", aggregate_figure, missing=None, place="figures",
             order=45),
 ]

@@ -1,7 +1,8 @@
 """The paired comparison table and the verdict sentences: in each row (dataset × backbone × label
-fraction) every strategy against the row's best on the shared test examples, pooled over seeds
-(:func:`tlbench.stats.compare_row`: paired two-level bootstrap, Holm–Bonferroni across the
-row). The sentences say only what these tests say."""
+fraction) every strategy against the row's best on the shared seeds and test examples
+(:func:`tlbench.stats.compare_row`: paired t tests under the crossed seeds × examples model,
+every pair of the row in one Holm–Bonferroni correction). The sentences say only what these
+tests say, and nothing where the row has too few seeds for a verdict."""
 from __future__ import annotations
 
 import math
@@ -51,41 +52,55 @@ def _rows(inp: ReportInput) -> list[Row]:
         inp.selected, inp.evidence, D.oracles(inp.frame), inp.shift))
 
 
+def best_of_rows(inp: ReportInput) -> dict[tuple, tuple[str, ...]]:
+    """(dataset, backbone, label fraction) -> the row's tied best strategies: the one definition
+    of "best" every table reads."""
+    return {(r.dataset, r.backbone, r.label_fraction): r.result.tied for r in _rows(inp)}
+
+
 # ---------------------------------------------------------------------------- table
 
 def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
     if not rows:
         return None
-    cells, records, breaks, prev, seed_level = [], [], [], None, False
+    cells, records, breaks, prev, seed_level, no_verdict = [], [], [], None, False, set()
     for row in rows:
         if prev is not None and prev != (row.dataset, row.backbone):
             breaks.append(len(cells))
         prev = (row.dataset, row.backbone)
         r = row.result
+        if r.no_verdict:
+            no_verdict.add(r.no_verdict)
         line = [Cell(dataset_label(row.dataset, row.shift)), Cell(row.backbone),
                 Cell(D.fraction_label(row.label_fraction))]
         for s in strategies:
             c = r.of(s)
             if s == r.best:
-                line.append(Cell(f"best, {100 * r.best_mean:.1f}", bold=True))
+                line.append(Cell(f"{'tied ' if len(r.tied) > 1 else ''}best, "
+                                 f"{100 * r.best_mean:.1f}", bold=True))
                 records.append(_record(row, s, None))
             elif c is None:
                 line.append(Cell("–", muted=True, title="no successful record"))
             else:
                 seed_level |= not c.per_example
-                line.append(Cell(f"{fmt_diff(c.difference)}, p = {_p(c.p_holm)}",
-                                 mark="" if c.told_apart else MARK,
+                tie = " (tied best)" if s in r.tied else ""
+                line.append(Cell(f"{fmt_diff(c.difference)}, {p_text(c.p_holm)}{tie}",
+                                 bold=bool(tie), mark="" if c.told_apart else MARK,
                                  title=f"{c.seeds} seed(s) × {c.examples or 'seed-level'} "
-                                       f"paired; p before Holm {_p(c.p)}"))
+                                       f"paired; p before Holm {_p(c.p)}; {c.df:.1f} df"))
                 records.append(_record(row, s, c))
         cells.append(line)
-    cap = ("Each strategy minus the row's best (highest mean test accuracy among the "
-           "non-oracle strategies, picked from these same data), in points: the mean difference "
-           "over the shared seeds and test examples [95% paired bootstrap interval, resampling "
-           "seeds and test examples] and the two-sided p-value after Holm–Bonferroni across the "
-           f"row. {MARK}: cannot be told apart from the best at α = {S.ALPHA:g} after the "
-           "correction. That is not evidence that the two are equally good: the test may lack "
-           "the examples or seeds to see a difference (README, Statistics).")
+    cap = ("Each strategy minus the row's best, in points: the mean difference over the shared "
+           "seeds and test examples [95% interval of a paired t test whose variance counts both "
+           "the seeds' spread and the test set's, README Statistics] and the two-sided p-value "
+           "after Holm–Bonferroni across every pair of strategies in the row. The best is the "
+           "non-oracle strategy with the most correct answers over the seeds × test examples the "
+           "row shares; on an exact tie every tied strategy is bold and the first in the suite's "
+           f"order is the reference. {MARK}: cannot be told apart from the best at α = {S.ALPHA:g} "
+           "after the correction. That is not evidence that the two are equally good: the test "
+           "may lack the examples or seeds to see a difference.")
+    for why in sorted(no_verdict):
+        cap += f" Rows with {why}: intervals only, no strategy is told apart."
     if seed_level:
         cap += (" Rows without per-example evidence (older records) are compared by seed means "
                 "only: with few seeds such a test can rarely tell anything apart.")
@@ -101,30 +116,43 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
 def _record(row: Row, strategy: str, c: S.Comparison | None) -> dict:
     base = {"dataset": row.dataset, "backbone": row.backbone,
             "label_fraction": row.label_fraction, "strategy": strategy,
-            "best": row.result.best, "best_mean": row.result.best_mean}
+            "best": row.result.best, "tied": ",".join(row.result.tied),
+            "best_mean": row.result.best_mean, "no_verdict": row.result.no_verdict or ""}
     if c is None:
         return base | {"difference": 0.0, "diff_low": math.nan, "diff_high": math.nan,
                        "p": math.nan, "p_holm": math.nan, "told_apart": False, "seeds": 0,
-                       "examples": 0, "per_example": True}
+                       "examples": 0, "per_example": True, "df": math.nan}
     return base | {"difference": c.difference.estimate, "diff_low": c.difference.low,
                    "diff_high": c.difference.high, "p": c.p, "p_holm": c.p_holm,
                    "told_apart": c.told_apart, "seeds": c.seeds, "examples": c.examples,
-                   "per_example": c.per_example}
+                   "per_example": c.per_example, "df": c.df}
 
 
 def _p(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
 
 
+def p_text(p: float) -> str:
+    """``p = 0.012`` or ``p < 0.001``."""
+    text = _p(p)
+    return text.replace("< ", "p < ") if text.startswith("<") else f"p = {text}"
+
+
 # ---------------------------------------------------------------------------- sentences
 
 def verdict(row: Row) -> str:
-    """The row in one sentence, from its tests only: which strategy is best, which are told
-    apart from it (with the difference and its interval), which cannot be."""
+    """The row in one sentence, from its tests only: which strategy is best (or which tie), which
+    are told apart from it (with the difference and its interval), which cannot be; with too
+    few seeds, that there is no verdict."""
     r = row.result
     where = (f"{row.dataset}{' (target)' if row.shift else ''} · {row.backbone} · "
              f"{D.fraction_label(row.label_fraction)} of the labels")
-    parts = [f"{where}: {r.best} is best, {100 * r.best_mean:.1f}%"]
+    if len(r.tied) > 1:
+        parts = [f"{where}: {_join(list(r.tied))} tie for best, {100 * r.best_mean:.1f}%"]
+    else:
+        parts = [f"{where}: {r.best} is best, {100 * r.best_mean:.1f}%"]
+    if r.no_verdict:
+        return f"{parts[0]}; no verdict ({r.no_verdict})."
     apart = [c for c in r.comparisons if c.told_apart]
     for c in sorted(apart, key=lambda c: c.difference.estimate, reverse=True):
         d = c.difference
@@ -133,11 +161,16 @@ def verdict(row: Row) -> str:
             how = f"{-100 * d.estimate:.1f} points lower [{-100 * d.high:.1f}, {-100 * d.low:.1f}]"
         else:
             how = f"{100 * d.estimate:.1f} points higher [{100 * d.low:.1f}, {100 * d.high:.1f}]"
-        parts.append(f"{name} is {how}, p = {_p(c.p_holm)} after Holm")
-    close = [c.strategy + (" (oracle)" if c.strategy in row.oracles else "")
-             for c in r.comparisons if not c.told_apart]
+        parts.append(f"{name} is {how}, {p_text(c.p_holm)} after Holm")
+    def name(c):
+        return c.strategy + (" (oracle)" if c.strategy in row.oracles else "")
+    untested = [c for c in r.comparisons if c.seeds < S.MIN_SEEDS]
+    close = [name(c) for c in r.comparisons
+             if not c.told_apart and c.strategy not in r.tied and c not in untested]
     if close:
         parts.append(f"{_join(close)} cannot be told apart from it")
+    if untested:
+        parts.append(f"{_join([name(c) for c in untested])}: too few shared seeds for a verdict")
     if not all(c.per_example for c in r.comparisons):
         parts.append("(seed-level test: some records lack per-example evidence)")
     return "; ".join(parts) + "."
@@ -147,32 +180,7 @@ def _join(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def verdicts_table(rows: list[Row]) -> Table | None:
-    if not rows:
-        return None
-    sentences = [verdict(r) for r in rows]
-    data = pd.DataFrame([{"dataset": r.dataset, "backbone": r.backbone,
-                          "label_fraction": r.label_fraction, "verdict": v}
-                         for r, v in zip(rows, sentences)])
-    cap = ("One sentence per row of the paired comparison table, built from its tests alone "
-           f"(α = {S.ALPHA:g}, Holm–Bonferroni across the row). “Cannot be told apart” means "
-           "the test found no difference, not that there is none.")
-    return Table("verdicts", "Verdicts", cap, ["Verdict"], [[Cell(v)] for v in sentences], data,
-                 numeric_from=99)
-
-
-def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
-    """The verdict sentences of a frame of records (as :meth:`Store.frame` gives it): for the
-    CLI's closing summary."""
-    df = D.prepare(frame)
-    if not (df["status"] == "ok").any():
-        return []
-    shift = df.groupby("dataset")["has_target_domain"].any().to_dict()
-    return [verdict(r) for r in row_comparisons(D.select(df), evidence, D.oracles(df), shift)]
-
-
 SECTIONS = [
     Section("comparison", "table", lambda inp: comparison_table(_rows(inp), inp.strategies),
             missing="No paired comparison: no row has two strategies with results.", order=12),
-    Section("verdicts", "table", lambda inp: verdicts_table(_rows(inp)), order=11),
 ]

@@ -41,7 +41,7 @@ def fraction_axis(ax, fractions: list[float], n_side_by_side: int) -> None:
 def _curve(ax, g: pd.DataFrame, s: str, role: str | None, offset: float) -> None:
     """One strategy's mean line and its interval (a band, or whiskers where it is patchy)."""
     x, y = g["label_fraction"].to_numpy() * offset, 100 * g["mean"].to_numpy()
-    # accuracy lives in [0, 100]: with few seeds a Student-t interval reaches past it
+    # the accuracy table's intervals (tlbench.selection.summarize), already clipped to [0, 1]
     lo = np.clip(100 * g["ci_low"].to_numpy(), 0, 100)
     hi = np.clip(100 * g["ci_high"].to_numpy(), 0, 100)
     color = strategy_color(s)
@@ -99,9 +99,9 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
         legend_below(fig, strategy_handles(present, roles), ncol_max=max(2, 2 * ncols))
         png = save_figure(fig, directory, "fig1_data_efficiency")
     cap = ("Test accuracy against the fraction of training labels used (log scale), per dataset"
-           " and backbone. Lines: mean over seeds of the variant selected on validation; bands:"
-           " 95% Student-t confidence interval over seeds, clipped to [0, 100] (whiskers where a point has fewer "
-           "than 2 seeds around it). For shift pairs (target) the accuracy is on the target "
+           " and backbone. Lines: mean over seeds of the variant each seed selected on validation; "
+           "bands: the accuracy table's 95% interval (the seeds' spread and the test set's noise, "
+           "README Statistics; whiskers where a neighbouring point has none). For shift pairs (target) the accuracy is on the target "
            "domain; dashed lines are oracles (role oracle) trained on target labels.")
     return FigureOut("fig1_data_efficiency", "Data efficiency", cap, png)
 

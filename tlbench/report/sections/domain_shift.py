@@ -16,7 +16,6 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
 from tlbench.report.sections import Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
 from tlbench.report.tables import Cell, Table, fmt_acc
-from tlbench import stats as S
 from tlbench.selection import select_variants, summarize
 
 # ---------------------------------------------------------------------------- table
@@ -24,8 +23,9 @@ from tlbench.selection import select_variants, summarize
 TABLE_CAPTION = (
     "Target-domain test accuracy (%) of source-only training, of each domain-adaptation "
     "strategy (role adaptation) and of the oracle trained on target labels (role oracle), "
-    "strategy in brackets: mean [95% bootstrap interval over seeds and test examples; over "
-    "seeds only without per-example evidence], variants chosen on source validation "
+    "strategy in brackets: mean [95% interval counting the seeds' spread and the test set's "
+    "(README Statistics); over seeds only without per-example evidence], variants chosen on "
+    "source validation by each seed "
     f"(the oracle on target validation). {D.SHIFT_RULE} Gap closed = (adaptation − "
     "source-only) / (oracle − source-only); adversary = adaptation − control (the "
     "adaptation's own recipe without the adversary), where a control ran. “Adaptation, "
@@ -115,18 +115,27 @@ def _slot_strategy(picks: dict, slot: str, block: tuple) -> str | None:
     return slot if slot in pick.adaptation else None
 
 
-def _bar(ax, x: float, width: float, vals: pd.Series, s: str, role: str | None) -> None:
-    """One bar: the mean over seeds, its 95% bootstrap interval over seeds, the seeds as dots and
-    the mean as text."""
+def _interval(rows: pd.DataFrame, metric: str, evidence) -> tuple[float, float]:
+    """The table's 95% interval (in points) of one strategy's rows: :func:`summarize`, with the
+    per-example evidence for target accuracy."""
+    r = summarize(rows, metric, evidence if metric == "test_acc" else None)
+    return (100 * float(r["ci_low"].iloc[0]), 100 * float(r["ci_high"].iloc[0])) if len(r) \
+        else (math.nan, math.nan)
+
+
+def _bar(ax, x: float, width: float, vals: pd.Series, s: str, role: str | None,
+         interval: tuple[float, float]) -> None:
+    """One bar: the mean over seeds, its 95% interval (the table's), the seeds as dots and the
+    mean as text."""
     mean = float(vals.mean())
     ax.bar(x, mean, width * 0.9, color=strategy_color(s), zorder=2,
            hatch="////" if role == ORACLE else None, edgecolor="white", lw=0.3)
     top_y = mean
-    if len(vals) > 1:
-        iv = S.percentile(S.bootstrap_means(vals.to_numpy(float)[:, None]), mean)
-        ax.errorbar(x, mean, yerr=[[mean - iv.low], [iv.high - mean]], color="#222222", lw=0.8,
-                    capsize=1.8, zorder=4)
-        top_y = iv.high
+    low, high = interval
+    if not math.isnan(low):
+        ax.errorbar(x, mean, yerr=[[max(mean - low, 0)], [max(high - mean, 0)]],
+                    color="#222222", lw=0.8, capsize=1.8, zorder=4)
+        top_y = high
     jitter = np.linspace(-width * 0.2, width * 0.2, len(vals))
     ax.scatter(x + jitter, vals, s=5, color="white", edgecolor="#222222", linewidth=0.45,
                zorder=5)
@@ -146,7 +155,7 @@ def _axes_style(ax, backbones: list[str], dataset: str, first_col: bool) -> None
 
 
 def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
-                 directory: Path) -> FigureOut | None:
+                 directory: Path, evidence=None) -> FigureOut | None:
     """Source-only vs adaptation vs oracle bars, the strategies found by declared role
     (:func:`D.shift_picks`)."""
     picks = D.shift_picks(selected, shift)
@@ -177,13 +186,14 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                 for j, slot in enumerate(present):
                     for i, b in enumerate(backbones):
                         s = _slot_strategy(picks, slot, (dataset, b, frac))
-                        vals = sub[(sub["strategy"] == s) & (sub["backbone"] == b)][metric] \
-                            .dropna() * 100
+                        rows = sub[(sub["strategy"] == s) & (sub["backbone"] == b)]
+                        vals = rows[metric].dropna() * 100
                         if vals.empty:
                             continue
                         drawn.setdefault(s, (slot, roles.get(s)))
                         _bar(ax, i + (j - (len(present) - 1) / 2) * width, width, vals, s,
-                             roles.get(s))
+                             roles.get(s), _interval(rows.dropna(subset=[metric]), metric,
+                                                     evidence))
                 if sub[metric].isna().all():
                     ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center",
                             va="center", color="#888888")
@@ -208,7 +218,8 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
            "target) and of the oracle trained on target labels (hatched). "
            f"{D.SHIFT_RULE} Right: source-domain test accuracy of the same models: adaptation "
            "below source-only means adaptation cost source accuracy (forgetting). Bars and "
-           "numbers: mean over seeds; whiskers: 95% bootstrap interval over seeds; dots: seeds.")
+           "numbers: mean over seeds; whiskers: the table's 95% interval (target: seeds and test "
+           "examples; source: seeds); dots: seeds.")
     return FigureOut("fig4_domain_shift", "Domain shift", cap, png)
 
 
@@ -217,7 +228,7 @@ SECTIONS = [
             lambda inp: shift_table(inp.frame, inp.selected, inp.shift, inp.evidence),
             order=20),
     Section("domain_shift_figure", "figure",
-            lambda inp: domain_shift(inp.selected, inp.shift, inp.fig_dir),
+            lambda inp: domain_shift(inp.selected, inp.shift, inp.fig_dir, inp.evidence),
             missing="No domain-shift figure: no source→target dataset with results of an "
                     "adaptation or oracle strategy (by declared role) in this report.",
             place="figures", order=40),

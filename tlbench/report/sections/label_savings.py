@@ -66,6 +66,15 @@ def _ratio_text(s: LabelSaving) -> str:
     return text
 
 
+def _supported(s: LabelSaving) -> bool:
+    """Whether the interval supports the saving the point estimate shows."""
+    if math.isnan(s.ratio_low):
+        return False
+    if s.status == BEYOND:
+        return s.beyond_share >= 0.975
+    return s.ratio_low > 1
+
+
 def savings_table(found: list[LabelSaving]) -> Table:
     rows, breaks, prev = [], [], None
     for i, s in enumerate(found):
@@ -75,12 +84,12 @@ def savings_table(found: list[LabelSaving]) -> Table:
         rows.append([Cell(s.dataset), Cell(s.backbone), Cell(s.strategy), Cell(s.baseline),
                      Cell(D.fraction_label(s.fraction)), Cell(f"{100 * s.accuracy:.1f}"),
                      Cell(_needs(s)),
-                     Cell(_ratio_text(s), bold=s.status != BEYOND and s.ratio >= 2,
-                          muted=s.status == BEYOND, title=sentence(s))])
+                     Cell(_ratio_text(s), bold=_supported(s) and s.ratio_low >= 2,
+                          muted=not _supported(s), title=sentence(s))])
     data = pd.DataFrame([vars(s) | {"sentence": sentence(s)} for s in found])
     resampled = sorted({s.resampled for s in found if s.resampled})
-    how = (f"95% bootstrap interval in brackets ({N_BOOT:,} replicates resampling "
-           f"{' / '.join(resampled)}"
+    how = (f"95% interval in brackets ({N_BOOT:,} draws of each budget's mean from the accuracy "
+           f"table's t distribution, over {' / '.join(resampled)}"
            "; ∞: in over 2.5% of them the baseline never gets there)" if resampled else
            "no interval: one seed and no per-example evidence")
     cap = ("How many labels the baseline needs to match each strategy. For a strategy at a label "
@@ -90,7 +99,9 @@ def savings_table(found: list[LabelSaving]) -> Table:
            "budget over the strategy's (12× = the baseline needs 12 times the labels); "
            f"{how}. ≤: the baseline already reaches a at its smallest budget, so the ratio is at "
            "most this. Beyond the measured range: no measured budget of the baseline reaches a "
-           "(> its largest budget). Bold: at least 2× fewer labels.")
+           "(> its largest budget), claimed only when 97.5% of the draws agree. Muted: the "
+           "interval does not support a saving (it includes 1×, or the baseline may get there "
+           "after all). Bold: the whole interval at 2× fewer labels or more.")
     header = ["Dataset", "Backbone", "Strategy", "Baseline", "Labels", "Test acc (%)",
               "Baseline needs", "Labels saved (ratio)"]
     return Table("label_savings", "Label savings: the labels a baseline needs to match transfer",
