@@ -152,30 +152,31 @@ def cell_correct(row: int | str, strategy: str, seed: int, accuracy: float, seed
                                   split)
 
 
-def cell_correct_by_digest(row: int, strategy: str, seed: int, accuracy: float, seed_sd: float,
+def cell_correct_by_digest(row_id: int, strategy: str, seed: int, accuracy: float, seed_sd: float,
                            agreement: float, n_examples: int, split: str = "test") -> np.ndarray:
-    """:func:`cell_correct` of the row whose :func:`row_digest` is ``row`` (what the known_truth
-    dataset writes into its inputs, and the simulated strategy reads back)."""
+    """:func:`cell_correct` of the row whose :func:`row_digest` is ``row_id`` (what the
+    known_truth dataset writes into its inputs, and the simulated strategy reads back)."""
     _check(accuracy, seed_sd, agreement)
     code, name = _split_code(split), strategy_digest(strategy)
-    z = _difficulty(row, n_examples, code)
-    a = _seed_effect(row, name, seed, seed_sd)
-    e = _rng(_E, row, name, seed, code).standard_normal(n_examples)
+    z = _difficulty(row_id, n_examples, code)
+    a = _seed_effect(row_id, name, seed, seed_sd)
+    e = _rng(_E, row_id, name, seed, code).standard_normal(n_examples)
     return decide(accuracy, a, z, e, agreement)
 
 
-def wrong_offsets(row: int, strategy: str, seed: int, n_examples: int, classes: int,
+def wrong_offsets(row_id: int, strategy: str, seed: int, n_examples: int, classes: int,
                   split: str = "test") -> np.ndarray:
     """Where a cell is wrong it predicts ``(label + offset) % classes``: offsets uniform in
-    ``1 .. classes − 1``, from their own stream of (row digest, strategy, seed, split)."""
-    rng = _rng(_WRONG, row, strategy_digest(strategy), seed, _split_code(split))
+    ``1 .. classes − 1``, from their own stream of (row_id = :func:`row_digest`, strategy, seed,
+    split)."""
+    rng = _rng(_WRONG, row_id, strategy_digest(strategy), seed, _split_code(split))
     return rng.integers(1, max(classes, 2), n_examples)
 
 
-def labels(row: int, n_examples: int, classes: int, split: str) -> np.ndarray:
+def labels(row_id: int, n_examples: int, classes: int, split: str) -> np.ndarray:
     """The known_truth dataset's labels of a split: as balanced as ``n_examples`` allows
-    (``i % classes``), shuffled by (row digest, split)."""
-    return _rng(_LABELS, row, _split_code(split)).permutation(np.arange(n_examples) % classes)
+    (``i % classes``), shuffled by (row_id = :func:`row_digest`, split)."""
+    return _rng(_LABELS, row_id, _split_code(split)).permutation(np.arange(n_examples) % classes)
 
 
 def row_matrix(row: int | str, accuracies: dict[str, float], seeds: Sequence[int], n_examples: int,

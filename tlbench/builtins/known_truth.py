@@ -48,10 +48,10 @@ class KnownTruthOptions(tlbench.Options):
                                                       "truths (a list sweeps rows: one report row each)")
 
 
-def encode(row: int, split: str, labels: np.ndarray) -> torch.Tensor:
+def encode(row_id: int, split: str, labels: np.ndarray) -> torch.Tensor:
     """The inputs of one split: example ``i`` is a uint8 ``3 × 4 × 4`` image whose first bytes
     are ``KT``, the split code, ``i`` and the split's size (3 bytes each, big-endian), its label
-    and the row's 64-bit digest."""
+    and ``row_id``, the row's 64-bit digest (:func:`tlbench.simulate.row_digest`)."""
     n = len(labels)
     out = np.zeros((n, int(np.prod(SHAPE))), np.uint8)
     out[:, 0:2] = np.frombuffer(MAGIC, np.uint8)
@@ -61,13 +61,14 @@ def encode(row: int, split: str, labels: np.ndarray) -> torch.Tensor:
         out[:, 3 + j] = (index >> shift) & 0xFF
         out[:, 6 + j] = (n >> shift) & 0xFF
     out[:, 9] = labels
-    out[:, 10:18] = np.frombuffer(row.to_bytes(8, "big"), np.uint8)
+    out[:, 10:18] = np.frombuffer(row_id.to_bytes(8, "big"), np.uint8)
     return torch.from_numpy(out.reshape(n, *SHAPE))
 
 
 def decode(inputs: torch.Tensor) -> dict[str, np.ndarray] | None:
-    """(row digest, split code, position, split size, label) of each example, or None when these
-    are not ``known_truth`` inputs."""
+    """``row`` (the row's digest), ``split`` (its code), and per example ``index`` (position in
+    the split), ``size`` (the split's) and ``label``; None when these are not ``known_truth``
+    inputs."""
     if not isinstance(inputs, torch.Tensor) or inputs.dtype != torch.uint8 or tuple(inputs.shape[1:]) != SHAPE:
         return None
     b = inputs.detach().cpu().reshape(len(inputs), -1).numpy().astype(np.int64)
@@ -84,12 +85,12 @@ def decode(inputs: torch.Tensor) -> dict[str, np.ndarray] | None:
 def load(options: KnownTruthOptions) -> tlbench.LoadedDataset:
     """Train (2 a class), validation and test splits of one row, labels balanced and shuffled by
     (row, split); deterministic."""
-    row = simulate.row_digest(options.row)
+    row_id = simulate.row_digest(options.row)
     sizes = {"train": TRAIN_PER_CLASS * options.classes, "val": options.val_examples, "test": options.examples}
     splits = {}
     for split, n in sizes.items():
-        y = simulate.labels(row, n, options.classes, split)
-        splits[split] = tlbench.Split(encode(row, split, y), torch.from_numpy(y))
+        y = simulate.labels(row_id, n, options.classes, split)
+        splits[split] = tlbench.Split(encode(row_id, split, y), torch.from_numpy(y))
     return tlbench.LoadedDataset([f"c{i}" for i in range(options.classes)], splits)
 
 
