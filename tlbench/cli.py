@@ -342,7 +342,7 @@ def _print_summary(store) -> None:
     for col in table.columns:
         view.add_column(col)
     for row in table.itertuples(index=False):
-        view.add_row(*[f"{v:g}" if isinstance(v, float) else str(v) for v in row])
+        view.add_row(*[f"{v:g}" if isinstance(v, float) else escape(str(v)) for v in row])
     out.print(view)
     from tlbench.report.sections.verdicts import verdict_lines
     lines = verdict_lines(store.frame(), evidence)

@@ -1,0 +1,4 @@
+"""``python -m tlbench``: the command line, as the ``tlbench`` script."""
+from tlbench.cli import main
+
+main()
