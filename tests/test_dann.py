@@ -189,6 +189,14 @@ def test_run_outcome(toy_shift):
     assert ctx.clock.images == len(ctx.data["train"]) * 2  # each source image comes with a target image
 
 
+def test_iterations_scale_with_the_budget_of_a_budget_check_cell(toy_shift):
+    for budget, steps in ((1.0, 3), (2.0, 6)):
+        ctx = make_ctx(TINY, toy_shift, epochs=1, batch_size=64)
+        ctx.train = ctx.train.model_copy(update={"budget": budget})
+        dann.train(ctx, DannOptions(hidden=8, iterations=3))
+        assert ctx.trained_steps == steps and ctx.stopped == "cap"
+
+
 # ---------------------------------------------------------------------------------------------
 # through the command line
 

@@ -76,6 +76,18 @@ def test_label_fraction_scales_the_examples_and_the_loop_steps(registry):
     assert predicted.cells[0].seconds == pytest.approx(12.0)
 
 
+def test_a_budget_check_cell_costs_its_factor_in_training_and_a_probe_the_same(registry):
+    finetune, probe = cells(registry)
+    later = datetime(2026, 12, 1, 13, 0, 0, tzinfo=timezone.utc)
+    history = [record(finetune, 1000, wall=12.0, train=10.0, steps=10),
+               record(probe, 1000, wall=3.0, train=2.0, steps=None, end=later)]
+    text = SUITE.format(name="t", fractions="[1.0]", epochs=1) + "[budget_check]\nfactor = 3\n"
+    planned = parse_suite(text, "t.toml", registry).cells
+    assert [c.train.budget for c in planned] == [1.0, 1.0, 3.0, 3.0]
+    seconds = [c.seconds for c in estimate.estimate(planned, history, DEVICE).cells]
+    assert seconds == pytest.approx([12.0, 3.0, 2.0 + 30.0, 3.0])  # 30 steps in place of 10; the probe again
+
+
 def test_unknown_cells_are_counted_as_not_estimated(registry):
     finetune, probe = cells(registry)
     history = [record(finetune, 1000, wall=12.0, train=10.0, steps=10),

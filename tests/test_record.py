@@ -56,6 +56,26 @@ def test_evidence_of_more_cells_than_one_query_takes(tmp_path):
     assert len(store.evidence()) == 1200
 
 
+def test_a_store_with_0_3_undertrained_flags_still_loads_and_flattens_stopped_and_budget(tmp_path):
+    """tlbench 0.3 stored ``undertrained`` in every record; 0.4 replaced it by ``stopped`` (same
+    schema version 2: the field is dropped on reading, ``stopped`` is None there)."""
+    store = Store(tmp_path)
+    old = json.loads(CellRecord(cell_id="old", steps=40, config={"train": {"epochs": 1}}).to_json())
+    del old["stopped"]
+    old["undertrained"] = True
+    store.db.execute("INSERT INTO records VALUES (?, ?, ?)", ("old", "ok", json.dumps(old)))
+    store.put(CellRecord(cell_id="new", steps=80, stopped="cap", config={"train": {"epochs": 1, "budget": 2.0}}))
+    store.close()
+    store = Store(tmp_path, create=False)
+    records = {r.cell_id: r for r in store.records()}
+    assert records["old"].stopped is None and not hasattr(records["old"], "undertrained")
+    frame = store.frame().set_index("cell_id")
+    assert "undertrained" not in frame.columns
+    assert frame.loc["new", "stopped"] == "cap" and frame.loc["new", "budget"] == 2.0
+    assert frame.loc["old", "budget"] == 1.0  # left out of a configuration at its default
+    assert "undertrained" not in json.loads(records["old"].to_json())
+
+
 def test_a_version_1_store_is_refused_untouched(tmp_path):
     db = sqlite3.connect(tmp_path / "tlbench.sqlite")
     db.execute("CREATE TABLE records (cell_id TEXT PRIMARY KEY, status TEXT NOT NULL, record TEXT NOT NULL)")

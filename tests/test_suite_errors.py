@@ -30,6 +30,16 @@ def assert_user_error(result, *fragments):
     (("C = [0.1, 1.0]", "C = []"), ["[[strategy]] #2 (linear_probe).C", "empty sweep"]),
     (("[train]", "[training]"), ["unknown section [training]", "valid sections"]),
     (("lr = 3e-3", "lr = -1"), ["[[strategy]] #1 (finetune).lr", "greater than 0"]),
+    (("epochs = 1", 'epochs = 1\nstop = "plateau"'), ["[train].stop", "[train] patience > 0"]),
+    (("epochs = 1", "epochs = 1\neval_every_epochs = -1"), ["[train].eval_every_epochs", "greater than or equal"]),
+    (("[train]", "[budget_check]\nfactor = 1.0\n\n[train]"), ["[budget_check].factor", "greater than 1"]),
+    (("[train]", "[budget_check]\nsample = 0\n\n[train]"), ["[budget_check].sample", "greater than 0"]),
+    (("[train]", "[budget_check]\nsample = 1.5\n\n[train]"), ["[budget_check].sample", "less than or equal to 1"]),
+    (("[train]", "[budget_check]\nfactr = 2\n\n[train]"),
+     ["[budget_check].factr", "unknown key", "valid keys: factor, sample"]),
+    (("[suite]", "budget_check = 2\n[suite]"), ["[budget_check] must be a table"]),
+    (("[train]", '[search]\nmethod = "random"\ntrials = 2\n\n[budget_check]\n\n[train]'),
+     ["[budget_check]", "method 'random'", "use method = \"grid\""]),
 ])
 def test_bad_suite_is_one_line_and_exit_2(write_suite, cli, change, fragments):
     old, new = change

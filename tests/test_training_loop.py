@@ -1,5 +1,6 @@
 """The shared training loop: evaluation of the selection split during training, the best state,
-early stopping, the undertrained rule and the [train] recipe options."""
+how it stops (budget, plateau, the budget check's multiple), batch norm re-estimated before each
+evaluation, and the [train] recipe options."""
 import math
 
 import numpy as np
@@ -105,34 +106,7 @@ def test_an_oracle_selects_on_target_validation():
     assert accuracy(outcome.logits["target_val"], ctx.data["target_val"]) == pytest.approx(best)
 
 
-# ---- the undertrained rule ---------------------------------------------------------------------
-
-def curve(losses):
-    return [{"step": float(i), "loss": float(v)} for i, v in enumerate(losses)]
-
-
-def test_undertrained_on_synthetic_curves():
-    steps = 40
-    t = np.arange(steps)
-    rng = np.random.default_rng(0)
-    falling = 2.3 * np.exp(-t / 40) + rng.normal(0, 0.02, steps)  # cut off early in its fall
-    converged = 0.3 + 2.0 * np.exp(-t / 4) + rng.normal(0, 0.02, steps)
-    noisy_flat = 0.8 + rng.normal(0, 0.3, steps)
-    assert engine.undertrained(curve(falling), steps) is True
-    assert engine.undertrained(curve(converged), steps) is False
-    assert engine.undertrained(curve(noisy_flat), steps) is False
-    assert engine.undertrained(curve(0.05 * np.exp(-t / 20)), steps) is False  # near zero: fits the data
-    # still falling, but validation peaked before the last 30%: more steps would not help
-    peaked = [{"step": 10, "val_acc": 0.8}, {"step": 20, "val_acc": 0.7}, {"step": 40, "val_acc": 0.75}]
-    assert engine.undertrained(curve(falling), steps, peaked) is False
-    rising = [{"step": 10, "val_acc": 0.5}, {"step": 20, "val_acc": 0.6}, {"step": 40, "val_acc": 0.7}]
-    assert engine.undertrained(curve(falling), steps, rising) is True
-    # validation still climbing at the end says so even where the loss is too noisy to fit
-    assert engine.undertrained(curve(noisy_flat), steps, rising) is True
-    flat = [{"step": 10, "val_acc": 0.7}, {"step": 20, "val_acc": 0.7}, {"step": 40, "val_acc": 0.72}]
-    assert engine.undertrained(curve(noisy_flat), steps, flat) is False
-    assert engine.undertrained(curve(falling)[:3], 3) is None
-
+# ---- how the loop stops: budget, plateau, the budget check's multiple ----------------------------
 
 class Quadratic(TrainStep):
     """loss = ||head bias - 10||^2: falls steadily under small steps, flat once there."""
@@ -141,15 +115,130 @@ class Quadratic(TrainStep):
         return StepOutput(((self.model.head.bias - 10) ** 2).sum(), len(labels))
 
 
-@pytest.mark.parametrize("lr, expected", [(5e-3, True), (0.3, False)])
-def test_the_loop_sets_the_undertrained_flag(lr, expected):
-    ctx = context()
-    ctx.selection = None  # no evaluations: the rule reads the loss alone
+def test_without_a_selection_split_the_loop_runs_to_its_cap():
+    ctx = context(stop="plateau", patience=1)
+    ctx.selection = None  # nothing to evaluate: nothing can plateau
     model = ctx.classifier()
-    opt = torch.optim.SGD(model.head.parameters(), lr=lr)
+    opt = torch.optim.SGD(model.head.parameters(), lr=5e-3)
     ctx.train_loop(Quadratic(model), opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 40)
-    assert ctx.undertrained is expected and ctx.best_step is None and ctx.val_curve == []
+    assert ctx.stopped == "cap" and ctx.best_step is None and ctx.val_curve == []
     assert len(ctx.curve) == 21 and ctx.trained_steps == 40
+
+
+def test_plateau_needs_patience():
+    with pytest.raises(pydantic.ValidationError, match=r"\[train\] patience"):
+        TrainOptions(stop="plateau")
+    assert TrainOptions(stop="plateau", patience=3).stop == "plateau"
+
+
+PER_EPOCH = 13  # 195 training examples in batches of 16
+
+
+def test_plateau_stops_after_patience_evaluations_once_an_epoch():
+    ctx = context(epochs=30, stop="plateau", patience=2, eval_every_epochs=1, eval_every=5)
+    ctx.fit(ctx.classifier(), lr=1e-12)  # nothing changes: the first evaluation stays the best
+    assert [p["step"] for p in ctx.val_curve] == [PER_EPOCH, 2 * PER_EPOCH, 3 * PER_EPOCH]  # not every 5 steps
+    assert ctx.stopped == "plateau" and ctx.best_step == PER_EPOCH and ctx.trained_steps == 3 * PER_EPOCH
+
+
+def test_plateau_is_capped_by_the_planned_steps():
+    ctx = context(epochs=2, stop="plateau", patience=50, eval_every_epochs=0.5)
+    ctx.fit(ctx.classifier(), lr=3e-3)
+    assert ctx.trained_steps == 2 * PER_EPOCH and ctx.stopped == "cap"
+    assert [p["step"] for p in ctx.val_curve] == [6, 12, 18, 24, 26]  # half an epoch: round(6.5) steps
+
+
+def test_budget_stop_records_whether_patience_ended_it():
+    ctx = context(steps=40, eval_every=2, patience=2)
+    ctx.fit(ctx.classifier(), lr=1e-12)
+    assert ctx.trained_steps == 6 and ctx.stopped == "plateau"
+    ctx = context(steps=8, eval_every=4)
+    ctx.fit(ctx.classifier(), lr=1e-3)
+    assert ctx.trained_steps == 8 and ctx.stopped == "cap"
+
+
+def test_budget_multiplies_the_cap_and_the_plateau_patience():
+    assert context(epochs=2).steps() == 2 * PER_EPOCH
+    assert context(epochs=2, budget=2.0).steps() == 4 * PER_EPOCH
+    assert context(epochs=1, min_steps=20, budget=2.0).steps() == 40
+    assert context(steps=7, budget=1.5).steps() == 11  # rounded up
+    assert context(steps=7, budget=1.1).budgeted(40) == 44  # not 45: 40 * 1.1 is 44.000000000000004
+    ctx = context(epochs=30, stop="plateau", patience=2, eval_every_epochs=1, budget=1.5)
+    ctx.fit(ctx.classifier(), lr=1e-12)
+    assert len(ctx.val_curve) == 1 + 3 and ctx.stopped == "plateau"  # patience 2 x 1.5 = 3
+    ctx = context(steps=40, eval_every=2, patience=2, budget=2.0)  # stop = "budget": patience as given
+    ctx.fit(ctx.classifier(), lr=1e-12)
+    assert len(ctx.val_curve) == 3
+
+
+# ---- batch norm re-estimated before every evaluation -----------------------------------------------
+
+def finetuned(train=None, **options):
+    """A finetune cell's context, its outcome, the model it predicted with and the recalibrations."""
+    ctx = context(**{"steps": 24, "eval_every": 4, **(train or {})})
+    captured, predict = {}, ctx.predict
+    ctx.predict = lambda model, *a: predict(captured.setdefault("model", model), *a)
+    recalibrations = []
+    recalibrate = ctx._recalibrate
+    ctx._recalibrate = lambda model, split: (recalibrations.append(split), recalibrate(model, split))
+    outcome = finetune.run(ctx, finetune.FinetuneOptions(lr=3e-3, **options))
+    return ctx, outcome, captured["model"], recalibrations
+
+
+def test_batch_norm_is_recalibrated_before_every_evaluation_so_selection_and_scoring_see_one_model():
+    ctx, outcome, model, recalibrations = finetuned()
+    assert recalibrations == ["train"] * len(ctx.val_curve) == ["train"] * 6  # and none after training
+    # the selection split's accuracy recorded at best_step is the final model's validation accuracy
+    selected = next(p["val_acc"] for p in ctx.val_curve if p["step"] == ctx.best_step)
+    assert engine.accuracy(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) == selected
+    assert accuracy(outcome.logits["val"], ctx.data["val"]) == pytest.approx(selected)
+    # the test accuracy reported is the kept state's, evaluated afresh in a new model
+    fresh = ctx.classifier()
+    fresh.load_state_dict(model.state_dict())
+    again = engine.predict(fresh, ctx.data["test"], 512, ctx.autocast)
+    assert accuracy(outcome.logits["test"], ctx.data["test"]) == accuracy(again, ctx.data["test"])
+    assert torch.allclose(outcome.logits["test"], again, atol=1e-5)
+    # the kept buffers are precise statistics of the kept weights: re-estimating changes nothing
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    kept = [m.running_mean.clone() for m in norms]
+    ctx.recalibrate_batch_norm(model)
+    assert norms and all(torch.allclose(a, m.running_mean, atol=1e-5) for a, m in zip(kept, norms))
+    # the control: re-estimated only after training (tlbench 0.3), the scored model is not the one selected
+    ctx = context(steps=24, eval_every=4)
+    model = ctx.classifier()
+    ctx.fit(model, 3e-3)
+    selected = next(p["val_acc"] for p in ctx.val_curve if p["step"] == ctx.best_step)
+    ctx.recalibrate_batch_norm(model)
+    assert engine.accuracy(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) != selected
+
+
+def test_recalibration_changes_the_statistics_not_the_weights_trajectory():
+    last = {"keep_best": False}
+    with_bn, plain = finetuned(last)[2], finetuned(last, recalibrate_bn=False)[2]
+    assert all(torch.equal(a, b) for a, b in zip(with_bn.parameters(), plain.parameters()))
+    norms = lambda model: [m.running_var for m in model.modules() if isinstance(m, nn.BatchNorm2d)]  # noqa: E731
+    assert not all(torch.allclose(a, b) for a, b in zip(norms(with_bn), norms(plain)))
+
+
+def test_without_a_selection_split_batch_norm_is_recalibrated_once_after_training():
+    ctx = context(steps=6)
+    ctx.selection = None
+    calls = []
+    recalibrate = ctx._recalibrate
+    ctx._recalibrate = lambda model, split: (calls.append(split), recalibrate(model, split))
+    ctx.fit(ctx.classifier(), 3e-3, recalibrate_bn=True)
+    assert calls == ["train"] and ctx.val_curve == []
+
+
+def test_recalibration_leaves_frozen_batch_norm_alone():
+    from tlbench.strategies import FrozenNormStats, batch_norms
+    ctx = context()
+    model = ctx.classifier()
+    frozen = batch_norms(model.backbone)[:1]
+    before = frozen[0].running_mean.clone()
+    ctx.recalibrate_batch_norm(FrozenNormStats(model, frozen))
+    assert torch.equal(frozen[0].running_mean, before)  # pretrained statistics kept
+    assert batch_norms(model.backbone)[-1].running_mean.abs().sum() > 0  # the others re-estimated
 
 
 # ---- recipe options -----------------------------------------------------------------------------
@@ -248,12 +337,5 @@ def test_drop_path_is_a_timm_build_option():
     assert drop_paths(0.0) == [] and max(m.drop_prob for m in drop_paths(0.2)) > 0
 
 
-def test_finetune_recalibrates_batch_norm_after_training():
-    def stats(recalibrate):
-        ctx = context(steps=4)
-        captured = {}
-        original = ctx.recalibrate_batch_norm
-        ctx.recalibrate_batch_norm = lambda model, *a: (captured.setdefault("model", model), original(model, *a))
-        finetune.run(ctx, finetune.FinetuneOptions(recalibrate_bn=recalibrate))
-        return "model" in captured
-    assert stats(True) and not stats(False)
+def test_finetune_recalibrates_batch_norm_only_where_asked():
+    assert finetuned()[3] and not finetuned(recalibrate_bn=False)[3]

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tlbench.records import Options
 
@@ -53,6 +53,29 @@ class TrainOptions(Options):
                                               "predicting (false: the last step's state)")
     patience: int = Field(0, ge=0, description="stop after this many evaluations without a better validation "
                                                "accuracy (0: never stop early)")
+    stop: Literal["budget", "plateau"] = Field(
+        "budget", description="budget: train the planned steps (patience, if set, may stop earlier); plateau: train "
+                              "until validation has not improved for patience evaluations (patience > 0), at most "
+                              "the planned steps (epochs, at least min_steps; or steps)")
+    eval_every_epochs: float = Field(0.0, ge=0, description="evaluate the selection split every this many epochs of "
+                                     "the training split (at least one step) and at the last; overrides eval_every "
+                                     "when > 0")
+    budget: float = Field(1.0, gt=0, description="multiplies the planned steps (the cap) and, with stop = "
+                                                 "\"plateau\", the patience (rounded up); the budget check's re-run "
+                                                 "cells set it ([budget_check] factor)")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_needs_patience(cls, stop, info):
+        if stop == "plateau" and not info.data.get("patience"):
+            raise ValueError('stop = "plateau" needs [train] patience > 0 (evaluations without a better '
+                             'validation accuracy before stopping)')
+        return stop
+
+
+#: ``[train]`` options left out of a cell's configuration (and so of its id) at these values: options
+#: added after cells were stored, so that a user's store keeps its finished cells
+OMITTED_AT = {"compile": False, "stop": "budget", "eval_every_epochs": 0.0, "budget": 1.0}
 
 
 @dataclass(frozen=True)
@@ -98,7 +121,8 @@ class Cell:
 
     def config(self) -> dict:
         """Everything that determines the result (not the device or executor it runs on)."""
-        train = self.train.model_dump(mode="json", exclude={"compile"} if not self.train.compile else set())
+        train = self.train.model_dump(mode="json", exclude={k for k, v in OMITTED_AT.items()
+                                                            if getattr(self.train, k) == v})
         return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
                 "strategy": self.strategy.config(), "train": train,
                 "seed": self.seed, "label_fraction": self.label_fraction}

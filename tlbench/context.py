@@ -3,6 +3,7 @@ training loop and evaluation. Strategies use this and nothing else of the core."
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -43,7 +44,8 @@ class CellContext:
     ``energy()`` reads an energy counter in joules (None: none available). After training,
     ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
     val_acc[, joules]}``), ``best_step`` the step whose state was kept, ``trained_steps`` the
-    optimizer steps taken and ``undertrained`` :func:`tlbench.engine.undertrained` of the curve."""
+    optimizer steps taken and ``stopped`` how the last training loop ended: ``"plateau"`` (the
+    patience rule fired), ``"cap"`` (it reached its planned steps); None without a loop."""
 
     data: dict[str, Split]
     train_index: torch.Tensor
@@ -62,7 +64,7 @@ class CellContext:
     val_curve: list[dict] = field(default_factory=list)
     best_step: int | None = None
     trained_steps: int | None = None
-    undertrained: bool | None = None
+    stopped: str | None = None
     deployed: tuple[nn.Module, dict[str, torch.Tensor] | None] | None = None  # set by predict
 
     def __post_init__(self):
@@ -100,12 +102,19 @@ class CellContext:
         return engine.batches(self.data[split], self.train.batch_size, shuffle, self.generator, drop_last)
 
     def steps(self, split: str = "train") -> int:
-        """Optimizer steps a cell trains: ``[train] steps`` if set, else ``epochs`` over ``split``
-        but at least ``min_steps``."""
+        """Optimizer steps a cell trains (at most, with ``stop = "plateau"``): ``[train] steps`` if
+        set, else ``epochs`` over ``split`` but at least ``min_steps``; times ``[train] budget``
+        (:meth:`budgeted`)."""
         if self.train.steps is not None:
-            return self.train.steps
-        return engine.planned_steps(len(self.data[split]), self.train.batch_size,
-                                    self.train.epochs, self.train.min_steps)
+            return self.budgeted(self.train.steps)
+        return self.budgeted(engine.planned_steps(len(self.data[split]), self.train.batch_size,
+                                                  self.train.epochs, self.train.min_steps))
+
+    def budgeted(self, steps: int) -> int:
+        """``steps`` times the cell's ``[train] budget`` (1 but in a budget-check cell), rounded up:
+        for a strategy that sizes its run itself (e.g. DANN's ``iterations``), so that the budget
+        check re-runs it with the same multiple of its steps as every other strategy."""
+        return steps if self.train.budget == 1.0 else engine.budgeted(steps, self.train.budget)
 
     def optimizer(self, params, lr: float, weight_decay: float, steps: int, kind: str = "adamw",
                   schedule: Callable[[float], float] | None = None):
@@ -123,18 +132,19 @@ class CellContext:
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: schedule(step / steps))
 
     def fit(self, model: nn.Module, lr: float, weight_decay: float = 0.05, split: str = "train",
-            layer_decay: float = 1.0, step: TrainStep | None = None) -> None:
+            layer_decay: float = 1.0, step: TrainStep | None = None, recalibrate_bn: bool = False) -> None:
         """Supervised training of ``model``'s trainable parameters on ``split``: AdamW without
         weight decay on biases and norms (as timm), with ``layer_decay < 1`` layer-wise learning
         rates (:meth:`layer_scales`), the ``[train]`` schedule, and ``step`` (a :class:`TrainStep`
-        around ``model``; default: cross-entropy with ``[train] label_smoothing``)."""
+        around ``model``; default: cross-entropy with ``[train] label_smoothing``).
+        ``recalibrate_bn``: precise batch-norm statistics before every evaluation (:meth:`train_loop`)."""
         scales = self.layer_scales(model, layer_decay) if layer_decay != 1.0 else {}
         groups = engine.param_groups(list(model.named_parameters()), lr, weight_decay,
                                      lambda p: scales.get(id(p), 1.0))
         steps = self.steps(split)
         opt, schedule = self.optimizer(groups, lr, weight_decay, steps)
         step = step or ClassificationStep(model, self.train.label_smoothing)
-        self.train_loop(step, opt, schedule, steps, split)
+        self.train_loop(step, opt, schedule, steps, split, recalibrate_bn=recalibrate_bn)
 
     @staticmethod
     def layer_scales(model: nn.Module, decay: float) -> dict[int, float]:
@@ -149,7 +159,7 @@ class CellContext:
         return {id(p): decay ** (len(blocks) - i) for i, block in enumerate(blocks) for p in block.parameters()}
 
     def train_loop(self, step_module: TrainStep, opt, schedule, steps: int, split: str = "train",
-                   loss_of=None) -> None:
+                   loss_of=None, recalibrate_bn: bool = False) -> None:
         """The training loop every strategy shares: ``steps`` steps of ``opt`` and ``schedule``
         over shuffled batches of ``split``, epoch after epoch, timed by ``clock``.
 
@@ -159,12 +169,20 @@ class CellContext:
         compiles, is timed as ``compile_seconds`` apart from training. A non-finite loss raises
         ``Diverged``. Image batches are augmented first (``[train] augment``, :mod:`tlbench.augment`).
 
-        Every ``[train] eval_every`` steps and at the last, ``step_module.model`` is evaluated on
-        ``select_on`` (never test, never target labels unless an oracle's) and the state of its
-        best evaluation kept on the device; it is restored at the end (``keep_best``), so the
-        strategy predicts, and test is scored, at ``best_step``. With ``patience`` the loop stops
-        after that many evaluations without improvement. Evaluation time is kept apart from
-        training time as ``eval_seconds``.
+        Every ``[train] eval_every`` steps (or ``eval_every_epochs`` epochs of ``split``) and at
+        the last, ``step_module.model`` is evaluated on ``select_on`` (never test, never target
+        labels unless an oracle's) and the state of its best evaluation kept on the device; it is
+        restored at the end (``keep_best``), so the strategy predicts, and test is scored, at
+        ``best_step``. With ``patience`` the loop stops after that many evaluations without
+        improvement (``stop = "plateau"``: ``patience`` times ``[train] budget``, rounded up);
+        ``stopped`` says whether it did (``"plateau"``) or ran its ``steps`` (``"cap"``).
+        Evaluation time is kept apart from training time as ``eval_seconds``.
+
+        ``recalibrate_bn``: before every evaluation the batch-norm running statistics are
+        re-estimated over one pass of ``split`` (:meth:`recalibrate_batch_norm`, timed as
+        training), so the state kept, buffers included, is the very model that was selected and
+        is then scored; without a selection split, once after the last step. It does not change the
+        weights' trajectory (training batches normalise by their own statistics).
 
         0.2's ``train_loop(model, opt, schedule, steps, loss_of)`` still works until 0.4.0, with a
         ``DeprecationWarning`` (:func:`tlbench.compat.train_loop_step`).
@@ -174,8 +192,10 @@ class CellContext:
         run = self._compiled(step_module)
         check = engine.FiniteCheck()
         augment = Augmenter(self.train.augment, self.seed, self.device) if self.train.augment != "none" else None
-        best = BestState(self, step_module.model, steps)
-        first_evaluation = len(self.val_curve)
+        per_epoch = len(self.data[split]) // self.train.batch_size if run is not step_module else \
+            math.ceil(len(self.data[split]) / self.train.batch_size)
+        best = BestState(self, step_module.model, steps, max(1, per_epoch),
+                         (lambda model: self._recalibrate(model, split)) if recalibrate_bn else None)
         every = max(1, steps // CURVE_POINTS)
         curve, sums, summed = [], {}, 0
         step = 0
@@ -203,43 +223,52 @@ class CellContext:
                     curve.append({"step": step, **{k: v / summed for k, v in sums.items()}})
                     sums, summed = {}, 0
                 step += 1
-                if (best.due(step) and best.evaluate(step)) or step == steps:
+                if best.due(step) and best.evaluate(step):
+                    self.stopped = "plateau"
+                    break
+                if step == steps:
+                    self.stopped = "cap"
                     break
         check.finish(step - 1)
-        curve = [{k: float(v) for k, v in point.items()} for point in curve]
-        self.curve += curve
+        self.curve += [{k: float(v) for k, v in point.items()} for point in curve]
+        if recalibrate_bn and best.split is None:  # nothing evaluated: the final model, once
+            self.recalibrate_batch_norm(step_module.model, split)
         best.restore()
         self.trained_steps = (self.trained_steps or 0) + step
         self.best_step = best.step
-        self.undertrained = engine.undertrained(curve, step, self.val_curve[first_evaluation:])
 
     def _stream(self, split: str, drop_last: bool):
         """Shuffled batches of ``split``, epoch after epoch, without end."""
         while True:
             yield from self.batches(split, drop_last=drop_last)
 
-    @torch.no_grad()
     def recalibrate_batch_norm(self, model: nn.Module, split: str = "train") -> None:
         """Precise BN: re-estimate every batch-norm layer's running statistics as the plain average
-        over one pass of ``split`` with the final weights (timed as training). After a short
+        over one pass of ``split`` with the current weights (timed as training). After a short
         schedule from random initialisation the running averages lag the weights, and evaluation
-        can collapse to one class although training accuracy is fine."""
-        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-                 and m.track_running_stats]
-        if not norms:  # e.g. a transformer (layer norm only): nothing to re-estimate
-            return
-        momenta = [m.momentum for m in norms]
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average
+        can collapse to one class although training accuracy is fine. Layers that ``model.train()``
+        leaves in eval mode (:class:`tlbench.strategies.FrozenNormStats`) keep their statistics.
+        ``ctx.fit(..., recalibrate_bn=True)`` does this before every evaluation instead."""
+        with self.clock.training(self.device):
+            self._recalibrate(model, split)
+
+    @torch.no_grad()
+    def _recalibrate(self, model: nn.Module, split: str) -> None:
+        """:meth:`recalibrate_batch_norm` without the clock (inside the loop's timed block)."""
         was_training = model.training
         model.train()
-        with self.clock.training(self.device):
+        norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.track_running_stats and m.training]
+        if norms:  # none in e.g. a transformer (layer norm only): nothing to re-estimate
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
             for inputs, _ in self.batches(split, shuffle=False):
                 with self.autocast():
                     model(inputs)
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
         model.train(was_training)
 
     def _compiled(self, step_module: TrainStep):
@@ -274,11 +303,24 @@ class BestState:
 
     The state kept is a copy (on the device) of ``model``'s trainable parameters and of its
     buffers (batch-norm statistics), taken at each strictly better evaluation: the first of equal
-    accuracies wins. Without a selection split (``ctx.selection`` None) nothing is evaluated."""
+    accuracies wins. Without a selection split (``ctx.selection`` None) nothing is evaluated.
 
-    def __init__(self, ctx: CellContext, model: nn.Module, steps: int):
-        self.ctx, self.model, self.steps = ctx, model, steps
-        self.every = ctx.train.eval_every or max(1, steps // EVAL_POINTS)
+    Evaluations come every ``[train] eval_every_epochs`` epochs (``per_epoch`` steps each, at
+    least one step) if set, else every ``eval_every`` steps, else about ``EVAL_POINTS`` times;
+    the loop stops after ``patience`` evaluations without improvement (with ``stop =
+    "plateau"``, times ``[train] budget``). ``recalibrate(model)``, if given, runs before each."""
+
+    def __init__(self, ctx: CellContext, model: nn.Module, steps: int, per_epoch: int = 1,
+                 recalibrate: Callable[[nn.Module], None] | None = None):
+        self.ctx, self.model, self.steps, self.recalibrate = ctx, model, steps, recalibrate
+        train = ctx.train
+        if train.eval_every_epochs > 0:
+            self.every = max(1, round(train.eval_every_epochs * per_epoch))
+        else:
+            self.every = train.eval_every or max(1, steps // EVAL_POINTS)
+        self.patience = train.patience
+        if train.stop == "plateau" and train.patience:
+            self.patience = engine.budgeted(train.patience, train.budget)
         self.split = ctx.selection
         self.accuracy, self.step, self.state, self.stale = -1.0, None, None, 0
 
@@ -288,7 +330,10 @@ class BestState:
 
     def evaluate(self, step: int) -> bool:
         """Evaluate after ``step`` steps, keep the state if it is the best; True: stop (patience)."""
-        ctx, start = self.ctx, time.perf_counter()
+        ctx = self.ctx
+        if self.recalibrate is not None:  # timed as training: the loop's clock is running
+            self.recalibrate(self.model)
+        start = time.perf_counter()
         accuracy = engine.accuracy(self.model, self.split, ctx.train.eval_batch_size, ctx.autocast, ctx.num_classes)
         ctx.clock.exclude(start, "eval_seconds", ctx.device)
         point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(), "val_acc": accuracy}
@@ -304,7 +349,7 @@ class BestState:
             self.stale += 1
         if not ctx.train.keep_best:
             self.step = step  # the reported state is the last one
-        return bool(ctx.train.patience) and self.stale >= ctx.train.patience
+        return bool(self.patience) and self.stale >= self.patience
 
     @torch.no_grad()
     def restore(self) -> None:

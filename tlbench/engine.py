@@ -10,7 +10,6 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import psutil
 import torch
 from torch import nn
@@ -125,6 +124,12 @@ def planned_steps(n_examples: int, batch_size: int, epochs: int, min_steps: int)
     return max(min_steps, epochs * math.ceil(n_examples / batch_size))
 
 
+def budgeted(count: int, budget: float) -> int:
+    """``count`` (steps, or evaluations of patience) times ``budget`` (``[train] budget``), rounded
+    up, at least 1: what a budget-check cell gets where its base cell gets ``count``."""
+    return max(1, math.ceil(round(count * budget, 6)))
+
+
 class FiniteCheck:
     """Raises :class:`Diverged` once a loss was not finite, without a GPU sync at every step:
     the flag stays on the device and is read every ``every`` steps and at the end."""
@@ -144,51 +149,6 @@ class FiniteCheck:
             if self.flag.item():
                 raise Diverged(f"loss became non-finite (nan or inf) between steps {self.first_step} and {step}")
             self.first_step = step + 1
-
-
-#: the undertrained rule: the last ``WINDOW`` of the steps; the fall of the loss there that counts
-#: as steep (relative to its level, and at least ``MIN_FALL`` nats) and its noise margin (t-value);
-#: the rise of validation accuracy across the window that counts as still improving
-UNDERTRAINED_WINDOW = 0.3
-UNDERTRAINED_FALL = 0.1
-UNDERTRAINED_MIN_FALL = 0.02
-UNDERTRAINED_T = 2.0
-UNDERTRAINED_VAL_GAIN = 0.05
-
-
-def undertrained(curve: list[dict[str, float]], steps: int, val_curve: list[dict[str, float]] | None = None
-                 ) -> bool | None:
-    """Whether training stopped while the model was still improving fast, judged over the last 30%
-    of the ``steps``:
-
-    * not when validation (``val_curve``, ``{step, val_acc}`` points) peaked before that window: a
-      model whose validation peaked earlier is not short of steps;
-    * yes when the last evaluation is the best and beats every evaluation before the window by at
-      least 5 accuracy points (validation still climbing);
-    * yes when a least-squares line through the training ``curve``'s ``loss`` (``{step, loss}``,
-      each point the mean since the one before) falls, across the window, by more than 10% of the
-      mean loss there and by more than 0.02 nats, with a slope at least two standard errors below
-      zero (not noise);
-    * None (no verdict) when neither validation says so and the window holds fewer than 4 loss
-      points; else no."""
-    start = (1 - UNDERTRAINED_WINDOW) * steps
-    if val_curve:
-        accuracies = [p["val_acc"] for p in val_curve]
-        best = max(accuracies)
-        if val_curve[accuracies.index(best)]["step"] < start and accuracies[-1] < best:
-            return False
-        before = [p["val_acc"] for p in val_curve if p["step"] < start]
-        if before and accuracies[-1] >= best and accuracies[-1] - max(before) >= UNDERTRAINED_VAL_GAIN:
-            return True
-    points = [(p["step"], p["loss"]) for p in curve if p["step"] >= start and "loss" in p]
-    if len(points) < 4:
-        return None
-    x, y = (np.array(v, dtype=float) for v in zip(*points))
-    slope, intercept = np.polyfit(x, y, 1)
-    residuals = y - (slope * x + intercept)
-    stderr = math.sqrt(residuals @ residuals / (len(x) - 2) / ((x - x.mean()) @ (x - x.mean())))
-    fall = -slope * UNDERTRAINED_WINDOW * steps
-    return bool(fall > max(UNDERTRAINED_FALL * y.mean(), UNDERTRAINED_MIN_FALL) and -slope > UNDERTRAINED_T * stderr)
 
 
 class Clock:

@@ -6,8 +6,9 @@ plugin and ran on the same device (the record's ``run.device``, e.g. ``cpu: x86_
 NVIDIA H200``). From each such record: its training seconds per unit of *work* and its seconds
 outside training (model building, evaluation, deployment measurement). Work is the examples a
 training loop sees, ``steps`` batches cycling through ``n`` labelled examples (a record's steps
-as trained, a new cell's as the loop plans them from its ``[train]`` options), or ``n`` for a
-strategy without a training loop (a record without ``steps``: the linear probe). A cell's ``n``
+as trained, a new cell's as the loop plans them from its ``[train]`` options: its cap, times its
+``budget``), or ``n`` for a strategy without a training loop (a record without ``steps``: the
+linear probe, whose budget-check cell is predicted to cost what its base cell does). A cell's ``n``
 comes from an earlier record of the same dataset configuration (exact at the same label fraction,
 else scaled by the fraction). Predicted wall time = median outside-training seconds + median
 seconds per work × the cell's work; energy = median watts (joules per wall second) of the records
@@ -142,9 +143,13 @@ def work(n: int, batch: int, steps: int | None) -> float:
 
 
 def planned(n: int, train: dict) -> int:
-    """The steps the training loop plans for ``n`` examples under ``[train]`` options ``train``."""
-    from tlbench.engine import planned_steps
-    return train.get("steps") or planned_steps(n, train["batch_size"], train["epochs"], train["min_steps"])
+    """The steps the training loop plans for ``n`` examples under ``[train]`` options ``train``: its
+    cap, times ``budget`` (a budget-check cell costs about ``factor`` times its base cell; a cell
+    with ``stop = "plateau"`` is predicted at its cap, an upper bound)."""
+    from tlbench.engine import budgeted, planned_steps
+    steps = train.get("steps") or planned_steps(n, train["batch_size"], train["epochs"], train["min_steps"])
+    budget = train.get("budget", 1.0)
+    return steps if budget == 1.0 else budgeted(steps, budget)
 
 
 def concurrency(records: list[CellRecord]) -> float:

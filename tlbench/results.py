@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 2
 
@@ -51,9 +51,13 @@ class CellRecord(BaseModel):
     ``metrics`` holds every number the core scored and the strategy returned (``Outcome.extra``);
     ``train_curve`` the training loss at a few steps, ``val_curve`` the validation accuracy at
     each evaluation during training (``{step, examples, seconds, val_acc[, joules]}``);
-    ``best_step`` the step whose state was reported; ``undertrained`` whether the loss was still
-    falling steeply at the end. ``evidence`` (not part of the JSON) is the per-example
-    predictions, see :mod:`tlbench.evidence`."""
+    ``best_step`` the step whose state was reported; ``stopped`` how the training loop ended
+    (``"plateau"``: its patience rule fired; ``"cap"``: it trained its planned steps; None: no
+    loop, e.g. the linear probe, or a record of tlbench before 0.4). ``evidence`` (not part of the
+    JSON) is the per-example predictions, see :mod:`tlbench.evidence`.
+
+    Records stored before 0.4 carry ``undertrained`` (the retired "may be undertrained" flag):
+    they still load, without it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -80,12 +84,22 @@ class CellRecord(BaseModel):
     val_curve: list[dict[str, float]] = Field(default_factory=list)
     best_step: int | None = None
     steps: int | None = None
-    undertrained: bool | None = None
+    stopped: str | None = Field(
+        None, description='how the training loop ended: "plateau" (patience evaluations without a better '
+                          'validation accuracy), "cap" (its planned steps); None without a loop')
     finished_at: str | None = None
     input_error: Literal["dataset", "backbone"] | None = Field(
         None, description="the cell stopped on a user error in its dataset or backbone: the controller stores no "
                           "record, hands out none of that dataset's (backbone's) cells and exits with status 2")
     evidence: bytes | None = Field(None, exclude=True, repr=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retired_fields(cls, data):
+        """Drop ``undertrained`` (tlbench 0.3's flag, replaced by ``stopped``) from older records."""
+        if isinstance(data, dict) and "undertrained" in data:
+            data = {k: v for k, v in data.items() if k != "undertrained"}
+        return data
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude={"evidence"})
@@ -112,7 +126,9 @@ ID_COLUMNS = ["cell_id", "backbone", "dataset", "strategy", "role", "variant", "
               "status", "error"]
 #: metrics every ok record has (more follow, as strategies report them)
 CORE_METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
-TAIL_COLUMNS = ["best_step", "steps", "undertrained", "device", "has_target_domain", "finished_at"]
+TAIL_COLUMNS = ["best_step", "steps", "stopped", "budget", "device", "has_target_domain", "finished_at"]
+#: columns of ``TAIL_COLUMNS`` that are not record fields
+DERIVED = ("budget", "device")
 
 
 def flatten(record: CellRecord) -> dict:
@@ -121,9 +137,16 @@ def flatten(record: CellRecord) -> dict:
     row.update({k: record.metrics.get(k) for k in CORE_METRICS})
     row.update({k: v for k, v in record.metrics.items() if k not in CORE_METRICS})
     row.update(record.cost.model_dump())
-    row.update({k: getattr(record, k) for k in TAIL_COLUMNS if k != "device"})
+    row.update({k: getattr(record, k) for k in TAIL_COLUMNS if k not in DERIVED})
+    row["budget"] = budget_of(record)
     row["device"] = record.run.get("device")
     return row
+
+
+def budget_of(record: CellRecord) -> float:
+    """The cell's ``[train] budget``: 1.0 but in a budget-check cell (its multiple of the suite's
+    steps, ``[budget_check] factor``); configurations leave it out at 1.0."""
+    return float((record.config.get("train") or {}).get("budget", 1.0))
 
 
 def columns(records: list[CellRecord]) -> list[str]:

@@ -80,10 +80,9 @@ def train_only(classifier: Classifier, modules: list[nn.Module]) -> Classifier:
 def train_classifier(ctx, options: FinetuneOptions, pretrained: bool, split: str = "train",
                      recalibrate_bn: bool = False) -> Outcome:
     """Train a fresh backbone (pretrained or randomly initialised) and a new head on ``split`` with
-    ``options.lr`` / ``options.weight_decay``, optionally re-estimate its batch-norm statistics
-    (precise BN), and return the logits of every evaluation split with the parameter counts."""
+    ``options.lr`` / ``options.weight_decay``, optionally re-estimating its batch-norm statistics
+    (precise BN) before every evaluation (``ctx.fit(..., recalibrate_bn=True)``), and return the
+    logits of every evaluation split with the parameter counts."""
     model = ctx.classifier(pretrained=pretrained)
-    ctx.fit(model, options.lr, options.weight_decay, split=split)
-    if recalibrate_bn:
-        ctx.recalibrate_batch_norm(model, split)
+    ctx.fit(model, options.lr, options.weight_decay, split=split, recalibrate_bn=recalibrate_bn)
     return Outcome(ctx.predict(model), *count_params(model))

@@ -5,10 +5,11 @@ given where an option takes one value sweeps it; each combination is a *variant*
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import tomllib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,7 @@ from tlbench.records import Options
 from tlbench.registry import Registry
 from tlbench.space import Search, SearchOptions, parse_search
 
-SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search")
+SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search", "budget_check")
 ENTRY_KEYS = ("plugin", "label", "dedupe")  # keys the core reads; the rest are the plugin's options
 FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
 
@@ -47,6 +48,37 @@ class SuiteOptions(BaseModel):
         return values
 
 
+class BudgetCheckOptions(BaseModel):
+    """``[budget_check]``: re-run a sample of the suite's rows at a larger training budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    factor: float = Field(2.0, gt=1, description="the re-run's budget, in multiples of the suite's (its steps, "
+                                                 "and its patience under stop = \"plateau\")")
+    sample: float = Field(1.0, gt=0, le=1, description="the share of rows (backbone, dataset, label fraction) "
+                                                       "re-run, chosen by a stable hash of the row")
+
+
+def sampled(cell: Cell, share: float) -> bool:
+    """Whether ``cell``'s row (backbone, dataset, label fraction) is among the ``share`` of rows the
+    budget check re-runs: a hash of the row's configuration, so the same rows whatever else the
+    suite holds (strategies, seeds, other rows)."""
+    row = canonical([cell.backbone.config(), cell.dataset.config(), cell.label_fraction])
+    return int(hashlib.sha256(row.encode()).hexdigest()[:12], 16) / 16 ** 12 < share
+
+
+def budget_check_cells(cells: list[Cell], check: BudgetCheckOptions) -> list[Cell]:
+    """The budget check's cells: every runnable cell of a sampled row again, with ``[train] budget``
+    multiplied by ``check.factor`` (shown in its variant, so it is a cell of its own id)."""
+    out = []
+    for cell in cells:
+        if cell.skip_reason or not sampled(cell, check.sample):
+            continue
+        budget = round(cell.train.budget * check.factor, 6)
+        out.append(replace(cell, train=cell.train.model_copy(update={"budget": budget}),
+                           train_variant={**cell.train_variant, "budget": budget}))
+    return out
+
+
 @dataclass(frozen=True)
 class Suite:
     path: Path
@@ -55,6 +87,8 @@ class Suite:
     cells: list[Cell]
     executor_options: dict[str, Any]
     search: Search = field(default_factory=lambda: Search(SearchOptions()))
+    #: the validated ``[budget_check]`` table (None: none); its cells are in ``cells`` (budget > 1)
+    budget_check: BudgetCheckOptions | None = None
 
     def cell(self, cell_id: str, variation: dict | None = None, registry: Registry | None = None) -> Cell:
         """The suite's cell ``cell_id``, or the search trial ``variation`` describes (:meth:`Cell.vary`)."""
@@ -114,7 +148,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
     if "suite" not in raw:
         raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
-    for section in ("suite", "train", "executor"):
+    for section in ("suite", "train", "executor", "budget_check"):
         if section in raw and not isinstance(raw[section], dict):
             raise UserError(f"{where}[{section}] must be a table: write [{section}] and key = value lines "
                             f"below it (got {_shown(raw[section])})")
@@ -131,6 +165,13 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
     searching = isinstance(raw.get("search"), dict) and raw["search"].get("method", "grid") != "grid"
     axes = {kind: _entries(kind, raw, registry, where, searching) for kind in ("backbone", "dataset", "strategy")}
     search = parse_search(raw.get("search"), axes["strategy"], registry, trains, where)
+    check = None
+    if "budget_check" in raw:
+        check = _validate(BudgetCheckOptions, raw["budget_check"], f"{where}[budget_check]")
+        if search.active:
+            raise UserError(f"{where}[budget_check]: a [search] with method {search.options.method!r} samples its "
+                            "cells while it runs, and the budget check re-runs planned cells; leave out "
+                            "[budget_check] or use method = \"grid\"")
     cells = []
     for backbone, dataset, strategy, (train, train_variant) in itertools.product(
             axes["backbone"], axes["dataset"], axes["strategy"], trains):
@@ -139,7 +180,10 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         for fraction, seed in itertools.product(fractions, suite_opts.seeds):
             cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
                               _skip_reason(registry, backbone, dataset, strategy)))
-    return Suite(path, text, suite_opts, cells, executor_options, search)
+    if check is not None:  # a check cell the suite already holds (a [train] budget sweep) is planned once
+        ids = {c.id for c in cells}
+        cells += [c for c in budget_check_cells(cells, check) if c.id not in ids]
+    return Suite(path, text, suite_opts, cells, executor_options, search, check)
 
 
 def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:

@@ -230,7 +230,7 @@ class Worker:
              for name, out in outcome.logits.items() if name in evidence_mod.SPLITS})
         record.train_curve = ctx.curve
         record.val_curve, record.best_step = ctx.val_curve, ctx.best_step
-        record.steps, record.undertrained = ctx.trained_steps, ctx.undertrained
+        record.steps, record.stopped = ctx.trained_steps, ctx.stopped
         seconds = ctx.clock.train_seconds
         record.cost = record.cost.model_copy(update=dict(
             peak_memory_mb=peak.get("peak_memory_mb"), train_seconds=seconds,

@@ -84,8 +84,9 @@ class DannOptions(tlbench.Options):
                                                      "(0: no adaptation, source-only training)")
     gamma: float = Field(10.0, gt=0, description="steepness of lambda_p = lambda_max * (2 / (1 + exp(-gamma p)) - 1)")
     iterations: int | None = Field(None, ge=1, description="training steps, as the paper and TLlib size a run "
-                                                           "(progress p = step / iterations); default: [train] "
-                                                           "epochs over the labelled source, at least min_steps")
+                                                           "(progress p = step / iterations; times [train] budget); "
+                                                           "default: [train] epochs over the labelled source, at "
+                                                           "least min_steps")
     hidden: int = Field(1024, ge=1, description="width of the discriminator's two hidden layers")
     disc_dropout: float = Field(0.5, ge=0, lt=1, description="dropout after each hidden layer of the discriminator")
 
@@ -212,7 +213,7 @@ def train(ctx, options: DannOptions) -> DannModel:
     classifier = ctx.classifier(pretrained=True)
     model = DannModel(classifier, DomainDiscriminator(classifier.backbone.feature_dim, options.hidden,
                                                       options.disc_dropout).to(ctx.device))
-    steps = options.iterations or ctx.steps("train")
+    steps = ctx.budgeted(options.iterations) if options.iterations else ctx.steps("train")
     opt, schedule = make_optimizer(ctx, model, options, steps)
     ctx.train_loop(DannStep(model, Unlabelled(ctx), options), opt, schedule, steps)
     return model

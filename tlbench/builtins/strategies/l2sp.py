@@ -9,7 +9,7 @@ in place of weight decay (the optimizer's decoupled weight decay is 0): the back
 where the task needs it, at a price that grows with the distance from what pretraining found.
 The paper's defaults are ``alpha = 0.1``, ``beta = 0.01``; ``[train]`` options (schedule,
 label smoothing, augmentation) apply as to ``finetune``, and so do ``layer_decay`` and precise
-batch-norm statistics after training (``recalibrate_bn``).
+batch-norm statistics before every evaluation (``recalibrate_bn``).
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ class L2SPOptions(FinetuneOptions):
     beta: float = Field(0.01, ge=0, description="L2 strength on the new head's weights (beta / 2 * squared norm)")
     weight_decay: float = Field(0.0, ge=0, description="decoupled AdamW weight decay on top of the penalty "
                                                        "(L2-SP replaces it: 0)")
-    recalibrate_bn: bool = Field(True, description="after training, re-estimate batch-norm statistics over the "
-                                                   "training data (precise BN), as finetune")
+    recalibrate_bn: bool = Field(True, description="before every evaluation of validation, re-estimate batch-norm "
+                                                   "statistics over the training data (precise BN), as finetune")
 
 
 class L2SPStep(TrainStep):
@@ -62,9 +62,8 @@ class L2SPStep(TrainStep):
 def run(ctx, options: L2SPOptions) -> tlbench.Outcome:
     model = ctx.classifier(pretrained=True)
     step = L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing)
-    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay, step=step)
-    if options.recalibrate_bn:
-        ctx.recalibrate_batch_norm(model)
+    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay, step=step,
+            recalibrate_bn=options.recalibrate_bn)
     return tlbench.Outcome(ctx.predict(model), *count_params(model))
 
 

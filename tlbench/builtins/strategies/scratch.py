@@ -7,9 +7,9 @@ from tlbench.strategies import FinetuneOptions, train_classifier
 
 
 class ScratchOptions(FinetuneOptions):
-    recalibrate_bn: bool = Field(True, description="after training, re-estimate batch-norm statistics over the "
-                                 "training data (precise BN): after a short schedule from random init the running "
-                                 "averages lag the weights and evaluation can collapse to one class")
+    recalibrate_bn: bool = Field(True, description="before every evaluation of validation, re-estimate batch-norm "
+                                 "statistics over the training data (precise BN): after a short schedule from random "
+                                 "init the running averages lag the weights and evaluation can collapse to one class")
 
 
 def run(ctx, options: ScratchOptions) -> tlbench.Outcome:
