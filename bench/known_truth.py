@@ -3,11 +3,12 @@
 Runs a suite of ``simulated`` strategies on the ``known_truth`` dataset (tlbench/simulate.py,
 tlbench/builtins/known_truth.py) through ``tlbench run`` into a temporary results folder, reads
 the store back with the report's own loaders (``tlbench.report.data``, ``select_variants``,
-``group_scores``) and statistics (``tlbench.stats.compare_row``, ``mean_interval``), and prints:
+``group_scores``, ``summarize``: the accuracy table's intervals) and statistics
+(``tlbench.stats.compare_row``: the comparison table's tests), and prints:
 
-- the share of rows with any false "told apart" (a strategy told apart from the row's best
-  although their true accuracies are equal), with its 95% Clopper–Pearson interval: Holm keeps
-  it at most 5% per row if the tests are calibrated;
+- the share of rows with any false "told apart" (any pair of the row told apart although their
+  true accuracies are equal), with its 95% Clopper–Pearson interval: Holm keeps it at most 5% per
+  row if the tests are calibrated;
 - per strategy, how often its 95% interval covers its true accuracy (should be about 95%);
 - for pairs that differ in truth (flags ``--accuracies``), how often they are told apart (power);
 - the wall time of ``tlbench run`` and cells per second; unless ``--no-overhead``, a one-row run
@@ -21,9 +22,7 @@ the store back with the report's own loaders (``tlbench.report.data``, ``select_
 
 The truth of each cell is read from its stored configuration (the strategy's ``accuracy`` and
 ``seed_sd``, through :func:`tlbench.simulate.true_accuracy`), so ``--suite`` takes any suite of
-``simulated`` strategies. Uses only ``compare_row(scores_by_strategy)``,
-``RowComparison.comparisons[i].told_apart`` (and ``.strategy``, ``.best``) and
-``mean_interval(scores).low/.high`` of the statistics.
+``simulated`` strategies.
 """
 from __future__ import annotations
 
@@ -109,7 +108,7 @@ def evaluate(results: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     from tlbench import simulate, stats
     from tlbench.report import data as D
-    from tlbench.selection import group_scores
+    from tlbench.selection import group_scores, summarize
     from tlbench.store import Store
 
     start = time.perf_counter()
@@ -126,25 +125,25 @@ def evaluate(results: Path) -> dict:
             raise SystemExit(f"{r.strategy}: not a simulated strategy; the bench knows no truth for it")
         truth[(r.dataset, r.strategy)] = simulate.true_accuracy(float(s["accuracy"]), float(s["seed_sd"]))
     selected = D.select(df)
+    table = {(r.dataset, r.strategy): r for r in summarize(selected, "test_acc", evidence).itertuples()}
     out = {"rows": 0, "false_rows": 0, "equal_pairs": 0, "false_pairs": 0, "unequal_pairs": 0, "told_unequal": 0,
            "covered": {}, "intervals": {}, "cells": int((df["status"] == "ok").sum()),
            "not_ok": int((df["status"] != "ok").sum()), "examples_resampled": set()}
     for (dataset, _backbone, _frac), g in selected.groupby(["dataset", "backbone", "label_fraction"], sort=True):
         scores = {s: group_scores(gs, "test_acc", evidence) for s, gs in g.groupby("strategy", sort=True)}
         out["examples_resampled"].add(all(sc.per_example for sc in scores.values()))
-        for s, sc in scores.items():
-            iv = stats.mean_interval(sc)
+        for s in scores:
+            iv = table[(dataset, s)]
             t = truth[(dataset, s)]
-            out["covered"].setdefault(s, []).append(iv.low <= t <= iv.high)
-            out["intervals"].setdefault(s, []).append(iv.high - iv.low)
+            out["covered"].setdefault(s, []).append(iv.ci_low <= t <= iv.ci_high)
+            out["intervals"].setdefault(s, []).append(iv.ci_high - iv.ci_low)
         if len(scores) < 2:
             continue
         result = stats.compare_row(scores)
         out["rows"] += 1
-        best = truth[(dataset, result.best)]
         false = False
-        for c in result.comparisons:
-            if abs(truth[(dataset, c.strategy)] - best) < 1e-12:
+        for x, y, c in result.pairs:
+            if abs(truth[(dataset, x)] - truth[(dataset, y)]) < 1e-12:
                 out["equal_pairs"] += 1
                 out["false_pairs"] += bool(c.told_apart)
                 false |= bool(c.told_apart)

@@ -6,6 +6,7 @@ its ``id`` is a hash of the :func:`canonical` JSON of everything that determines
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
@@ -133,7 +134,7 @@ class Cell:
         reuses its loaded data, encoded inputs and features."""
         return canonical([self.dataset.config(), self.backbone.config()])
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         return hashlib.sha256(canonical(self.config()).encode()).hexdigest()[:16]
 

@@ -310,9 +310,10 @@ class _Progress:
                                f"({record.cost.wall_seconds:.1f}s, ETA {left})", markup=False)
 
 
-def _cost_group(cell) -> tuple[str, str, bool]:
-    """What a cell's time depends on most: its backbone, its strategy plugin, whether it is skipped."""
-    return cell.backbone.label, cell.strategy.plugin, bool(cell.skip_reason)
+def _cost_group(cell) -> tuple[str, str, float, bool]:
+    """What a cell's time depends on most: its backbone, its strategy plugin, its budget (the
+    budget check's re-runs train longer), whether it is skipped."""
+    return cell.backbone.label, cell.strategy.plugin, cell.train.budget, bool(cell.skip_reason)
 
 
 def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:

@@ -5,6 +5,8 @@ given where an option takes one value sweeps it; each combination is a *variant*
 """
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import itertools
 import tomllib
@@ -96,10 +98,15 @@ class Suite:
             cell = self.cell(variation["base"]).vary(registry, variation["strategy"], variation["train"])
             if cell.id == cell_id:
                 return cell
-        for c in self.cells:
-            if c.id == cell_id:
-                return c
+        found = self._by_id.get(cell_id)
+        if found is not None:
+            return found
         raise UserError(f"{self.path}: no cell {cell_id} in this suite (was the file changed during the run?)")
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Cell]:
+        """The cells by id, built once (a worker looks one up for every cell it runs)."""
+        return {c.id: c for c in self.cells}
 
     @property
     def results_dir(self) -> Path:
