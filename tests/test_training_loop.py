@@ -171,6 +171,28 @@ def test_budget_multiplies_the_cap_and_the_plateau_patience():
     assert len(ctx.val_curve) == 3
 
 
+def test_evaluations_are_an_epoch_apart_but_at_least_eval_every_steps():
+    ctx = context(epochs=30, stop="plateau", patience=2, eval_every_epochs=1, eval_every=20)
+    ctx.fit(ctx.classifier(), lr=1e-12)
+    assert [p["step"] for p in ctx.val_curve] == [20, 40, 60]  # an epoch is PER_EPOCH < 20 steps
+
+
+def test_with_a_constant_rate_the_budget_check_continues_the_same_run():
+    """The budget check's re-run of a cell (budget 2) under a constant schedule without warm-up
+    is the suite's run continued: the same evaluations up to where the suite's patience stopped it."""
+    train = dict(epochs=30, stop="plateau", patience=2, eval_every_epochs=1, schedule="constant",
+                 warmup=0.0)
+    runs = []
+    for budget in (1.0, 2.0):
+        ctx = context(**train, budget=budget)  # seeds the initialisation, as the worker does
+        ctx.fit(ctx.classifier(), lr=3e-3)
+        runs.append(ctx)
+    base, rerun = runs
+    assert len(rerun.val_curve) > len(base.val_curve)
+    assert [p["val_acc"] for p in rerun.val_curve[:len(base.val_curve)]] == \
+        [p["val_acc"] for p in base.val_curve]
+
+
 # ---- batch norm re-estimated before every evaluation -----------------------------------------------
 
 def finetuned(train=None, **options):

@@ -59,8 +59,8 @@ class TrainOptions(Options):
                               "until validation has not improved for patience evaluations (patience > 0), at most "
                               "the planned steps (epochs, at least min_steps; or steps)")
     eval_every_epochs: float = Field(0.0, ge=0, description="evaluate the selection split every this many epochs of "
-                                     "the training split (at least one step) and at the last; overrides eval_every "
-                                     "when > 0")
+                                     "the training split and at the last; with eval_every also set, at least that many "
+                                     "steps apart (a small label budget's epoch can be two steps)")
     budget: float = Field(1.0, gt=0, description="multiplies the planned steps (the cap) and, with stop = "
                                                  "\"plateau\", the patience (rounded up); the budget check's re-run "
                                                  "cells set it ([budget_check] factor)")

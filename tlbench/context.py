@@ -305,8 +305,10 @@ class BestState:
     buffers (batch-norm statistics), taken at each strictly better evaluation: the first of equal
     accuracies wins. Without a selection split (``ctx.selection`` None) nothing is evaluated.
 
-    Evaluations come every ``[train] eval_every_epochs`` epochs (``per_epoch`` steps each, at
-    least one step) if set, else every ``eval_every`` steps, else about ``EVAL_POINTS`` times;
+    Evaluations come every ``[train] eval_every_epochs`` epochs (``per_epoch`` steps each), but
+    at least ``eval_every`` steps apart when both are set (so that an epoch of a few steps on a
+    small label budget does not make the patience a handful of steps); else every
+    ``eval_every`` steps, else about ``EVAL_POINTS`` times;
     the loop stops after ``patience`` evaluations without improvement (with ``stop =
     "plateau"``, times ``[train] budget``). ``recalibrate(model)``, if given, runs before each."""
 
@@ -315,7 +317,7 @@ class BestState:
         self.ctx, self.model, self.steps, self.recalibrate = ctx, model, steps, recalibrate
         train = ctx.train
         if train.eval_every_epochs > 0:
-            self.every = max(1, round(train.eval_every_epochs * per_epoch))
+            self.every = max(1, round(train.eval_every_epochs * per_epoch), train.eval_every)
         else:
             self.every = train.eval_every or max(1, steps // EVAL_POINTS)
         self.patience = train.patience

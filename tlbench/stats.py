@@ -252,15 +252,18 @@ class Difference:
 
 
 def paired_difference(x: Scores, y: Scores, confidence: float = CONFIDENCE,
-                      names: tuple[str, str] = ("x", "y")) -> Difference:
+                      names: tuple[str, str] = ("x", "y"), same_runs: bool = False) -> Difference:
     """``y − x`` paired on the shared seeds and test examples; the seed term of the difference
     is at least the sum of the two strategies' own (their seed effects taken as independent;
-    where seeds help or hurt both alike, this overstates the spread: conservative)."""
+    where seeds help or hurt both alike, this overstates the spread: conservative).
+    ``same_runs``: ``y`` continues ``x``'s runs seed by seed (the budget check's re-runs), so their
+    seed effects are not independent and the difference's own seed term is used."""
     a, b = x.paired_with(y)
     if not a.seeds or a.values.size == 0:
         raise ValueError("no shared seeds or test examples to pair")
     diff = Scores(a.seeds, a.index, b.values - a.values, a.per_example)
-    floor = SeedTerm.summed([seed_term(a), seed_term(b)]) if a.per_example else None
+    floor = (SeedTerm.summed([seed_term(a), seed_term(b)])
+             if a.per_example and not same_runs else None)
     est = estimate(diff, floor)
     return Difference(names[0], names[1], est, est.interval(confidence, (-1.0, 1.0)),
                       est.p_value(), diff.per_example)

@@ -4,8 +4,8 @@ in rows of four equal strategies, and power, over seeds × test examples × seed
 Every row is simulated with tlbench.simulate (the generator the tests and the known_truth plugin
 use): true accuracy 80%, per-example agreement 0.5, a seed effect of SD 0, 2, 4 or 6 points.
 
-    python bench/statistics.py                  # the full grid, ~300 rows per setting (minutes)
-    python bench/statistics.py --reps 100       # quicker, coarser
+    python bench/calibration.py                  # the full grid, ~300 rows per setting (minutes)
+    python bench/calibration.py --reps 100       # quicker, coarser
 
 Prints a markdown table: coverage (share of rows whose 95% interval for a strategy's accuracy
 covers its truth), false alarms (share of rows of four equal strategies where any pair is told
