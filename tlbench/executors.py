@@ -27,34 +27,17 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
+
+from tlbench.options import validate
+from tlbench.session import CellSpec, Session  # noqa: F401 (Session: re-exported)
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.records import ExecutorPlugin, Options
     from tlbench.registry import Registry
-    from tlbench.results import CellRecord
-    from tlbench.worker import CellSpec
 
 __all__ = ["THREAD_ENV", "Retry", "Session", "error_line", "executor_options", "thread_env", "thread_values",
            "watch_parent"]
-
-class Session(Protocol):
-    """What an executor's ``run(session, options)`` is handed (the controller's
-    :class:`tlbench.runner.Session` is one; a test may pass its own). Thread-safe."""
-
-    #: how many cells this run may hand out (start no more workers than that)
-    total: int
-
-    def next(self, prefer: str | None = None) -> CellSpec | None:
-        """The next cell to run, claimed in the store, preferring the group ``prefer`` (the
-        group of the worker's last cell: its caches); None when none is left."""
-
-    def done(self, spec: CellSpec, record: CellRecord) -> None:
-        """Store the record a worker returned for ``spec``."""
-
-    def failed(self, spec: CellSpec, reason: str) -> None:
-        """Record ``spec`` as failed without a record from a worker (its worker died twice)."""
-
 
 #: environment variables that size a process's thread pools, set before the worker imports torch
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -65,11 +48,10 @@ def executor_options(registry: Registry, name: str, options: Mapping | Options |
     """The executor plugin ``name`` and its validated options (options already validated for it
     are kept as they are). An unknown name is a one-line UserError starting with ``where``, a bad
     option one starting with ``options_where`` (default: ``where`` and the name), naming the key."""
-    from tlbench.suite import _validate
     record = registry.get("executor", name, f"{where}: ")
     if isinstance(options, record.options):
         return record, options
-    return record, _validate(record.options, dict(options or {}), options_where or f"{where} {record.name}")
+    return record, validate(record.options, dict(options or {}), options_where or f"{where} {record.name}")
 
 
 def thread_values(threads: int) -> dict[str, str]:

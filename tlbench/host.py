@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlbench.cells import Cell
     from tlbench.results import CellRecord
 
-__all__ = ["Host"]
+__all__ = ["Host", "load_host", "load_registry", "notify"]
 
 
 class Host:
@@ -171,3 +171,23 @@ def _returning(value):
     def implementation():
         return value
     return implementation
+
+
+def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
+    """A lifecycle hook called through a :class:`tlbench.host.Host` of ``pm`` (each implementation
+    guarded); kept for callers that hold a plugin manager: new code calls the host's typed methods."""
+    Host(pm)._notify(hook_name, **kwargs)
+
+
+def load_host(extra_modules=(), strict: bool = False):
+    """The :class:`tlbench.host.Host` of every installed plugin and of ``extra_modules``, quietly
+    (what a worker rebuilds from a cell spec's plain data: the controller already reported broken
+    plugins)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return Host.load(list(extra_modules), strict=strict)
+
+
+def load_registry(extra_modules=(), strict: bool = False):
+    """The registry of :func:`load_host` (``strict`` kept: a broken plugin is a UserError)."""
+    return load_host(extra_modules, strict).registry

@@ -71,23 +71,10 @@ def infos_of(pm: pluggy.PluginManager) -> list[PluginInfo]:
     return _INFOS.get(pm, [])
 
 
-def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
-    """A lifecycle hook called through a :class:`tlbench.host.Host` of ``pm`` (each implementation
-    guarded); kept for callers that hold a plugin manager: new code calls the host's typed methods."""
-    from tlbench.host import Host
-    Host(pm)._notify(hook_name, **kwargs)
-
-
-def load_host(extra_modules=(), strict: bool = False):
-    """The :class:`tlbench.host.Host` of every installed plugin and of ``extra_modules``, quietly
-    (what a worker rebuilds from a cell spec's plain data: the controller already reported broken
-    plugins)."""
-    from tlbench.host import Host
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return Host.load(list(extra_modules), strict=strict)
-
-
-def load_registry(extra_modules=(), strict: bool = False):
-    """The registry of :func:`load_host` (``strict`` kept: a broken plugin is a UserError)."""
-    return load_host(extra_modules, strict).registry
+# --- 0.3 compatibility: the layout move (move.py) deletes this block; its names moved to tlbench.host
+def __getattr__(name: str):
+    if name in ("notify", "load_host", "load_registry"):
+        from tlbench import host
+        return getattr(host, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# --- end of 0.3 compatibility

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from tlbench.options import shown as _shown, validate as _validate
 from tlbench.records import Options
 
 __all__ = ["Choice", "Distribution", "IntUniform", "LogUniform", "Search", "SearchOptions", "Uniform", "from_toml"]
@@ -178,7 +179,6 @@ def parse_search(table: Any, strategies: list, registry, trains: list, where: st
     searched), one it sets to a list is searched as a :class:`Choice` of those values.
     """
     from tlbench.errors import UserError
-    from tlbench.suite import _shown, _validate
     at = f"{where}[search]"
     if table is None:
         return Search(SearchOptions())

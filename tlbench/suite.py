@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tlbench.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.errors import UserError
+from tlbench.options import field_help as _help, shown as _shown, validate as _validate  # noqa: F401
 from tlbench import executors, modality
 from tlbench.records import Options
 from tlbench.registry import Registry
@@ -266,30 +267,3 @@ def _variants(model: type[BaseModel], options: dict, at: str) -> list[tuple[Any,
 def _takes_list(annotation) -> bool:
     origins = {typing.get_origin(a) for a in (annotation, *typing.get_args(annotation))}
     return bool(origins & {list, tuple})
-
-
-def _validate(model: type[BaseModel], values: dict, at: str):
-    try:
-        return model.model_validate(values)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            valid = ", ".join(model.model_fields) or "(none)"
-            raise UserError(f"{at}.{key}: unknown key; valid keys: {valid}") from None
-        if err["type"] == "missing":
-            raise UserError(f"{at}.{key}: missing required key ({_help(model, key)})") from None
-        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        where = f"{at}.{key}" if key else at  # a check of the whole table (e.g. peft's config) names no key
-        raise UserError(f"{where}: {err['msg']}{got}") from None
-
-
-def _shown(value, limit: int = 60) -> str:
-    """A value as the error line shows it: its repr, shortened."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
-
-
-def _help(model: type[BaseModel], key: str) -> str:
-    field = model.model_fields.get(key)
-    return field.description if field and field.description else "see `tlbench list`"

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import time
 import traceback
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -34,22 +33,9 @@ from tlbench.preflight import input_of
 from tlbench.records import Split
 from tlbench.registry import Registry
 from tlbench.results import CellRecord
+from tlbench.session import CellSpec
 from tlbench.strategies import seed_everything
 from tlbench.suite import Cell, Suite, canonical, parse_suite
-
-
-@dataclass(frozen=True)
-class CellSpec:
-    """Everything a worker needs to run one cell, as plain data (picklable, JSON-able)."""
-
-    suite_path: str
-    suite_text: str
-    cell_id: str
-    plugins: tuple[str, ...] = ()
-    results_dir: str = ""
-    group: str = ""
-    #: a search trial's options (``Cell.variation``): its cell is not in the suite's expansion
-    variation: dict | None = None
 
 
 def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
