@@ -1,7 +1,7 @@
 """The statistics against a known truth: coverage of the 95% interval, false "told apart" verdicts
 in rows of four equal strategies, and power, over seeds × test examples × seed-to-seed spread.
 
-Every row is simulated with tlbench.simulate (the generator the tests and the known_truth plugin
+Every row is simulated with tlbench.analysis.simulate (the generator the tests and the known_truth plugin
 use): true accuracy 80%, per-example agreement 0.5, a seed effect of SD 0, 2, 4 or 6 points.
 
     python bench/calibration.py                  # the full grid, ~300 rows per setting (minutes)
@@ -20,8 +20,8 @@ import time
 
 import numpy as np
 
-from tlbench import stats as S
-from tlbench.simulate import correct_matrix
+from tlbench.analysis import stats as S
+from tlbench.analysis.simulate import correct_matrix
 
 NAMES = "abcd"
 

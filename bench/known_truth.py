@@ -1,10 +1,10 @@
 """Are the report's verdicts and intervals calibrated? A suite with a known truth, end to end.
 
-Runs a suite of ``simulated`` strategies on the ``known_truth`` dataset (tlbench/simulate.py,
+Runs a suite of ``simulated`` strategies on the ``known_truth`` dataset (tlbench/analysis/simulate.py,
 tlbench/builtins/known_truth.py) through ``tlbench run`` into a temporary results folder, reads
 the store back with the report's own loaders (``tlbench.report.data``, ``select_variants``,
 ``group_scores``, ``summarize``: the accuracy table's intervals) and statistics
-(``tlbench.stats.compare_row``: the comparison table's tests), and prints:
+(``tlbench.analysis.stats.compare_row``: the comparison table's tests), and prints:
 
 - the share of rows with any false "told apart" (any pair of the row told apart although their
   true accuracies are equal), with its 95% Clopper–Pearson interval: Holm keeps it at most 5% per
@@ -21,7 +21,7 @@ the store back with the report's own loaders (``tlbench.report.data``, ``select_
     python bench/known_truth.py --suite suites/known-truth.toml --no-overhead
 
 The truth of each cell is read from its stored configuration (the strategy's ``accuracy`` and
-``seed_sd``, through :func:`tlbench.simulate.true_accuracy`), so ``--suite`` takes any suite of
+``seed_sd``, through :func:`tlbench.analysis.simulate.true_accuracy`), so ``--suite`` takes any suite of
 ``simulated`` strategies.
 """
 from __future__ import annotations
@@ -106,10 +106,10 @@ def share(k: int, n: int) -> str:
 def evaluate(results: Path) -> dict:
     """Read the store as the report does and count verdicts and coverage against the truth."""
     sys.path.insert(0, str(ROOT))
-    from tlbench import simulate, stats
+    from tlbench.analysis import simulate, stats
     from tlbench.report import data as D
-    from tlbench.selection import group_scores, summarize
-    from tlbench.store import Store
+    from tlbench.analysis.selection import group_scores, summarize
+    from tlbench.run.store import Store
 
     start = time.perf_counter()
     store = Store(results, create=False)

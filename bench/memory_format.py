@@ -1,4 +1,4 @@
-"""Contiguous (NCHW) against channels-last (NHWC) on the CPU: the layout `tlbench.engine.place`
+"""Contiguous (NCHW) against channels-last (NHWC) on the CPU: the layout `tlbench.train.engine.place`
 and `ImageBackbone.prepare` give every image model and batch.
 
 For each of the default suite's two backbones (torchvision MobileNetV2, timm EfficientNet-Lite0,

@@ -64,8 +64,8 @@ METHODS = {
 
 def measure(directory: Path) -> dict:
     """Selected variant (best mean validation accuracy over seeds), its test accuracy, steps spent."""
-    from tlbench.selection import select_variants
-    from tlbench.store import Store
+    from tlbench.analysis.selection import select_variants
+    from tlbench.run.store import Store
     store = Store(directory, create=False)
     try:
         chosen = select_variants(store.frame())

@@ -23,12 +23,12 @@ from datetime import date
 
 import torch
 
-from tlbench import engine
-from tlbench.backbone import Classifier
+from tlbench.train import engine
+from tlbench.contract.backbone import Classifier
 from tlbench.builtins.backbones.timm import TimmOptions, build
-from tlbench.context import CellContext
-from tlbench.records import Split
-from tlbench.suite import TrainOptions
+from tlbench.train.context import CellContext
+from tlbench.contract.values import Split
+from tlbench.contract.cells import TrainOptions
 
 
 def sync(device):

@@ -22,7 +22,7 @@ os.environ.setdefault("TLBENCH_MLFLOW", "0")
 
 @pytest.fixture(autouse=True)
 def listing_cache(tmp_path_factory, monkeypatch) -> Path:
-    """Each test's own `tlbench list` cache folder (tlbench.listing), never the user's ~/.cache;
+    """Each test's own `tlbench list` cache folder (tlbench.plugins.listing), never the user's ~/.cache;
     subprocesses inherit it."""
     folder = tmp_path_factory.mktemp("listing-cache")
     monkeypatch.setenv("TLBENCH_CACHE_DIR", str(folder))

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import tlbench
-from tlbench import data as data_mod
+from tlbench.train import data as data_mod
 from tlbench.builtins.backbones.tiny_cnn import TinyCNNOptions, build
 from tlbench.builtins.datasets import digits
-from tlbench.context import CellContext
-from tlbench.suite import TrainOptions
-from tlbench.worker import extract_features
+from tlbench.train.context import CellContext
+from tlbench.contract.cells import TrainOptions
+from tlbench.run.worker import extract_features
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -120,7 +120,7 @@ def test_the_readme_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypatch,
         '[train]\nepochs = 1\nmin_steps = 3\nbatch_size = 256\n')
     result = cli("run", "suite.toml", "--plugin", "my_strategy", "--no-report")
     assert result.exit_code == 0, result.output
-    from tlbench.store import Store
+    from tlbench.run.store import Store
     store = Store(tmp_path / "results" / "third")
     try:
         [record] = store.records()

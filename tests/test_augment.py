@@ -1,9 +1,9 @@
-"""Batched uint8 image augmentation (tlbench.augment): shapes, determinism, per-example draws."""
+"""Batched uint8 image augmentation (tlbench.train.augment): shapes, determinism, per-example draws."""
 import pytest
 import torch
 
-from tlbench.augment import CHUNKS, Augmenter, random_resized_crop
-from tlbench.errors import UserError
+from tlbench.train.augment import CHUNKS, Augmenter, random_resized_crop
+from tlbench.contract.errors import UserError
 
 POLICIES = ["crop", "flip_crop", "trivialaugment", "randaugment"]
 

@@ -93,8 +93,8 @@ def test_sqlite_database_of_something_else(write_suite, cli, tmp_path):
 
 
 def test_store_of_another_schema_version(write_suite, cli, tmp_path):
-    from tlbench.results import CellRecord
-    from tlbench.store import SCHEMA_VERSION, Store
+    from tlbench.contract.results import CellRecord
+    from tlbench.run.store import SCHEMA_VERSION, Store
     folder = tmp_path / "results" / "tiny"
     store = Store(folder)
     assert store.meta("schema_version") == SCHEMA_VERSION  # written on creation

@@ -6,9 +6,9 @@ import math
 import pytest
 from conftest import TINY
 
-from tlbench.cells import canonical
-from tlbench.plugins import load_registry
-from tlbench.suite import parse_suite
+from tlbench.contract.cells import canonical
+from tlbench.plugins.host import load_registry
+from tlbench.plan.suite import parse_suite
 
 #: the cell ids of conftest.TINY under tlbench 0.3, before the stopping options existed
 TINY_IDS = {"0ac3deae9cdec9b7", "11e16468272b2c10", "390c3a469be5e671", "43ee39fda77b94e0", "500dd606ab892a0b",

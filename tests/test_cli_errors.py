@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlbench.store import Store
+from tlbench.run.store import Store
 
 PLUGINS = "tests.helpers.preflight_plugins"
 
@@ -308,7 +308,7 @@ def test_a_results_folder_that_fills_up_ends_the_run_in_one_line_and_the_next_ru
                                                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TLBENCH_FAULT_AT", str(small_disk))
-    monkeypatch.setattr("tlbench.runner.LEASE_SECONDS", 1.0)  # the claim the fault left behind expires soon
+    monkeypatch.setattr("tlbench.run.runner.LEASE_SECONDS", 1.0)  # the claim the fault left behind expires soon
     (tmp_path / "suite.toml").write_text(FAULT.format(output=small_disk, strategy="fault"))
     result = cli("run", "suite.toml", "--plugin", PLUGINS, "--no-report")
     lines = error_lines(result)

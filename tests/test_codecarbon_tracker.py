@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("codecarbon")
 
-from tlbench.results import CellRecord, Cost  # noqa: E402
+from tlbench.contract.results import CellRecord, Cost  # noqa: E402
 from tlbench.trackers import codecarbon as tracker  # noqa: E402
 
 

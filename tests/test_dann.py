@@ -17,12 +17,12 @@ from sklearn.model_selection import cross_val_score
 from torch import nn
 
 import tlbench
-from tlbench.backbone import Backbone
+from tlbench.contract.backbone import Backbone
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.strategies import dann
 from tlbench.builtins.strategies.dann import DannOptions
 from tlbench.cli import main
-from tlbench.records import Split
+from tlbench.contract.values import Split
 
 TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
@@ -76,7 +76,7 @@ def test_paper_schedules():
 
 
 def _classifier():
-    from tlbench.backbone import Classifier
+    from tlbench.contract.backbone import Classifier
     return Classifier(VectorBackbone(in_dim=3, feature_dim=4), 2)
 
 
@@ -244,9 +244,9 @@ def shift_datasets():
     """The toy pair of the tests, and the built-in digits shift pair where it is installed."""
     import warnings
 
-    from tlbench.errors import UserError
-    from tlbench.plugins import plugin_manager
-    from tlbench.registry import Registry
+    from tlbench.contract.errors import UserError
+    from tlbench.plugins.loading import plugin_manager
+    from tlbench.plugins.registry import Registry
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         registry = Registry.collect(plugin_manager()[0])
@@ -335,7 +335,7 @@ def test_a_compiled_step_compiles_once_while_lambda_changes(monkeypatch):
     import torch._dynamo
     from torch._dynamo.testing import CompileCounter
 
-    from tlbench import context as context_module
+    from tlbench.train import context as context_module
     counter = CompileCounter()
     real_compile = torch.compile
     monkeypatch.setattr(context_module.torch, "compile",

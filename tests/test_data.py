@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tlbench.data import label_subset, make_splits
-from tlbench.records import Split
+from tlbench.train.data import label_subset, make_splits
+from tlbench.contract.values import Split
 
 # unbalanced classes: 40, 23, 7 and 1 examples (a class of one must survive every fraction)
 COUNTS = {0: 40, 1: 23, 2: 7, 3: 1}

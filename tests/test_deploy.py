@@ -5,9 +5,9 @@ import torch
 from safetensors.torch import save
 from torch import nn
 
-from tlbench import deploy
+from tlbench.train import deploy
 from tlbench.builtins.strategies import lora
-from tlbench.records import Split
+from tlbench.contract.values import Split
 from tlbench.testing import tiny_context
 
 

@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from tlbench import energy
+from tlbench.train import energy
 
 
 def zone(root, name, label, uj, max_uj=1_000_000_000):
@@ -139,9 +139,9 @@ def test_nvml_missing_or_unsupported_gives_no_meter(monkeypatch):
 
 def test_worker_records_energy_and_curve_joules(powercap, monkeypatch, tmp_path):
     """A real cell through the worker, its package counter advancing as the cell trains."""
-    from tlbench.plugins import load_registry
-    from tlbench.suite import parse_suite
-    from tlbench.worker import Worker
+    from tlbench.plugins.host import load_registry
+    from tlbench.plan.suite import parse_suite
+    from tlbench.run.worker import Worker
 
     root, p0, _ = powercap
     monkeypatch.setattr(energy.RaplCounters, "find", classmethod(

@@ -4,11 +4,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tlbench import estimate
-from tlbench.plugins import load_registry
-from tlbench.results import CellRecord, Cost
-from tlbench.store import Store
-from tlbench.suite import parse_suite
+from tlbench.run import estimate
+from tlbench.plugins.host import load_registry
+from tlbench.contract.results import CellRecord, Cost
+from tlbench.run.store import Store
+from tlbench.plan.suite import parse_suite
 
 DEVICE = "cpu: Test CPU"
 SUITE = """
@@ -130,8 +130,8 @@ def test_durations(text, seconds):
 
 def test_dry_run_prints_the_prediction_and_max_time_refuses(write_suite, cli, registry):
     earlier = write_suite(SUITE.format(name="earlier", fractions="[1.0]", epochs=1), "earlier.toml")
-    from tlbench import engine
-    from tlbench.worker import device_label
+    from tlbench.train import engine
+    from tlbench.run.worker import device_label
     here = device_label(engine.resolve_device("cpu"))
     store = Store(earlier.parent / "results" / "earlier")
     for hour, cell in enumerate(cells(registry, name="earlier")):  # one after the other

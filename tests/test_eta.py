@@ -1,7 +1,7 @@
 """The run's ETA: cells left are expected to cost what finished cells of their kind cost."""
 import pytest
 
-from tlbench.eta import Eta
+from tlbench.run.eta import Eta
 
 
 class Clock:

@@ -233,7 +233,7 @@ def test_local_plans_one_worker_per_gpu_or_cpu_workers_sharing_the_cores():
     assert plan_slots(LocalOptions(), cpus=16, gpus=2) == [Slot("cuda:0", 8), Slot("cuda:1", 8)]
     packed = plan_slots(LocalOptions(devices=["cuda:1"], workers_per_gpu=4, threads=2), cpus=16, gpus=2)
     assert packed == [Slot("cuda:1", 2)] * 4
-    from tlbench.errors import UserError
+    from tlbench.contract.errors import UserError
     with pytest.raises(UserError, match="has 1 visible CUDA GPU"):
         plan_slots(LocalOptions(devices=["cuda:3"]), cpus=4, gpus=1)
     assert "SIGKILL" in death(-9) and death(3) == "exit code 3"

@@ -4,8 +4,8 @@ import json
 import pytest
 import torch
 
-from tlbench.context import Features as ContextFeatures
-from tlbench.features import FeatureCache, Features, feature_key_hash
+from tlbench.train.context import Features as ContextFeatures
+from tlbench.train.features import FeatureCache, Features, feature_key_hash
 
 KEY = {"backbone": {"plugin": "tiny_cnn", "width": 8}, "dataset": {"plugin": "digits"},
        "encoder": None, "precision": "fp32"}
@@ -101,7 +101,7 @@ def test_failed_compute_leaves_nothing(tmp_path):
 
 
 def test_crash_while_writing_leaves_no_partial_file(tmp_path, monkeypatch):
-    import tlbench.features as mod
+    import tlbench.train.features as mod
 
     def crash(*args):
         raise KeyboardInterrupt

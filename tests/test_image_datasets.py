@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 
 import tlbench
-from tlbench import hookspecs
+from tlbench.plugins import hookspecs
 from tlbench.builtins.datasets import imagefolder, torchvision_sets
 from tlbench.builtins.datasets.images import square_rgb
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
 

@@ -1,4 +1,4 @@
-"""Known-truth evidence (tlbench/simulate.py) and its plugins (tlbench/builtins/known_truth.py): the
+"""Known-truth evidence (tlbench/analysis/simulate.py) and its plugins (tlbench/builtins/known_truth.py): the
 generator has the accuracy, seed spread and agreement it is given, cell-by-cell generation follows
 the same model, and through `tlbench run` every stored cell is right exactly where the simulation
 says. The end-to-end calibration count (many rows) is bench/known_truth.py's: too slow here."""
@@ -10,12 +10,13 @@ import pytest
 import torch
 from scipy.stats import multivariate_normal, norm
 
-from tlbench import simulate, stats, testing
+from tlbench.analysis import simulate, stats
+from tlbench import testing
 from tlbench.builtins import known_truth
-from tlbench.errors import NotApplicable
+from tlbench.contract.errors import NotApplicable
 from tlbench.report import data as D
-from tlbench.selection import group_scores
-from tlbench.store import Store
+from tlbench.analysis.selection import group_scores
+from tlbench.run.store import Store
 
 MODULE = "tlbench.builtins.known_truth"
 PLUGIN = [] if MODULE in {ep.value for ep in entry_points(group="tlbench")} else ["--plugin", MODULE]
@@ -236,8 +237,8 @@ def test_bad_option_is_one_error_line_exit_2(cli, write_suite, tmp_path, suite, 
 def test_suite_file_expands_to_distinct_strategies_and_rows():
     from pathlib import Path
 
-    from tlbench.plugins import load_registry
-    from tlbench.suite import load_suite
+    from tlbench.plugins.host import load_registry
+    from tlbench.plan.suite import load_suite
 
     path = Path(__file__).resolve().parents[1] / "suites" / "known-truth.toml"
     registry = load_registry(tuple(PLUGIN[1:]))

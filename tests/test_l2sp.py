@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from tlbench.builtins.strategies import finetune, l2sp
-from tlbench.plugins import load_registry
+from tlbench.plugins.host import load_registry
 from tlbench.testing import check_strategy_plugin, tiny_context
 
 

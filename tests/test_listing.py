@@ -1,4 +1,4 @@
-"""The plugin listing cache (tlbench.listing): a hit prints what a miss printed and imports no
+"""The plugin listing cache (tlbench.plugins.listing): a hit prints what a miss printed and imports no
 plugin (no torch); an edited plugin, a corrupt or unwritable cache and --refresh each load the
 plugins again."""
 import json
@@ -10,7 +10,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from tlbench import listing
+from tlbench.plugins import listing
 
 SCORER = '''
 import tlbench

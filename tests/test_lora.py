@@ -12,7 +12,7 @@ from tlbench.builtins.datasets.digits import DigitsOptions
 from tlbench.builtins.datasets.digits import load as load_digits
 from tlbench.builtins.strategies import lora
 from tlbench.builtins.strategies.lora import LoraOptions
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 peft = pytest.importorskip("peft")
 

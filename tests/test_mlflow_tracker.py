@@ -8,10 +8,11 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tracker needs `pip install tlbench[mlflow]`")
 
-from tlbench.plugins import notify, plugin_manager  # noqa: E402
-from tlbench.registry import Registry  # noqa: E402
-from tlbench.results import CellRecord, Cost  # noqa: E402
-from tlbench.suite import load_suite  # noqa: E402
+from tlbench.plugins.host import notify
+from tlbench.plugins.loading import plugin_manager  # noqa: E402
+from tlbench.plugins.registry import Registry  # noqa: E402
+from tlbench.contract.results import CellRecord, Cost  # noqa: E402
+from tlbench.plan.suite import load_suite  # noqa: E402
 
 SUITE = """
 [suite]

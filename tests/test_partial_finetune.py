@@ -10,7 +10,7 @@ from tlbench.builtins.datasets.digits import DigitsOptions
 from tlbench.builtins.datasets.digits import load as load_digits
 from tlbench.builtins.strategies import partial_finetune as pf
 from tlbench.builtins.strategies.partial_finetune import PartialFinetuneOptions
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 EFFNET = lambda pretrained: timm_plugin.build(  # noqa: E731

@@ -24,7 +24,7 @@ from tlbench.builtins.datasets.digits import load as load_digits
 from tlbench.builtins.strategies import lora, peft_methods
 from tlbench.builtins.strategies.peft_methods import METHODS, PeftOptions
 from tlbench.cli import main
-from tlbench.errors import NotApplicable
+from tlbench.contract.errors import NotApplicable
 
 peft = pytest.importorskip("peft")
 
@@ -69,7 +69,7 @@ def contexts(tmp_path_factory):
 
 
 def example_batch(ctx):
-    return tlbench.records.take(ctx.data["test"].inputs, slice(0, 16))
+    return tlbench.contract.values.take(ctx.data["test"].inputs, slice(0, 16))
 
 
 @pytest.mark.parametrize("backbone", ["tiny_cnn", "timm_cnn", "mobilenetv2", "bert"])
@@ -211,7 +211,7 @@ def test_a_method_that_cannot_wrap_the_layers_is_a_skipped_cell(write_suite, cli
         """)
     result = cli("run", path, "--no-report")
     assert result.exit_code == 0, result.output
-    from tlbench.store import Store
+    from tlbench.run.store import Store
     records = {r.strategy: r for r in Store(path.parent / "results" / "skip").records()}
     assert records["peft"].status == "skipped"
     assert records["peft"].error.startswith("vera cannot adapt the Conv2d layers of backbone TinyCNN: ")

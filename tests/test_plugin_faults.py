@@ -8,10 +8,11 @@ import pluggy
 import pytest
 
 import tlbench
-import tlbench.plugins as plugins_mod
-from tlbench import hookspecs
-from tlbench.errors import UserError
-from tlbench.plugins import notify, plugin_manager
+import tlbench.plugins.loading as plugins_mod
+from tlbench.plugins import hookspecs
+from tlbench.contract.errors import UserError
+from tlbench.plugins.host import notify
+from tlbench.plugins.loading import plugin_manager
 
 
 class BrokenEntryPoint:

@@ -7,9 +7,10 @@ import pluggy
 import pytest
 
 from conftest import TINY
-from tlbench.errors import UserError
-from tlbench.plugins import notify, plugin_manager
-from tlbench.registry import DuplicateName, Registry
+from tlbench.contract.errors import UserError
+from tlbench.plugins.host import notify
+from tlbench.plugins.loading import plugin_manager
+from tlbench.plugins.registry import DuplicateName, Registry
 
 WRAPPER = '''
 import tlbench
@@ -185,7 +186,7 @@ def tlbench_datasets():
 
 
 def test_an_undeclared_modality_is_one_line_naming_the_plugin_and_a_declared_one_works(cli, module, write_suite):
-    from tlbench import modality
+    from tlbench.modalities import modality
     name = module("typo_modality", TYPO_MODALITY)
     suite = write_suite(TINY.replace('plugin = "digits"', 'plugin = "digits_typo"'))
     result = cli("run", suite, "--plugin", name, "--dry-run")

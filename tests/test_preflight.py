@@ -8,8 +8,8 @@ from PIL import Image
 
 from tlbench.builtins.backbones import mobilenet, timm as timm_backbone, transformers as hf_backbone
 from tlbench.builtins.datasets import imagefolder, text_sets, textfile, torchvision_sets
-from tlbench.errors import UserError
-from tlbench.plugins import load_registry
+from tlbench.contract.errors import UserError
+from tlbench.plugins.host import load_registry
 
 
 def test_every_builtin_dataset_and_backbone_has_a_check():

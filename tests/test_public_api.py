@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 import tlbench
-from tlbench import backbone, context, hookspecs, image, records
+from tlbench.contract import backbone
+from tlbench.train import context
+from tlbench.plugins import hookspecs, records
+from tlbench.modalities import image
 
 ROOT = Path(__file__).parent.parent
 PUBLIC = {name: getattr(tlbench, name) for name in tlbench.__all__}
@@ -103,9 +106,10 @@ def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names
     used = set(re.findall(r"\btlbench\.([A-Za-z_]\w*)\b(?!\.\w)", source))
     used = {name for name in used if importlib.util.find_spec(f"tlbench.{name}") is None}  # not submodules
     assert {"Session", "ExecutorPlugin", "Options"} <= used and sorted(used - set(tlbench.__all__)) == []
-    imported = re.findall(r"^from tlbench\.(\w+) import", source, flags=re.M)
-    assert set(imported) <= {"modality", "worker", "executors", "strategies"}  # documented public modules
-    from tlbench import modality
+    imported = re.findall(r"^from tlbench\.([\w.]+) import", source, flags=re.M)
+    assert set(imported) <= {"modalities.modality", "run.worker", "plugins.executors",
+                             "train.strategies"}  # documented public modules
+    from tlbench.modalities import modality
     result = cli("run", write_suite(ONE_CELL), "--plugin", "helpers.outside_plugin", "--executor", "serial",
                  "--no-report")
     assert result.exit_code == 0, result.output

@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from tlbench.features import Features
-from tlbench.plugins import plugin_manager
-from tlbench.rank import (META_KEY, collect_scorers, rank_backbones, store_scores,
+from tlbench.train.features import Features
+from tlbench.plugins.loading import plugin_manager
+from tlbench.run.rank import (META_KEY, collect_scorers, rank_backbones, store_scores,
                           transferability_entries)
-from tlbench.registry import Registry
-from tlbench.store import Store
-from tlbench.suite import load_suite
+from tlbench.plugins.registry import Registry
+from tlbench.run.store import Store
+from tlbench.plan.suite import load_suite
 
 SUITE = """
 [suite]

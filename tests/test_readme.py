@@ -3,8 +3,8 @@ import ast
 import re
 from pathlib import Path
 
-from tlbench.plugins import plugin_manager
-from tlbench.registry import Registry
+from tlbench.plugins.loading import plugin_manager
+from tlbench.plugins.registry import Registry
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tlbench import evidence
-from tlbench.errors import UserError
-from tlbench.results import CellRecord, Cost, columns, flatten
-from tlbench.store import Store
+from tlbench.contract import evidence
+from tlbench.contract.errors import UserError
+from tlbench.contract.results import CellRecord, Cost, columns, flatten
+from tlbench.run.store import Store
 
 
 def test_evidence_round_trips_compactly_and_pairs_by_index():
@@ -99,9 +99,9 @@ def test_dict_access_still_reads_but_warns():
 def test_the_label_budget_cuts_validation_unless_told_full():
     from types import SimpleNamespace
 
-    from tlbench.cells import TrainOptions
-    from tlbench.records import Split
-    from tlbench.worker import budgeted_splits
+    from tlbench.contract.cells import TrainOptions
+    from tlbench.contract.values import Split
+    from tlbench.run.worker import budgeted_splits
 
     labels = torch.arange(200) % 4
     splits = {name: Split(torch.zeros(200, 1), labels) for name in ("train", "val", "test")}
@@ -118,8 +118,8 @@ def test_the_label_budget_cuts_validation_unless_told_full():
 
 
 def test_duplicates_are_counted_and_cross_split_copies_dropped_from_train_and_val():
-    from tlbench.data import deduplicate
-    from tlbench.records import Split
+    from tlbench.train.data import deduplicate
+    from tlbench.contract.values import Split
 
     def split(texts, labels):
         return Split(list(texts), torch.tensor(labels))
@@ -144,7 +144,7 @@ def test_a_duplicated_text_file_warns_with_the_counts_and_no_test_text_is_traine
     import csv
 
     from tlbench.builtins.datasets.textfile import TextFileOptions, load_textfile
-    from tlbench.data import prepare
+    from tlbench.train.data import prepare
 
     rows = [("text", "label")] + [(f"message {i % 30}", "spam" if i % 2 else "ham") for i in range(120)]
     data = tmp_path / "dups.csv"

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tlbench.stats import holm
+from tlbench.analysis.stats import holm
 
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 from tlbench.report import apply_filters, write_report
 from tlbench.report import data as D
 from tlbench.report import tables as T
@@ -27,7 +27,7 @@ from tlbench.report.sections.accuracy import accuracy_table
 from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report.sections.ranks import rank_table
 from tlbench.report.style import order_strategies, strategy_color
-from tlbench.selection import summarize
+from tlbench.analysis.selection import summarize
 
 NAN = math.nan
 LR1, LR2 = json.dumps({"lr": 0.1}), json.dumps({"lr": 0.01})

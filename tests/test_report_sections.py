@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from test_report import META, rec
-from tlbench.errors import UserError
-from tlbench.evidence import SplitEvidence
+from tlbench.contract.errors import UserError
+from tlbench.contract.evidence import SplitEvidence
 from tlbench.report import ReportOptions, report_input, write_report
 from tlbench.report import data as D
 from tlbench.report import tables as T

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tlbench.evidence import SplitEvidence
+from tlbench.contract.evidence import SplitEvidence
 from tlbench.report import report_input
 from tlbench.report import data as D
 from tlbench.report import tables as T
 from tlbench.report.sections import all_sections, build_sections
 from tlbench.report.sections.verdicts import verdict_lines
-from tlbench.selection import summarize
+from tlbench.analysis.selection import summarize
 
 N = 300
 META = {"suite_name": "stats", "suite_toml": "", "environment": {}}

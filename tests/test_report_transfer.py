@@ -10,7 +10,7 @@ import pytest
 
 from tlbench.report import write_report
 from tlbench.report import transfer as TR
-from tlbench.store import Store
+from tlbench.run.store import Store
 
 META = {"suite_name": "t", "suite_toml": "", "environment": {}}
 ACC = {  # label fraction 1.0: linear_probe rises b1 < b2 < b3, finetune falls
@@ -105,7 +105,7 @@ def test_scores_read_from_the_store(tmp_path):
 
 def _section(df, scores, directory):
     from tlbench.report import data as D
-    from tlbench.selection import summarize
+    from tlbench.analysis.selection import summarize
     df = D.prepare(df)
     return TR.transfer_section(df, summarize(D.select(df)), scores, directory)
 
@@ -154,9 +154,9 @@ def test_run_scores_the_features_it_extracted(write_suite, cli):
 
 def test_rank_leaves_pairs_without_features_unscored(tmp_path):
     from test_rank import SUITE
-    from tlbench.plugins import load_registry
-    from tlbench.rank import rank_backbones
-    from tlbench.suite import load_suite
+    from tlbench.plugins.host import load_registry
+    from tlbench.run.rank import rank_backbones
+    from tlbench.plan.suite import load_suite
 
     (tmp_path / "s.toml").write_text(SUITE)
     registry = load_registry()

@@ -101,7 +101,7 @@ def sigterm():
 
 @pytest.mark.parametrize("stop", [ctrl_c, sigterm])
 def test_interrupt_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatch, stop):
-    from tlbench import worker
+    from tlbench.run import worker
     path = write_suite()
     original, calls = worker.Worker.run, []
 
@@ -121,9 +121,9 @@ def test_interrupt_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatc
 
 
 def test_cell_ids_are_stable_and_depend_on_config(write_suite):
-    from tlbench.plugins import plugin_manager
-    from tlbench.registry import Registry
-    from tlbench.suite import load_suite
+    from tlbench.plugins.loading import plugin_manager
+    from tlbench.plugins.registry import Registry
+    from tlbench.plan.suite import load_suite
     registry = Registry.collect(plugin_manager()[0])
     a = load_suite(write_suite(), registry)
     b = load_suite(write_suite(), registry)
@@ -135,9 +135,9 @@ def test_cell_ids_are_stable_and_depend_on_config(write_suite):
 
 
 def test_default_grid_applies_when_the_suite_leaves_an_option_out(write_suite):
-    from tlbench.plugins import plugin_manager
-    from tlbench.registry import Registry
-    from tlbench.suite import load_suite
+    from tlbench.plugins.loading import plugin_manager
+    from tlbench.plugins.registry import Registry
+    from tlbench.plan.suite import load_suite
     registry = Registry.collect(plugin_manager()[0])
     suite = load_suite(write_suite(TINY.replace("lr = 3e-3\n", "")), registry)
     lrs = {c.strategy.options.lr for c in suite.cells if c.strategy.plugin == "finetune"}

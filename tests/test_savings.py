@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tlbench.evidence import SplitEvidence
-from tlbench.results import CellRecord, flatten
-from tlbench.savings import (AT_OR_BELOW, BEYOND, REACHED, compute_to_accuracy, first_reach, fmt_ratio,
+from tlbench.contract.evidence import SplitEvidence
+from tlbench.contract.results import CellRecord, flatten
+from tlbench.analysis.savings import (AT_OR_BELOW, BEYOND, REACHED, compute_to_accuracy, first_reach, fmt_ratio,
                              label_savings, reach, sentence)
 
 # ---------------------------------------------------------------------------- reach

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from tlbench import scores as S
-from tlbench.plugins import plugin_manager
+from tlbench.analysis import scores as S
+from tlbench.plugins.loading import plugin_manager
 
 
 def _reference_input():

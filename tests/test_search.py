@@ -7,13 +7,13 @@ import random
 import pytest
 from test_executors import ray_cluster  # noqa: F401 (the module's Ray instance, for the ray executor)
 
-from tlbench import worker
-from tlbench.plugins import load_registry
-from tlbench.results import CellRecord
-from tlbench.search import GroupSearch, brackets, groups
-from tlbench.space import LogUniform, SearchOptions
-from tlbench.store import Store
-from tlbench.suite import parse_suite
+from tlbench.run import worker
+from tlbench.plugins.host import load_registry
+from tlbench.contract.results import CellRecord
+from tlbench.run.search import GroupSearch, brackets, groups
+from tlbench.contract.space import LogUniform, SearchOptions
+from tlbench.run.store import Store
+from tlbench.plan.suite import parse_suite
 
 REAL_RUN = worker.Worker.run
 
@@ -174,7 +174,7 @@ def test_readme_states_each_declared_space():
     """The README's table of declared spaces is the strategies' ``space``, bound for bound."""
     import re
     from pathlib import Path
-    from tlbench.space import LogUniform, Uniform
+    from tlbench.contract.space import LogUniform, Uniform
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme.split("### Tuning search: `[search]`", 1)[1].split("\n- ", 1)[0]
     registry, stated = load_registry(()), {}

@@ -1,5 +1,5 @@
-"""The statistics (tlbench.stats) against a known truth, simulated with the seed-to-seed spread
-real runs have (tlbench.simulate): coverage of the 95% interval, false "told apart" verdicts in
+"""The statistics (tlbench.analysis.stats) against a known truth, simulated with the seed-to-seed spread
+real runs have (tlbench.analysis.simulate): coverage of the 95% interval, false "told apart" verdicts in
 rows of equal strategies, power, ties, too few seeds, and the aggregates across tasks."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from tlbench import stats as S
-from tlbench.simulate import correct_matrix
+from tlbench.analysis import stats as S
+from tlbench.analysis.simulate import correct_matrix
 
 NAMES = "abcd"
 

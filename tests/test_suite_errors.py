@@ -71,8 +71,8 @@ def test_duplicate_plugin_names_name_both_sources(write_suite, cli):
 
 @pytest.mark.parametrize("path", sorted(Path(__file__).parent.parent.glob("suites/*.toml")), ids=lambda p: p.stem)
 def test_every_shipped_suite_loads_and_expands(path):
-    from tlbench.plugins import load_registry
-    from tlbench.suite import load_suite
+    from tlbench.plugins.host import load_registry
+    from tlbench.plan.suite import load_suite
     suite = load_suite(path, load_registry(()))
     runnable = [cell for cell in suite.cells if not cell.skip_reason]
     assert runnable, f"{path.name}: no cell would run"

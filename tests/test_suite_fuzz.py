@@ -157,7 +157,7 @@ def check(result) -> None:
 @pytest.fixture
 def fast_plugins(monkeypatch):
     """The default plugin set loaded once (entry points are read each call otherwise)."""
-    from tlbench.host import Host
+    from tlbench.plugins.host import Host
     real = Host.load
     cached = functools.lru_cache(maxsize=1)(lambda: real((), strict=False))
     monkeypatch.setattr(Host, "load", staticmethod(

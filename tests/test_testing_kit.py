@@ -11,17 +11,18 @@ from test_executors import ray_cluster  # noqa: F401 (the module's Ray instance,
 from torch import nn
 
 import tlbench
-from tlbench import scores, testing
+from tlbench.analysis import scores
+from tlbench import testing
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.datasets import digits
 from tlbench.builtins.executors import inprocess
 from tlbench.builtins.strategies import finetune
-from tlbench.executors import Retry
-from tlbench.plugins import plugin_manager
-from tlbench.registry import KINDS, Registry
+from tlbench.plugins.executors import Retry
+from tlbench.plugins.loading import plugin_manager
+from tlbench.plugins.registry import KINDS, Registry
 from tlbench.testing import (check_backbone_plugin, check_dataset_plugin, check_executor_plugin,
                              check_scorer_plugin, check_strategy_plugin, parametrize_plugin_checks, plugin_checks)
-from tlbench.worker import run_cell
+from tlbench.run.worker import run_cell
 
 PM, INFOS = plugin_manager()
 REGISTRY = Registry.collect(PM)

@@ -9,8 +9,8 @@ import tlbench
 from tlbench.builtins.backbones import transformers as tf
 from tlbench.builtins.datasets import textfile
 from tlbench.builtins.strategies import dann, finetune, linear_probe, lora, partial_finetune, scratch
-from tlbench.errors import UserError
-from tlbench.text import TextBackbone, Tokenize, TruncationWarning
+from tlbench.contract.errors import UserError
+from tlbench.modalities.text import TextBackbone, Tokenize, TruncationWarning
 
 from helpers import text_cells
 

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from tlbench import data as data_mod
+from tlbench.train import data as data_mod
 from tlbench.builtins.datasets import text_sets, textfile
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 from helpers import text_cells
 

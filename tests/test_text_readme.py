@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tlbench import data as data_mod
+from tlbench.train import data as data_mod
 from tlbench.builtins.backbones import transformers as tf
 from tlbench.builtins.strategies import linear_probe
-from tlbench.plugins import plugin_manager
-from tlbench.registry import Registry
+from tlbench.plugins.loading import plugin_manager
+from tlbench.plugins.registry import Registry
 
 from helpers import text_cells
 

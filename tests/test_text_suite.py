@@ -5,7 +5,7 @@ import csv
 
 import pytest
 
-from tlbench.text import Tokenize
+from tlbench.modalities.text import Tokenize
 
 from helpers import text_cells
 

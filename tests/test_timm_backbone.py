@@ -6,10 +6,10 @@ import torch
 from safetensors.torch import save_file
 
 import tlbench
-from tlbench.backbone import Backbone
+from tlbench.contract.backbone import Backbone
 from tlbench.builtins.backbones import timm as plugin
 from tlbench.builtins.backbones.timm import TimmOptions, build, load_efficientnet_lite
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 
 def uint8_images(n=2, size=(20, 30), channels=3):

@@ -9,11 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from tlbench import engine
+from tlbench.train import engine
 from tlbench.builtins.strategies import finetune, partial_finetune
-from tlbench.cells import TrainOptions
-from tlbench.records import Split
-from tlbench.step import ClassificationStep, StepOutput, TrainStep
+from tlbench.contract.cells import TrainOptions
+from tlbench.contract.values import Split
+from tlbench.contract.step import ClassificationStep, StepOutput, TrainStep
 from tlbench.testing import tiny_context
 
 
@@ -253,7 +253,7 @@ def test_without_a_selection_split_batch_norm_is_recalibrated_once_after_trainin
 
 
 def test_recalibration_leaves_frozen_batch_norm_alone():
-    from tlbench.strategies import FrozenNormStats, batch_norms
+    from tlbench.train.strategies import FrozenNormStats, batch_norms
     ctx = context()
     model = ctx.classifier()
     frozen = batch_norms(model.backbone)[:1]

@@ -11,8 +11,8 @@ from tlbench.builtins.backbones import mobilenet
 from tlbench.builtins.backbones.mobilenet import MobileNetV2Options
 from tlbench.builtins.backbones.timm import TimmOptions, split_classifier
 from tlbench.builtins.backbones.timm import build as build_timm
-from tlbench.context import count_params
-from tlbench.errors import UserError
+from tlbench.train.context import count_params
+from tlbench.contract.errors import UserError
 
 skimage_data = pytest.importorskip("skimage.data")
 

@@ -9,11 +9,11 @@ import pydantic
 import pytest
 import torch
 
-from tlbench.assets import load_array_pickle
+from tlbench.contract.assets import load_array_pickle
 from tlbench.builtins.datasets import animals, lfw_faces, mnist, mnist2digits
 from tlbench.builtins.datasets.mnist2digits import fit_to_frame
 from tlbench.builtins.datasets.sampling import per_class_index
-from tlbench.data import prepare
+from tlbench.train.data import prepare
 
 
 def counts(split):

@@ -11,12 +11,13 @@ from helpers.toy_cells import ToyShiftOptions, make_ctx
 from helpers.toy_cells import load as load_toy_shift
 
 from tlbench.builtins.backbones import tiny_cnn
-from tlbench.plugins import load_registry
-from tlbench.results import CellRecord
-from tlbench.runner import Session, RunResult
-from tlbench.store import Store
-from tlbench.suite import load_suite
-from tlbench.worker import CellSpec, run_cell
+from tlbench.plugins.host import load_registry
+from tlbench.contract.results import CellRecord
+from tlbench.run.runner import Session, RunResult
+from tlbench.run.store import Store
+from tlbench.plan.suite import load_suite
+from tlbench.contract.session import CellSpec
+from tlbench.run.worker import run_cell
 
 TINY_CNN = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
@@ -96,7 +97,7 @@ def test_the_session_hands_out_a_workers_group_first_and_skips_cells_held_elsewh
     store = Store(tmp_path / "store")
     other = suite.cells[0]
     assert store.claim(other.id, "another run", 60)
-    from tlbench.plugins import plugin_manager
+    from tlbench.plugins.loading import plugin_manager
     result = RunResult()
     with Session(suite, suite.cells, registry, store, plugin_manager()[0], (), False, lambda *a: None,
                  result) as session:
@@ -150,8 +151,8 @@ def test_labelled_takes_the_cells_label_budget_of_a_split():
 
 @pytest.mark.parametrize("drop_last, sizes", [(False, [64, 64, 22]), (True, [64, 64])])
 def test_batches_keep_or_drop_the_short_last_batch(drop_last, sizes):
-    from tlbench.engine import batches
-    from tlbench.records import Split
+    from tlbench.train.engine import batches
+    from tlbench.contract.values import Split
     split = Split(torch.zeros(150, 1), torch.zeros(150, dtype=torch.long))
     assert [len(y) for _, y in batches(split, 64, drop_last=drop_last)] == sizes
 
@@ -161,7 +162,7 @@ def test_precise_bn_recomputes_running_statistics_from_the_final_weights():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4), torch.nn.BatchNorm1d(4))
     model[2].running_mean.fill_(100.0)  # stale statistics, as after a short schedule
     inputs = ctx.data["train"].inputs[:400].float()
-    from tlbench.records import Split
+    from tlbench.contract.values import Split
     ctx.data["probe"] = Split(inputs, ctx.data["train"].labels[:400])
     model.eval()
     ctx.recalibrate_batch_norm(model, "probe")

@@ -12,19 +12,19 @@ hookimpl = pluggy.HookimplMarker("tlbench")
 
 #: public name -> the module that defines it
 _LAZY = {
-    "Backbone": "tlbench.backbone", "Classifier": "tlbench.backbone",
-    "Cell": "tlbench.cells", "TrainOptions": "tlbench.cells",
-    "CellContext": "tlbench.context", "Features": "tlbench.context",
-    "Diverged": "tlbench.errors", "UserError": "tlbench.errors",
-    "SplitEvidence": "tlbench.evidence",
-    "Session": "tlbench.session",
-    "ImageBackbone": "tlbench.image",
-    "Modality": "tlbench.modality",
-    **{name: "tlbench.records" for name in ("BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
+    "Backbone": "tlbench.contract.backbone", "Classifier": "tlbench.contract.backbone",
+    "Cell": "tlbench.contract.cells", "TrainOptions": "tlbench.contract.cells",
+    "CellContext": "tlbench.train.context", "Features": "tlbench.train.context",
+    "Diverged": "tlbench.contract.errors", "UserError": "tlbench.contract.errors",
+    "SplitEvidence": "tlbench.contract.evidence",
+    "Session": "tlbench.contract.session",
+    "ImageBackbone": "tlbench.modalities.image",
+    "Modality": "tlbench.modalities.modality",
+    **{name: "tlbench.plugins.records" for name in ("BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
                                             "ScorerPlugin", "StrategyPlugin")},
-    **{name: "tlbench.values" for name in ("LoadedDataset", "Options", "Outcome", "Role", "Split")},
-    "CellRecord": "tlbench.results", "Cost": "tlbench.results",
-    "ClassificationStep": "tlbench.step", "StepOutput": "tlbench.step", "TrainStep": "tlbench.step",
+    **{name: "tlbench.contract.values" for name in ("LoadedDataset", "Options", "Outcome", "Role", "Split")},
+    "CellRecord": "tlbench.contract.results", "Cost": "tlbench.contract.results",
+    "ClassificationStep": "tlbench.contract.step", "StepOutput": "tlbench.contract.step", "TrainStep": "tlbench.contract.step",
 }
 
 __all__ = ["hookimpl", "__version__", *sorted(_LAZY)]

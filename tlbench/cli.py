@@ -21,12 +21,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tlbench.errors import UserError, one_line_warnings
-from tlbench.registry import KINDS, DuplicateName, Registry
+from tlbench.contract.errors import UserError, one_line_warnings
+from tlbench.plugins.registry import KINDS, DuplicateName, Registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tlbench.host import Host
-    from tlbench.listing import PluginEntry
+    from tlbench.plugins.host import Host
+    from tlbench.plugins.listing import PluginEntry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
            "scorers": "scorer"}
@@ -45,7 +45,7 @@ def _load_plugins_quietly(plugins: tuple[str, ...], strict: bool) -> tuple[Host,
     """The plugins' host, its registry and the warnings of the plugins that failed (not shown yet)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        from tlbench.host import Host  # here, as every import of a command: tlbench --help stays quick
+        from tlbench.plugins.host import Host  # here, as every import of a command: tlbench --help stays quick
         host = Host.load(plugins, strict=strict)
         try:
             registry = host.registry
@@ -64,7 +64,7 @@ def _parse_filters(ctx, param, items) -> dict[str, list[str]]:
     parsed = {}
     for item in items:
         key, sep, values = item.partition("=")
-        from tlbench.suite import FILTER_KEYS
+        from tlbench.plan.suite import FILTER_KEYS
         if not sep or key not in FILTER_KEYS:
             raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of {', '.join(FILTER_KEYS)}")
         parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
@@ -78,7 +78,7 @@ def filter_option(verb: str):
 
 
 def _max_time(ctx, param, value: str | None) -> float | None:
-    from tlbench.estimate import parse_duration
+    from tlbench.run.estimate import parse_duration
     return parse_duration(value) if value is not None else None
 
 
@@ -109,7 +109,7 @@ class Main(click.Group):
 def _fault(exc: Exception) -> str | None:
     """The one line of a fault outside the user's input (a results folder that is full or turned
     read-only), or None for any other error (a bug: its traceback is shown)."""
-    from tlbench.store import RESUME, StoreFault
+    from tlbench.run.store import RESUME, StoreFault
     if isinstance(exc, StoreFault):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO):
@@ -145,12 +145,12 @@ def main():
 def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, max_time, filters, plugins,
         strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
-    from tlbench.preflight import preflight
-    from tlbench.runner import run_suite
-    from tlbench.search import outline as search_outline
-    from tlbench.search import run_search
-    from tlbench.store import Store
-    from tlbench.suite import load_suite
+    from tlbench.plan.preflight import preflight
+    from tlbench.run.runner import run_suite
+    from tlbench.run.search import outline as search_outline
+    from tlbench.run.search import run_search
+    from tlbench.run.store import Store
+    from tlbench.plan.suite import load_suite
 
     host, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
@@ -232,7 +232,7 @@ def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tupl
     or ``--executor NAME`` (its options start from its defaults) and ``--executor-option``s."""
     import tomllib
 
-    from tlbench.executors import executor_options
+    from tlbench.plugins.executors import executor_options
     chosen = name or suite.options.executor
     options = dict(suite.executor_options) if chosen == suite.options.executor else {}
     for item in items:
@@ -250,9 +250,9 @@ def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tupl
 def _predict(suite, cells, executor_config: dict):
     """The cells' predicted cost on the device the executor would use, from every results store
     under the suite's output folder."""
-    from tlbench import engine
-    from tlbench.estimate import estimate, history
-    from tlbench.worker import device_label
+    from tlbench.train import engine
+    from tlbench.run.estimate import estimate, history
+    from tlbench.run.worker import device_label
 
     name = executor_config.get("device") or (executor_config.get("devices") or ["auto"])[0]
     return estimate(cells, history(Path(suite.options.output)), device_label(engine.resolve_device(name)))
@@ -260,7 +260,7 @@ def _predict(suite, cells, executor_config: dict):
 
 def _check_max_time(limit: float, predicted, store) -> None:
     """Refuse (UserError, nothing started or written) a run predicted to take longer than ``limit``."""
-    from tlbench.estimate import duration
+    from tlbench.run.estimate import duration
     if predicted is None or not predicted.estimated:
         err.print("warning: --max-time: no earlier run on this kind of device to predict from; running anyway",
                   markup=False)
@@ -277,11 +277,11 @@ def _interrupt(signum, frame):
 
 
 class _Progress:
-    """A bar with cells done / total, the current cell and an ETA (:class:`tlbench.eta.Eta` over
+    """A bar with cells done / total, the current cell and an ETA (:class:`tlbench.run.eta.Eta` over
     ``cells``, the cells to run where known in advance); one line per finished cell."""
 
     def __init__(self, total: int, cells=None):
-        from tlbench.eta import Eta
+        from tlbench.run.eta import Eta
         self.total, self.done = total, 0
         self.eta = Eta(total, None if cells is None else [_cost_group(c) for c in cells])
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -333,7 +333,7 @@ def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
 
 
 def _print_summary(store) -> None:
-    from tlbench.store import summary_table
+    from tlbench.run.store import summary_table
     evidence = store.evidence()
     table = summary_table(store.frame(), evidence)
     if table.empty:
@@ -355,9 +355,9 @@ def _print_summary(store) -> None:
 
 
 def _score_run(plugins, suite, registry, store) -> None:
-    """The transferability scores of the features the run extracted (tlbench.rank.score_run), so
+    """The transferability scores of the features the run extracted (tlbench.run.rank.score_run), so
     the report has them without ``tlbench rank``; a failure here is a warning, never the run's."""
-    from tlbench.rank import collect_scorers, score_run
+    from tlbench.run.rank import collect_scorers, score_run
     scorers = collect_scorers(plugins)
     if not scorers:
         return
@@ -389,10 +389,10 @@ def _report(store, directory: Path, filters=None, options=None) -> Path | None:
 @strict_option
 def rank(suite_file, output, device, plugins, strict_plugins):
     """Rank the backbones of SUITE_FILE per dataset by transferability scores, before any fine-tuning."""
-    from tlbench.preflight import preflight
-    from tlbench.rank import rank_backbones, rich_tables, store_scores, transferability_entries, worker_features
-    from tlbench.store import Store
-    from tlbench.suite import load_suite
+    from tlbench.plan.preflight import preflight
+    from tlbench.run.rank import rank_backbones, rich_tables, store_scores, transferability_entries, worker_features
+    from tlbench.run.store import Store
+    from tlbench.plan.suite import load_suite
 
     host, _, registry = _load_plugins(plugins, strict_plugins)
     suite = load_suite(suite_file, registry, output)
@@ -441,9 +441,9 @@ def list_(kind, refresh, plugins, strict_plugins):
 
 
 def _listing(plugins: tuple[str, ...], strict: bool, refresh: bool) -> list[PluginEntry]:
-    """What ``tlbench list`` shows: the cached listing (tlbench.listing), else (a miss, or
+    """What ``tlbench list`` shows: the cached listing (tlbench.plugins.listing), else (a miss, or
     ``refresh``) the loaded plugins' (torch imported), cached unless a plugin failed to load."""
-    from tlbench import listing
+    from tlbench.plugins import listing
     key = listing.cache_key(plugins)
     entries = None if refresh else listing.load(key)
     if entries is None:
@@ -486,7 +486,7 @@ def plugins(plugins, strict_plugins):
 def report(results_dir, filters, baseline, reach):
     """Rebuild tables, figures and report.html from the stored results alone."""
     from tlbench.report import ReportOptions
-    from tlbench.store import Store
+    from tlbench.run.store import Store
     if not (results_dir / "tlbench.sqlite").is_file():
         raise UserError(f"{results_dir}: no results here (no tlbench.sqlite); run `tlbench run SUITE` first "
                         "or give the folder results/<suite name>")

@@ -13,7 +13,7 @@ or get one pytest test per (plugin, check), with ids like ``digits-deterministic
     def test_conformance(record, check):
         check(record)
 
-What is checked (the contracts of ``tlbench/hookspecs.py``):
+What is checked (the contracts of ``tlbench/plugins/hookspecs.py``):
 
 * every plugin: every option has a description, and the defaults (with the ``options`` given for
   required fields) validate;
@@ -67,15 +67,16 @@ from pydantic import BaseModel, Field
 from torch import nn
 
 import tlbench
-from tlbench import data as data_mod
-from tlbench import engine
-from tlbench.backbone import Backbone
-from tlbench.context import CellContext, Features
-from tlbench.executors import thread_env
-from tlbench.modality import get as get_modality
-from tlbench.records import (BackbonePlugin, DatasetPlugin, ExecutorPlugin, LoadedDataset, Options, Outcome,
-                             ScorerPlugin, Split, StrategyPlugin)
-from tlbench.strategies import seed_everything
+from tlbench.train import data as data_mod
+from tlbench.train import engine
+from tlbench.contract.backbone import Backbone
+from tlbench.train.context import CellContext, Features
+from tlbench.plugins.executors import thread_env
+from tlbench.modalities.modality import get as get_modality
+from tlbench.plugins.records import (BackbonePlugin, DatasetPlugin, ExecutorPlugin, ScorerPlugin,
+                                     StrategyPlugin)
+from tlbench.contract.values import LoadedDataset, Options, Outcome, Split
+from tlbench.train.strategies import seed_everything
 
 __all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_executor_plugin", "check_scorer_plugin",
            "check_strategy_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data", "tiny_context",
@@ -227,7 +228,7 @@ def check_extract_shape(record: BackbonePlugin, options: BaseModel) -> None:
     assert isinstance(model.feature_dim, int) and model.feature_dim > 0, "feature_dim must be a positive int"
     assert model.modality == record.modality, \
         f"the built backbone's modality is {model.modality!r}, its record's {record.modality!r} (set the class " \
-        "attribute modality, or subclass tlbench.ImageBackbone / tlbench.text.TextBackbone)"
+        "attribute modality, or subclass tlbench.ImageBackbone / tlbench.modalities.text.TextBackbone)"
     batch = raw_inputs(record.modality, 2, getattr(model, "input_size", 32) or 32)
     if record.encoder is not None:
         batch = record.encoder(options)(batch)
@@ -278,7 +279,7 @@ def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) 
 
 
 def _features_cache(splits: dict[str, Split], eval_batch_size: int):
-    from tlbench.worker import extract_features  # the core's own extraction (with source logits)
+    from tlbench.run.worker import extract_features  # the core's own extraction (with source logits)
 
     cache: dict[str, Features] = {}
 
@@ -296,8 +297,8 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
     backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
     from tlbench.builtins.backbones import tiny_cnn
-    from tlbench.cells import Cell, Entry, TrainOptions
-    from tlbench.worker import new_context
+    from tlbench.contract.cells import Cell, Entry, TrainOptions
+    from tlbench.run.worker import new_context
 
     loaded = loaded or tiny_digits(target=target)
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
@@ -328,7 +329,7 @@ def _run(record: StrategyPlugin, options: BaseModel, seed: int = 0, poison: bool
 
 def check_logits_for_eval_splits(record: StrategyPlugin, options: BaseModel) -> None:
     """An Outcome with finite ``(N, num_classes)`` logits for exactly ``ctx.eval_splits``."""
-    from tlbench.records import Outcome
+    from tlbench.contract.values import Outcome
 
     ctx, outcome = _run(record, options)
     assert isinstance(outcome, Outcome), f"run returned {type(outcome).__name__}, not tlbench.Outcome"
@@ -428,9 +429,9 @@ def tlbench_strategies() -> list[StrategyPlugin]:
 
 def _specs(text: str, plugins: tuple[str, ...] = ()) -> list:
     """The cell specs of the suite ``text`` (no results folder: nothing persisted)."""
-    from tlbench.plugins import load_registry
-    from tlbench.suite import parse_suite
-    from tlbench.worker import CellSpec
+    from tlbench.plugins.host import load_registry
+    from tlbench.plan.suite import parse_suite
+    from tlbench.contract.session import CellSpec
 
     suite = parse_suite(text, "kit.toml", load_registry(plugins))
     return [CellSpec("kit.toml", text, cell.id, plugins, "", cell.group) for cell in suite.cells]
@@ -467,7 +468,7 @@ class _Session:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """One torch thread here and in the processes started meanwhile (:data:`tlbench.executors.THREAD_ENV`)."""
+    """One torch thread here and in the processes started meanwhile (:data:`tlbench.plugins.executors.THREAD_ENV`)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -548,7 +549,7 @@ def check_dead_worker_retried_once(record: ExecutorPlugin, options: BaseModel) -
         return
     assert len(pids) == 2 and len(set(pids)) == 2, \
         f"the cell whose worker died ran {len(pids)} time(s) in {len(set(pids))} process(es); expected twice, " \
-        "the second time on a fresh worker (tlbench.executors.Retry)"
+        "the second time on a fresh worker (tlbench.plugins.executors.Retry)"
     assert doomed in session.failures, \
         "the cell whose worker died twice was not recorded with session.failed(spec, reason)"
 

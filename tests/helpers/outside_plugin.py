@@ -2,8 +2,8 @@
 import torch
 
 import tlbench
-from tlbench.modality import Modality, register
-from tlbench.worker import run_cell
+from tlbench.modalities.modality import Modality, register
+from tlbench.run.worker import run_cell
 
 register(Modality("tabular", "a float32 N×F tensor of features", lambda n, size: torch.zeros(n, size),
                   lambda backbone, source, target: backbone.extract(torch.cat([source, target]))))

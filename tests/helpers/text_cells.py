@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 import tlbench
-from tlbench import data as data_mod
-from tlbench import engine
-from tlbench.context import CellContext, Features, count_params
-from tlbench.suite import TrainOptions
+from tlbench.train import data as data_mod
+from tlbench.train import engine
+from tlbench.train.context import CellContext, Features, count_params
+from tlbench.contract.cells import TrainOptions
 
 GOOD = ["good", "great", "lovely", "superb", "fine", "happy", "excellent", "nice"]
 BAD = ["bad", "awful", "poor", "terrible", "sad", "boring", "ugly", "worse"]

@@ -9,10 +9,10 @@ import torch
 from pydantic import Field
 
 import tlbench
-from tlbench import data as data_mod
+from tlbench.train import data as data_mod
 from tlbench.builtins.datasets import digits
-from tlbench.context import CellContext
-from tlbench.suite import TrainOptions
+from tlbench.train.context import CellContext
+from tlbench.contract.cells import TrainOptions
 
 
 class ToyShiftOptions(tlbench.Options):

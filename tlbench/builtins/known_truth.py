@@ -3,14 +3,14 @@
 They let the statistics be checked end to end, through ``tlbench run``, the store and the
 report's own loaders (``bench/known_truth.py``): each ``simulated`` strategy has a true accuracy,
 a seed-to-seed spread and a per-example agreement that the suite sets, and is right on exactly
-the test examples :func:`tlbench.simulate.cell_correct` says. Rows of equal strategies then show
+the test examples :func:`tlbench.analysis.simulate.cell_correct` says. Rows of equal strategies then show
 how often the report tells equal strategies apart (false alarms), and how often its intervals
 cover the truth.
 
 **How the strategy knows its row, and the answers, without reading a label.** Each example of
 ``known_truth`` is a tiny uint8 image (3 × 4 × 4) whose bytes *are* its identity: a magic
 ``KT``, the split, the example's position in its split, the split's size, its label and the
-64-bit digest of the dataset's ``row`` (:func:`tlbench.simulate.row_digest`). The dataset is
+64-bit digest of the dataset's ``row`` (:func:`tlbench.analysis.simulate.row_digest`). The dataset is
 thus perfectly separable, and ``simulated`` reads its inputs — as any model does — never a
 label: it decodes (row, split, position, label) and predicts the label where the simulation says
 "right", another class where it says "wrong". So the conformance kit's label-leak check holds,
@@ -29,9 +29,9 @@ import torch
 from pydantic import Field, StrictInt, StrictStr
 
 import tlbench
-from tlbench import simulate
-from tlbench.errors import NotApplicable
-from tlbench.preflight import nothing_to_check
+from tlbench.analysis import simulate
+from tlbench.contract.errors import NotApplicable
+from tlbench.plan.preflight import nothing_to_check
 
 MAGIC = b"KT"
 SHAPE = (3, 4, 4)  # 48 bytes; three channels so that image backbones take it as it is
@@ -51,7 +51,7 @@ class KnownTruthOptions(tlbench.Options):
 def encode(row_id: int, split: str, labels: np.ndarray) -> torch.Tensor:
     """The inputs of one split: example ``i`` is a uint8 ``3 × 4 × 4`` image whose first bytes
     are ``KT``, the split code, ``i`` and the split's size (3 bytes each, big-endian), its label
-    and ``row_id``, the row's 64-bit digest (:func:`tlbench.simulate.row_digest`)."""
+    and ``row_id``, the row's 64-bit digest (:func:`tlbench.analysis.simulate.row_digest`)."""
     n = len(labels)
     out = np.zeros((n, int(np.prod(SHAPE))), np.uint8)
     out[:, 0:2] = np.frombuffer(MAGIC, np.uint8)
@@ -106,7 +106,7 @@ class SimulatedOptions(tlbench.Options):
 
 def run(ctx: tlbench.CellContext, options: SimulatedOptions) -> tlbench.Outcome:
     """Trains nothing: for each evaluation split, right exactly where
-    :func:`tlbench.simulate.cell_correct` (row, name, seed) says, read from the inputs."""
+    :func:`tlbench.analysis.simulate.cell_correct` (row, name, seed) says, read from the inputs."""
     logits = {}
     for split in ctx.eval_splits:
         info = decode(ctx.data[split].inputs)

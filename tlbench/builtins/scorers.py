@@ -1,10 +1,10 @@
-"""The built-in transferability scorers (pure functions in :mod:`tlbench.scores`)."""
+"""The built-in transferability scorers (pure functions in :mod:`tlbench.analysis.scores`)."""
 from __future__ import annotations
 
 import numpy as np
 
 import tlbench
-from tlbench import scores
+from tlbench.analysis import scores
 
 KNN_K = 5
 

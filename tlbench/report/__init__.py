@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pandas as pd
 
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 from tlbench.report import data as D
 from tlbench.report import figures as F
 from tlbench.report import tables as T
@@ -24,10 +24,10 @@ from tlbench.report.data import apply_filters
 from tlbench.report.html import render
 from tlbench.report.sections import ReportInput, ReportOptions, build_sections
 from tlbench.report.style import order_strategies
-from tlbench.selection import summarize
+from tlbench.analysis.selection import summarize
 
 if TYPE_CHECKING:
-    from tlbench.evidence import SplitEvidence
+    from tlbench.contract.evidence import SplitEvidence
 
 __all__ = ["write_report", "apply_filters", "report_input", "ReportOptions"]
 
@@ -54,7 +54,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
     """Write figures, tables and ``report.html`` under ``out_dir/report/``; return the page.
 
     ``evidence``: the per-example evidence of the cells (``cell_id -> split -> SplitEvidence``,
-    :meth:`tlbench.store.Store.evidence`); None or empty: the sections that use it fall back to
+    :meth:`tlbench.run.store.Store.evidence`); None or empty: the sections that use it fall back to
     the per-seed numbers. ``val_curves``: each cell's validation curve during training
     (``cell_id -> CellRecord.val_curve``), for the compute-to-accuracy table. ``options``: the
     reader's choices (:class:`ReportOptions`).

@@ -1,8 +1,8 @@
 """The records frame: checks, filters, selection and the statistics every table and figure shares.
 
 Everything here works on the stored records only. Hyper-parameter variants are chosen on
-validation accuracy by :func:`tlbench.selection.select_variants`; test numbers of the chosen
-variant are then summarised over seeds by :func:`tlbench.selection.summarize`.
+validation accuracy by :func:`tlbench.analysis.selection.select_variants`; test numbers of the chosen
+variant are then summarised over seeds by :func:`tlbench.analysis.selection.summarize`.
 """
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 from tlbench.report.style import ADAPTATION, BASELINE, ORACLE, ROLES, TRANSFER
-from tlbench.selection import GROUP, select_variants
-from tlbench.suite import FILTER_KEYS
+from tlbench.analysis.selection import GROUP, select_variants
+from tlbench.plan.suite import FILTER_KEYS
 
 REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
             "status", "error", "test_acc", "val_acc"]

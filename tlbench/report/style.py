@@ -34,7 +34,7 @@ BACKBONE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "p", "h", "*"]
 KNOWN_ORDER = ["scratch", "linear_probe", "partial_finetune", "lora", "finetune", "dann",
                "target_oracle"]
 
-# Roles are declared by each strategy plugin and stored in every record (tlbench.records.Role);
+# Roles are declared by each strategy plugin and stored in every record (tlbench.contract.values.Role);
 # the report decides what is an oracle, an adaptation method or a transfer method by role only,
 # never by the label a suite gives a strategy.
 ORACLE = "oracle"

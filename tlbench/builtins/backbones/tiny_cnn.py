@@ -4,8 +4,8 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.image import ImageBackbone
-from tlbench.preflight import nothing_to_check
+from tlbench.modalities.image import ImageBackbone
+from tlbench.plan.preflight import nothing_to_check
 
 
 class TinyCNNOptions(tlbench.Options):

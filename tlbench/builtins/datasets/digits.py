@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pydantic import Field
 
 import tlbench
-from tlbench.preflight import nothing_to_check
+from tlbench.plan.preflight import nothing_to_check
 
 CLASSES = [str(i) for i in range(10)]
 

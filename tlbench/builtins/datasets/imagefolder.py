@@ -21,7 +21,7 @@ from pydantic import Field
 
 import tlbench
 from tlbench.builtins.datasets.images import IMG_EXTENSIONS, ExistingFolder, is_image_file, load_image, stack_images
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 __all__ = ["ImageFolderOptions", "check", "load", "load_folder_split", "tlbench_datasets"]
 

@@ -11,7 +11,7 @@ import torch
 from pydantic import Field
 
 import tlbench
-from tlbench.preflight import nothing_to_check
+from tlbench.plan.preflight import nothing_to_check
 from tlbench.builtins.datasets.digits import to_uint8_rgb, upsample
 
 CLASSES = ["face", "non-face"]

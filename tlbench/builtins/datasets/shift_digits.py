@@ -45,8 +45,8 @@ from pydantic import Field
 
 import tlbench
 from tlbench.builtins.datasets.digits import CLASSES, handwritten, to_uint8_rgb, upsample
-from tlbench.errors import UserError
-from tlbench.preflight import nothing_to_check
+from tlbench.contract.errors import UserError
+from tlbench.plan.preflight import nothing_to_check
 
 #: matplotlib font files that contain the ten digits (symbol-only faces excluded).
 FONT_FILES = (

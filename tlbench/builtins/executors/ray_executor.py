@@ -18,8 +18,8 @@ from typing import Any
 from pydantic import Field
 
 import tlbench
-from tlbench.errors import UserError
-from tlbench.executors import Retry, error_line, thread_values
+from tlbench.contract.errors import UserError
+from tlbench.plugins.executors import Retry, error_line, thread_values
 
 
 class RayOptions(tlbench.Options):
@@ -47,12 +47,12 @@ class CellActor:
         import ray
         import torch
         torch.set_num_threads(threads)
-        from tlbench.errors import one_line_warnings
+        from tlbench.contract.errors import one_line_warnings
         one_line_warnings()
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES per actor
 
     def run(self, spec) -> dict:
-        from tlbench.worker import run_cell
+        from tlbench.run.worker import run_cell
         return run_cell(spec, self.device)
 
 

@@ -16,8 +16,8 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.space import LogUniform
-from tlbench.strategies import FrozenNormStats, batch_norms, count_params
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import FrozenNormStats, batch_norms, count_params
 
 #: Biases move little per step: BitFit's recipes use learning rates around 1e-3 (the paper sweeps
 #: 1e-4 .. 1e-3 on GLUE), above full fine-tuning's; the head is new and wants as much.

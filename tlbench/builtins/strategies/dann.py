@@ -51,11 +51,11 @@ from pydantic import Field, create_model
 from torch import nn
 
 import tlbench
-from tlbench import modality
-from tlbench.space import LogUniform
-from tlbench.strategies import count_params
-from tlbench.records import take
-from tlbench.step import StepOutput, TrainStep
+from tlbench.modalities import modality
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import count_params
+from tlbench.contract.values import take
+from tlbench.contract.step import StepOutput, TrainStep
 
 #: AdamW with the paper's annealing; new layers (head, discriminator) at ``lr``, the pretrained
 #: backbone at a tenth, so the backbone sees 1e-4..1e-3, the range that suits fine-tuning. In a

@@ -4,10 +4,10 @@ backbone's top block at ``lr * layer_decay``, the next at ``lr * layer_decay**2`
 from pydantic import Field
 
 import tlbench
-from tlbench import strategies
-from tlbench.space import LogUniform
-from tlbench.strategies import FINETUNE_GRID as GRID
-from tlbench.strategies import count_params
+from tlbench.train import strategies
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import FINETUNE_GRID as GRID
+from tlbench.train.strategies import count_params
 
 
 class FinetuneOptions(strategies.FinetuneOptions):

@@ -18,9 +18,9 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.space import LogUniform
-from tlbench.step import StepOutput, TrainStep
-from tlbench.strategies import FINETUNE_GRID, FinetuneOptions, count_params
+from tlbench.contract.space import LogUniform
+from tlbench.contract.step import StepOutput, TrainStep
+from tlbench.train.strategies import FINETUNE_GRID, FinetuneOptions, count_params
 
 
 class L2SPOptions(FinetuneOptions):

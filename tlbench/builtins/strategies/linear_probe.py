@@ -6,7 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import tlbench
-from tlbench.space import LogUniform
+from tlbench.contract.space import LogUniform
 
 
 class LinearProbeOptions(tlbench.Options):

@@ -20,9 +20,9 @@ from pydantic import Field
 from torch import nn
 
 import tlbench
-from tlbench.space import LogUniform
-from tlbench.errors import UserError
-from tlbench.strategies import BN_STATS_HELP, FINETUNE_GRID, FrozenNormStats, batch_norms, count_params, train_only
+from tlbench.contract.space import LogUniform
+from tlbench.contract.errors import UserError
+from tlbench.train.strategies import BN_STATS_HELP, FINETUNE_GRID, FrozenNormStats, batch_norms, count_params, train_only
 
 #: The top blocks are pretrained weights being adapted, like full fine-tuning, so the same AdamW
 #: range as ``finetune``; the new head trains with them at the same rate.

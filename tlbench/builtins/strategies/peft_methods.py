@@ -18,7 +18,7 @@ projections, ``nn.Linear``; a convnet's pointwise 1x1 ``nn.Conv2d``; the tiny CN
 convolutions). Whether a method can wrap them is peft's to say: a method that wraps no layer type
 the backbone's targets are (VeRA and FourierFT on a convnet; OFT on k x k convolutions, where
 peft 0.21's OFT does not reproduce the layer) raises
-:class:`tlbench.errors.NotApplicable` with peft's reason, and the cell is recorded as *skipped*
+:class:`tlbench.contract.errors.NotApplicable` with peft's reason, and the cell is recorded as *skipped*
 with it, not failed: the planner cannot know a backbone's layers without building it.
 
 After training, the model is merged (peft's ``merge_and_unload``, :func:`merged`) where the
@@ -40,9 +40,9 @@ from pydantic import Field, ValidationInfo, create_model, field_validator, model
 from torch import nn
 
 import tlbench
-from tlbench.errors import NotApplicable, UserError
-from tlbench.space import LogUniform
-from tlbench.strategies import BN_STATS_HELP, FrozenNormStats, batch_norms, count_params
+from tlbench.contract.errors import NotApplicable, UserError
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import BN_STATS_HELP, FrozenNormStats, batch_norms, count_params
 
 #: Adapters train small deltas (most start at zero) and a fresh head: they need a learning rate
 #: several times that of full fine-tuning (peft's ViT image-classification recipe uses 5e-3 with
@@ -58,7 +58,7 @@ class Method:
     field an option sets where its name differs; ``fixed``, config values the method always sets;
     ``pointwise_convs_only``: the method is exact on nn.Linear and 1x1 nn.Conv2d only;
     ``contiguous_weights``: its convolution layers ``view`` the base weight as out × (in·k·k), which
-    the channels-last layout of :func:`tlbench.engine.place` does not allow, so the model is laid
+    the channels-last layout of :func:`tlbench.train.engine.place` does not allow, so the model is laid
     out contiguous before wrapping."""
 
     name: str

@@ -2,8 +2,8 @@
 from pydantic import Field
 
 import tlbench
-from tlbench.space import LogUniform
-from tlbench.strategies import FinetuneOptions, train_classifier
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import FinetuneOptions, train_classifier
 
 
 class ScratchOptions(FinetuneOptions):

@@ -3,8 +3,8 @@
 It uses target labels that no adaptation method may see, so it bounds what adaptation can reach;
 reports label it as an oracle."""
 import tlbench
-from tlbench.space import LogUniform
-from tlbench.strategies import FINETUNE_GRID, FinetuneOptions, train_classifier
+from tlbench.contract.space import LogUniform
+from tlbench.train.strategies import FINETUNE_GRID, FinetuneOptions, train_classifier
 
 
 def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:

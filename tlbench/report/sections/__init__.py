@@ -23,7 +23,7 @@ from tlbench.report.figures import FigureOut
 from tlbench.report.tables import Table
 
 if TYPE_CHECKING:
-    from tlbench.evidence import SplitEvidence
+    from tlbench.contract.evidence import SplitEvidence
 
 #: where the page shows a section: the figures, the main tables, collapsed tables, failures
 Place = Literal["figures", "tables", "details", "failures"]

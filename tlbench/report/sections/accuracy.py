@@ -1,5 +1,5 @@
 """The accuracy table (and the same table for macro-F1): rows dataset × backbone × label
-fraction, columns strategies: mean with its 95% interval (:func:`tlbench.selection.summarize`),
+fraction, columns strategies: mean with its 95% interval (:func:`tlbench.analysis.selection.summarize`),
 the row's best in bold (the comparison's definition: the most correct answers over the shared
 seeds × test examples, exact ties all bold), a mark on rows whose verdict changes when the budget
 check re-runs them with more compute (:mod:`.budget_check`). Which strategies can be told apart
@@ -16,7 +16,7 @@ from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
 from tlbench.report.sections.comparison import best_of_rows
 from tlbench.report.tables import BUDGET_MARK, Cell, Table, dataset_label, fmt_acc
-from tlbench.selection import summarize
+from tlbench.analysis.selection import summarize
 
 KEY = ["dataset", "backbone", "label_fraction", "strategy"]
 

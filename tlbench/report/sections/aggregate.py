@@ -1,7 +1,7 @@
 """The aggregate across tasks (dataset × backbone × label fraction): each strategy's interquartile
 mean (IQM, rliable's aggregate) and mean of its tasks' test accuracies, the share of tasks on which
 one strategy beats another, and performance profiles, all with intervals from draws of every
-task's estimate (its seeds *and* its test examples; :mod:`tlbench.stats`). They cover these tasks,
+task's estimate (its seeds *and* its test examples; :mod:`tlbench.analysis.stats`). They cover these tasks,
 not other datasets. A table, a table of shares and a figure."""
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from tlbench import stats as S
+from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.figures import FigureOut, figure_style, new_figure, pct_axis, save_figure
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.style import strategy_color
 from tlbench.report.tables import Cell, Table, fmt_acc
-from tlbench.selection import group_scores
+from tlbench.analysis.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
 

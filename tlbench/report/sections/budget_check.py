@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tlbench import stats as S
+from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.comparison import Row, _rows, row_comparisons
 from tlbench.report.tables import Cell, Table, dataset_label, fmt_diff
-from tlbench.selection import group_scores
+from tlbench.analysis.selection import group_scores
 
 BLOCK = ("dataset", "backbone", "label_fraction")
 

@@ -1,6 +1,6 @@
 """The paired comparison table and the verdict sentences: in each row (dataset × backbone × label
 fraction) every strategy against the row's best on the shared seeds and test examples
-(:func:`tlbench.stats.compare_row`: paired t tests under the crossed seeds × examples model,
+(:func:`tlbench.analysis.stats.compare_row`: paired t tests under the crossed seeds × examples model,
 every pair of the row in one Holm–Bonferroni correction). The sentences say only what these
 tests say, and nothing where the row has too few seeds for a verdict."""
 from __future__ import annotations
@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tlbench import stats as S
+from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.tables import MARK, Cell, Table, dataset_label, fmt_diff
-from tlbench.selection import group_scores
+from tlbench.analysis.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
 

@@ -1,4 +1,4 @@
-"""Compute to accuracy (:func:`tlbench.savings.compute_to_accuracy`): the training examples,
+"""Compute to accuracy (:func:`tlbench.analysis.savings.compute_to_accuracy`): the training examples,
 seconds and joules each strategy spent until its validation accuracy first reached a target,
 with ratios against the baseline ("transfer reached 80% with 9× fewer examples than scratch")."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.label_savings import baselines
 from tlbench.report.tables import Cell, Table, fmt_count, fmt_num
-from tlbench.savings import ComputeToAccuracy, compute_to_accuracy, fmt_ratio
+from tlbench.analysis.savings import ComputeToAccuracy, compute_to_accuracy, fmt_ratio
 
 
 def _results(inp: ReportInput) -> list[ComputeToAccuracy]:

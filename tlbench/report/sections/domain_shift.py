@@ -16,7 +16,7 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
 from tlbench.report.sections import Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
 from tlbench.report.tables import Cell, Table, fmt_acc
-from tlbench.selection import select_variants, summarize
+from tlbench.analysis.selection import select_variants, summarize
 
 # ---------------------------------------------------------------------------- table
 

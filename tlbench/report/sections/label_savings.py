@@ -1,4 +1,4 @@
-"""Label savings (:func:`tlbench.savings.label_savings`): how many labels a baseline needs to
+"""Label savings (:func:`tlbench.analysis.savings.label_savings`): how many labels a baseline needs to
 match each transfer strategy, as a table ("lora at 5% ≈ scratch at 60%: 12× fewer labels") and
 a figure of the ratios."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.data_efficiency import fraction_axis, panel_layout
 from tlbench.report.style import ORACLE, PANEL_H, PANEL_W, strategy_color, strategy_marker
 from tlbench.report.tables import Cell, Table
-from tlbench.savings import (AT_OR_BELOW, BEYOND, N_BOOT, LabelSaving, fmt_ratio, label_savings,
+from tlbench.analysis.savings import (AT_OR_BELOW, BEYOND, N_BOOT, LabelSaving, fmt_ratio, label_savings,
                              sentence)
 
 BASELINE = "baseline"

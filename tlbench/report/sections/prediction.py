@@ -1,5 +1,5 @@
 """Predicted against actual time: the wall time each cell was predicted to take before its run
-(``cost.predicted_seconds``, :mod:`tlbench.estimate`) beside the time it took."""
+(``cost.predicted_seconds``, :mod:`tlbench.run.estimate`) beside the time it took."""
 from __future__ import annotations
 
 import pandas as pd

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from tlbench import stats as S
+from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report import report_input
 from tlbench.report.sections import ReportInput, Section

@@ -1,0 +1,109 @@
+"""Hyper-parameter selection on the validation split, and the per-seed summary built on it.
+
+A suite's lists of strategy or training options expand into *variants* of one strategy. For each
+(backbone, dataset, strategy, label fraction) **each seed selects its own variant** on its own
+validation split (its label budget cuts validation too) and its test numbers are reported: the
+whole procedure, selection included, is repeated per seed, as DomainBed repeats its trials, so the
+noise of choosing on a small validation split is part of the seed-to-seed spread and therefore of
+every interval. Test accuracy never takes part. The intervals of the summary come from
+:mod:`tlbench.analysis.stats`.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from tlbench.analysis.stats import Scores, SeedTerm, estimate, seed_term
+
+if TYPE_CHECKING:
+    from tlbench.contract.evidence import SplitEvidence
+
+GROUP = ["backbone", "dataset", "strategy", "label_fraction"]
+
+
+def select_variants(frame: pd.DataFrame, by: str = "val_acc") -> pd.DataFrame:
+    """The row of the selected variant of each group and seed (highest ``by``; ties: the first
+    variant in sorted order); only ``ok`` rows.
+
+    ``by="target_val_acc"`` gives the oracle choice for domain shifts (it uses target labels).
+    """
+    ok = frame[frame["status"] == "ok"]
+    if ok.empty:
+        return ok
+    keys = GROUP + ["seed"]
+    ranked = ok.sort_values(keys + [by, "variant"], ascending=[True] * len(keys) + [False, True],
+                            na_position="last")
+    return ranked.drop_duplicates(keys).sort_index()
+
+
+def chosen_variants(rows: pd.DataFrame) -> tuple[str, float]:
+    """The variant most seeds of one group chose (ties: sorted order) and the share of seeds that
+    chose it: 1.0 when every seed agreed, lower when the choice on validation was noisy."""
+    counts = Counter(rows["variant"])
+    variant = min(counts, key=lambda v: (-counts[v], v))
+    return variant, counts[variant] / len(rows)
+
+
+def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
+                 evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> Scores:
+    """The :class:`~tlbench.analysis.stats.Scores` of one group's rows (one per seed): right/wrong per
+    test example (on ``target_test`` for a shift pair, else ``test``) when ``metric`` is
+    ``test_acc`` and every row's cell has that evidence; otherwise each seed's ``metric``."""
+    rows = rows.dropna(subset=[metric])
+    if metric == "test_acc" and evidence:
+        per_seed = {}
+        for r in rows.itertuples(index=False):
+            split = evidence.get(r.cell_id, {}).get(
+                "target_test" if r.has_target_domain else "test")
+            if split is None:
+                break
+            per_seed[int(r.seed)] = (split.index, split.correct)
+        else:
+            scores = Scores.from_examples(per_seed) if per_seed else None
+            if scores is not None and scores.values.shape[1]:
+                return scores
+    return Scores.from_seed_means(dict(zip(rows["seed"].astype(int), rows[metric])))
+
+
+def row_pools(selected: pd.DataFrame, metric: str = "test_acc",
+              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None
+              ) -> dict[tuple, SeedTerm | None]:
+    """The pooled seed term of each row (backbone, dataset, label fraction) over its strategies
+    (:meth:`tlbench.analysis.stats.SeedTerm.pooled`): the floor of each strategy's seed term there."""
+    out = {}
+    for key, g in selected.groupby(["backbone", "dataset", "label_fraction"], dropna=False):
+        terms = [seed_term(group_scores(gs, metric, evidence)) for _, gs in g.groupby("strategy")]
+        out[key] = SeedTerm.pooled(terms)
+    return out
+
+
+def summarize(selected: pd.DataFrame, metric: str = "test_acc",
+              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> pd.DataFrame:
+    """Per group (backbone, dataset, strategy, label fraction), over the seeds' selected variants:
+    seed count, mean and std over seeds of ``metric``, the 95% interval of the mean
+    (:func:`tlbench.analysis.stats.estimate`, its seed term floored by the row's pooled one), the variant
+    most seeds chose and the share that chose it (``agreement``). ``interval`` says what it
+    covers: "examples" (seeds and test examples, from the per-example ``evidence``) or "seeds"
+    (seed-level numbers only: no test-set noise; no interval from one seed)."""
+    cols = GROUP + ["variant", "agreement", "has_target_domain", "seeds", "mean", "std", "ci_low",
+                    "ci_high", "interval"]
+    pools = row_pools(selected, metric, evidence)
+    rows = []
+    for key, g in selected.groupby(GROUP, dropna=False, sort=True):
+        g = g.dropna(subset=[metric])
+        if g.empty:
+            continue
+        scores = group_scores(g, metric, evidence)
+        backbone, dataset, _, fraction = key
+        iv = estimate(scores, pools.get((backbone, dataset, fraction))).interval(bounds=(0.0, 1.0))
+        n = len(g)
+        sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
+        variant, agreement = chosen_variants(g)
+        rows.append(list(key) + [variant, agreement, bool(g["has_target_domain"].iloc[0]), n,
+                                 float(g[metric].mean()), sd, iv.low, iv.high,
+                                 "examples" if scores.per_example else "seeds"])
+    return pd.DataFrame(rows, columns=cols)

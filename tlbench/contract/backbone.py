@@ -1,0 +1,67 @@
+"""The backbone contract, one for every modality, and the Classifier every trained strategy uses.
+
+A backbone is an ``nn.Module`` that maps a *prepared* batch to pooled features ``(B, feature_dim)``.
+Raw inputs reach it in two stages: the backbone plugin's encoder (text: tokenisation) runs once per
+dataset and is cached; ``prepare`` runs per batch on the device (images: resize and normalise; text:
+trim the padding). Image specifics live in :mod:`tlbench.modalities.image`, text specifics in
+:mod:`tlbench.modalities.text`; strategies see only this contract.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+
+class Backbone(nn.Module):
+    """Maps ``prepare(batch)`` to features of shape ``(B, feature_dim)``.
+
+    Subclasses set ``feature_dim`` and implement :meth:`forward`. ``blocks()`` lists the trainable
+    stages from input to output (``partial_finetune`` unfreezes the last k); ``lora_targets`` names
+    the modules that LoRA adapts by default; ``source_head``, when the pretrained model has one
+    (:meth:`set_source_head`), maps features to the source task's logits (e.g. ImageNet's 1000
+    classes; LEEP reads them). ``modality`` names the :mod:`tlbench.modalities.modality` it takes, the one its
+    plugin record declares (``tlbench.modalities.text.TextBackbone``: ``"text"``); DANN joins a source and a
+    target batch by that modality's rule.
+    """
+
+    feature_dim: int
+    modality: str = "image"
+    lora_targets: list[str] | str = "all-linear"
+    source_head: nn.Module | None = None
+
+    def set_source_head(self, head: nn.Module | None) -> None:
+        """Keep the pretrained source-task classifier beside the network, frozen: not a registered
+        submodule, so it stays out of ``parameters()``, ``state_dict()``, every cell's parameter
+        counts and every optimizer, and still moves with the backbone (``.to(device)``)."""
+        if head is not None:
+            head.requires_grad_(False).eval()
+        self.__dict__["source_head"] = head
+
+    def _apply(self, fn, recurse=True):
+        super()._apply(fn, recurse)
+        head = self.__dict__.get("source_head")
+        if head is not None:
+            head._apply(fn, recurse)
+        return self
+
+    def prepare(self, batch):
+        """An encoded batch on the model's device -> what :meth:`forward` takes (default: as is)."""
+        return batch
+
+    def extract(self, batch):
+        """Features of an encoded batch: ``forward(prepare(batch))``."""
+        return self(self.prepare(batch))
+
+    def blocks(self) -> list[nn.Module]:
+        return list(self.children())
+
+
+class Classifier(nn.Module):
+    """Backbone + linear head: encoded batch in, logits out. What every trained strategy evaluates."""
+
+    def __init__(self, backbone: Backbone, num_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
+
+    def forward(self, inputs):
+        return self.head(self.backbone.extract(inputs))

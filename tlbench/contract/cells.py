@@ -1,0 +1,147 @@
+"""The cell: what one training run is, as plugins and hooks see it (the contract layer, beside
+:mod:`tlbench.plugins.records`; the planner in :mod:`tlbench.plan.suite` makes these, nothing here plans).
+
+A :class:`Cell` is one (backbone, dataset, strategy variant, train options, seed, label fraction);
+its ``id`` is a hash of the :func:`canonical` JSON of everything that determines its result.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from tlbench.contract.values import Options
+
+__all__ = ["Cell", "Entry", "TrainOptions", "canonical"]
+
+
+def canonical(value) -> str:
+    """The one canonical JSON of tlbench: sorted keys, no whitespace, anything JSON lacks as ``str``.
+    Cell ids, groups, variants and feature-cache keys are hashes or texts of it."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class TrainOptions(Options):
+    epochs: int = Field(10, gt=0, description="passes over the labelled training data")
+    min_steps: int = Field(0, ge=0, description="at least this many optimizer steps, so that small label "
+                           "fractions are not starved of updates")
+    batch_size: int = Field(128, gt=0, description="training batch size")
+    eval_batch_size: int = Field(512, gt=0, description="evaluation and feature-extraction batch size")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 autocast on CUDA, fp32 on CPU")
+    compile: bool = Field(False, description="torch.compile the training step once per cell (full batches, static "
+                                             "shapes; compile time recorded apart as compile_seconds)")
+    validation: Literal["budget", "full"] = Field(
+        "budget", description="budget: the label budget cuts the validation split too (the same fraction, at least "
+                              "one example a class), as a user with that few labels has; full: every validation label")
+    steps: int | None = Field(None, gt=0, description="exactly this many optimizer steps (overrides epochs and "
+                                                      "min_steps; a search's budget)")
+    schedule: Literal["cosine", "constant"] = Field("cosine", description="learning rate after the linear warm-up: "
+                                                    "cosine decay to 0, or constant")
+    warmup: float = Field(0.05, ge=0, lt=1, description="fraction of the steps (at least one) of linear warm-up")
+    augment: Literal["none", "crop", "flip_crop", "trivialaugment", "randaugment"] = Field(
+        "none", description="image augmentation of training batches on the device (tlbench.train.augment): random "
+                            "resized crop, + horizontal flip, TrivialAugment-Wide, RandAugment(2, 9); images only "
+                            "(a text cell with it fails)")
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="label smoothing of the cross-entropy of the "
+                                                               "supervised strategies")
+    eval_every: int = Field(0, ge=0, description="evaluate the selection split (validation) every this many steps "
+                                                 "and at the last; 0: about 10 times per cell")
+    keep_best: bool = Field(True, description="restore the state of the best validation evaluation before "
+                                              "predicting (false: the last step's state)")
+    patience: int = Field(0, ge=0, description="stop after this many evaluations without a better validation "
+                                               "accuracy (0: never stop early)")
+    stop: Literal["budget", "plateau"] = Field(
+        "budget", description="budget: train the planned steps (patience, if set, may stop earlier); plateau: train "
+                              "until validation has not improved for patience evaluations (patience > 0), at most "
+                              "the planned steps (epochs, at least min_steps; or steps)")
+    eval_every_epochs: float = Field(0.0, ge=0, description="evaluate the selection split every this many epochs of "
+                                     "the training split and at the last; with eval_every also set, at least that many "
+                                     "steps apart (a small label budget's epoch can be two steps)")
+    budget: float = Field(1.0, gt=0, description="multiplies the planned steps (the cap) and, with stop = "
+                                                 "\"plateau\", the patience (rounded up); the budget check's re-run "
+                                                 "cells set it ([budget_check] factor)")
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_needs_patience(cls, stop, info):
+        if stop == "plateau" and not info.data.get("patience"):
+            raise ValueError('stop = "plateau" needs [train] patience > 0 (evaluations without a better '
+                             'validation accuracy before stopping)')
+        return stop
+
+
+#: ``[train]`` options left out of a cell's configuration (and so of its id) at these values: options
+#: added after cells were stored, so that a user's store keeps its finished cells
+OMITTED_AT = {"compile": False, "stop": "budget", "eval_every_epochs": 0.0, "budget": 1.0}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One validated variant of a [[backbone]], [[dataset]] or [[strategy]] table."""
+
+    plugin: str
+    label: str
+    options: Options
+    variant: dict[str, Any]
+    dedupe: bool | None = None  # datasets only: drop cross-split copies (tlbench.train.data.deduplicate)
+
+    def config(self) -> dict:
+        core = {} if self.dedupe is None else {"dedupe": self.dedupe}
+        return {"plugin": self.plugin, **core, **self.options.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Cell:
+    suite: str
+    backbone: Entry
+    dataset: Entry
+    strategy: Entry
+    train: TrainOptions
+    train_variant: dict[str, Any]
+    seed: int
+    label_fraction: float
+    skip_reason: str | None = None
+    #: a search trial's plain data ``{"base": cell id, "strategy": {...}, "train": {...}}``: the
+    #: suite's cell it varies and the options it replaces (see :meth:`vary`); None for the suite's own
+    variation: dict | None = field(default=None, compare=False)
+
+    def vary(self, registry, strategy: dict, train: dict) -> "Cell":
+        """This cell with ``strategy`` and ``[train]`` options replaced and validated again (a search
+        trial); they show in its variant, and its id hashes its configuration as for any cell."""
+        options = registry.get("strategy", self.strategy.plugin).options
+        entry = Entry(self.strategy.plugin, self.strategy.label,
+                      options.model_validate({**self.strategy.options.model_dump(), **strategy}),
+                      {**self.strategy.variant, **strategy})
+        return replace(self, strategy=entry, train=TrainOptions.model_validate({**self.train.model_dump(), **train}),
+                       train_variant={**self.train_variant, **train},
+                       variation={"base": self.id, "strategy": strategy, "train": train})
+
+    def config(self) -> dict:
+        """Everything that determines the result (not the device or executor it runs on)."""
+        train = self.train.model_dump(mode="json", exclude={k for k, v in OMITTED_AT.items()
+                                                            if getattr(self.train, k) == v})
+        return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
+                "strategy": self.strategy.config(), "train": train,
+                "seed": self.seed, "label_fraction": self.label_fraction}
+
+    @property
+    def group(self) -> str:
+        """Cells of one group share a dataset and a backbone: a worker that gets them in a row
+        reuses its loaded data, encoded inputs and features."""
+        return canonical([self.dataset.config(), self.backbone.config()])
+
+    @functools.cached_property
+    def id(self) -> str:
+        return hashlib.sha256(canonical(self.config()).encode()).hexdigest()[:16]
+
+    @property
+    def variant(self) -> str:
+        return canonical({**self.strategy.variant, **self.train_variant})
+
+    def describe(self) -> str:
+        return (f"{self.backbone.label} · {self.dataset.label} · {self.strategy.label} {self.variant} · "
+                f"{self.label_fraction:g} labels · seed {self.seed}")

@@ -1,0 +1,65 @@
+"""Per-example evidence: what a cell predicted for every example of each evaluation split.
+
+Every cell of a dataset is evaluated on the same examples in the same order (the splits are fixed,
+:mod:`tlbench.train.data`), so two cells' evidence pairs up by ``index``: that is what paired tests,
+calibration and per-class results are computed from, after the run, from the store alone.
+Stored compactly: one ``npz`` blob per cell (int32 index, int16 label and prediction, float16
+probability of the prediction), a few kB per split.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+#: the splits whose predictions are kept (those present in a cell)
+SPLITS = ("val", "test", "target_val", "target_test")
+
+
+@dataclass(frozen=True)
+class SplitEvidence:
+    """``index[i]`` is the row of the split (in its fixed order) that ``label[i]`` (the true
+    class), ``pred[i]`` (the predicted class) and ``prob[i]`` (the softmax probability of the
+    predicted class) belong to."""
+
+    index: np.ndarray
+    label: np.ndarray
+    pred: np.ndarray
+    prob: np.ndarray
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.pred == self.label
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+def from_logits(logits, labels, index=None) -> SplitEvidence:
+    """The evidence of ``logits`` (``N×C`` tensor) against ``labels`` (``N``); ``index``
+    defaults to ``0..N-1`` (the split's own order)."""
+    import torch
+
+    logits = logits.float()
+    probs = torch.softmax(torch.nan_to_num(logits, neginf=-1e30), dim=1)
+    prob, pred = probs.max(1)
+    labels = torch.as_tensor(labels).cpu()
+    index = np.arange(len(labels)) if index is None else np.asarray(index)
+    return SplitEvidence(index.astype(np.int32), labels.numpy().astype(np.int16),
+                         pred.numpy().astype(np.int16), prob.numpy().astype(np.float16))
+
+
+def to_bytes(evidence: dict[str, SplitEvidence]) -> bytes:
+    arrays = {f"{split}.{field}": getattr(e, field) for split, e in evidence.items()
+              for field in ("index", "label", "pred", "prob")}
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def from_bytes(blob: bytes) -> dict[str, SplitEvidence]:
+    with np.load(io.BytesIO(blob)) as arrays:
+        splits = sorted({name.rsplit(".", 1)[0] for name in arrays.files})
+        return {s: SplitEvidence(*(arrays[f"{s}.{f}"] for f in ("index", "label", "pred", "prob")))
+                for s in splits}

@@ -1,0 +1,5 @@
+"""The declared modalities: image and text (and a plugin's own), their backbone layers.
+
+Modules: image, modality, text. This layer imports ``tlbench.contract`` and itself, never a layer
+above it: the contracts in pyproject.toml, checked by tests/test_layers.py.
+"""

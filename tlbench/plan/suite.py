@@ -1,0 +1,270 @@
+"""Suite TOML -> validated suite -> expanded cells.
+
+Every value is validated before anything trains; every error names the file and the key. A list
+given where an option takes one value sweeps it; each combination is a *variant* of that entry.
+"""
+from __future__ import annotations
+
+import functools
+
+import hashlib
+import itertools
+import tomllib
+import typing
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tlbench.contract.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
+from tlbench.contract.errors import UserError
+from tlbench.contract.options import field_help as _help, shown as _shown, validate as _validate  # noqa: F401
+from tlbench.plugins import executors
+from tlbench.modalities import modality
+from tlbench.contract.values import Options
+from tlbench.plugins.registry import Registry
+from tlbench.contract.space import Search, SearchOptions, parse_search
+
+SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search", "budget_check")
+ENTRY_KEYS = ("plugin", "label", "dedupe")  # keys the core reads; the rest are the plugin's options
+FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
+
+
+class SuiteOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names the results folder")
+    description: str = Field("", description="free text, shown in reports")
+    seeds: list[Annotated[int, Field(ge=0, lt=2**32)]] = Field([0], min_length=1, description="one cell per seed")
+    label_fractions: list[float] = Field([1.0], min_length=1,
+                                         description="fractions of the training labels kept, each in (0, 1]")
+    output: str = Field("results", description="results go to <output>/<name>/")
+    executor: str = Field("inprocess", description="executor plugin that runs the cells (its options: [executor])")
+    measure_deployment: bool = Field(True, description="after training, measure each cell's deployed model: "
+                                     "size, latency at batch 1, throughput (about a second a cell)")
+
+    @field_validator("label_fractions")
+    @classmethod
+    def _fractions(cls, values):
+        for v in values:
+            if not 0 < v <= 1:
+                raise ValueError(f"label fraction {v} is outside (0, 1]")
+        return values
+
+
+class BudgetCheckOptions(BaseModel):
+    """``[budget_check]``: re-run a sample of the suite's rows at a larger training budget."""
+
+    model_config = ConfigDict(extra="forbid")
+    factor: float = Field(2.0, gt=1, description="the re-run's budget, in multiples of the suite's (its steps, "
+                                                 "and its patience under stop = \"plateau\")")
+    sample: float = Field(1.0, gt=0, le=1, description="the share of rows (backbone, dataset, label fraction) "
+                                                       "re-run, chosen by a stable hash of the row")
+
+
+def sampled(cell: Cell, share: float) -> bool:
+    """Whether ``cell``'s row (backbone, dataset, label fraction) is among the ``share`` of rows the
+    budget check re-runs: a hash of the row's configuration, so the same rows whatever else the
+    suite holds (strategies, seeds, other rows)."""
+    row = canonical([cell.backbone.config(), cell.dataset.config(), cell.label_fraction])
+    return int(hashlib.sha256(row.encode()).hexdigest()[:12], 16) / 16 ** 12 < share
+
+
+def budget_check_cells(cells: list[Cell], check: BudgetCheckOptions) -> list[Cell]:
+    """The budget check's cells: every runnable cell of a sampled row again, with ``[train] budget``
+    multiplied by ``check.factor`` (shown in its variant, so it is a cell of its own id)."""
+    out = []
+    for cell in cells:
+        if cell.skip_reason or not sampled(cell, check.sample):
+            continue
+        budget = round(cell.train.budget * check.factor, 6)
+        out.append(replace(cell, train=cell.train.model_copy(update={"budget": budget}),
+                           train_variant={**cell.train_variant, "budget": budget}))
+    return out
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    text: str
+    options: SuiteOptions
+    cells: list[Cell]
+    executor_options: dict[str, Any]
+    search: Search = field(default_factory=lambda: Search(SearchOptions()))
+    #: the validated ``[budget_check]`` table (None: none); its cells are in ``cells`` (budget > 1)
+    budget_check: BudgetCheckOptions | None = None
+
+    def cell(self, cell_id: str, variation: dict | None = None, registry: Registry | None = None) -> Cell:
+        """The suite's cell ``cell_id``, or the search trial ``variation`` describes (:meth:`Cell.vary`)."""
+        if variation is not None:
+            cell = self.cell(variation["base"]).vary(registry, variation["strategy"], variation["train"])
+            if cell.id == cell_id:
+                return cell
+        found = self._by_id.get(cell_id)
+        if found is not None:
+            return found
+        raise UserError(f"{self.path}: no cell {cell_id} in this suite (was the file changed during the run?)")
+
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Cell]:
+        """The cells by id, built once (a worker looks one up for every cell it runs)."""
+        return {c.id: c for c in self.cells}
+
+    @property
+    def results_dir(self) -> Path:
+        """``<output>/<name>``; a relative output is taken from the current directory."""
+        return Path(self.options.output) / self.options.name
+
+    def select(self, filters: dict[str, list[str]]) -> list[Cell]:
+        """The cells whose backbone, dataset and strategy labels are among ``filters``
+        (``{"dataset": ["digits"], ...}``); a name the suite lacks is a UserError."""
+        cells = self.cells
+        for kind, names in filters.items():
+            valid = sorted({getattr(c, kind).label for c in self.cells})
+            unknown = [n for n in names if n not in valid]
+            if unknown:
+                raise UserError(f"{self.path}: --filter {kind}={','.join(unknown)} is not in this suite; "
+                                f"its {kind} labels: {', '.join(valid)}")
+            cells = [c for c in cells if getattr(c, kind).label in names]
+        if not cells:
+            raise UserError(f"{self.path}: no cell has that combination of --filter values")
+        return cells
+
+
+def load_suite(path: str | Path, registry: Registry, output: str | None = None) -> Suite:
+    """Read, validate and expand a suite file; raises :class:`UserError` naming file and key."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the suite file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite file as UTF-8") from None
+    return parse_suite(text, path, registry, output)
+
+
+def parse_suite(text: str, path: str | Path, registry: Registry, output: str | None = None) -> Suite:
+    """Validate and expand a suite's text (``path`` names it in errors): what a worker does with
+    the text a cell spec carries."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+    where = f"{path}: "
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
+    if "suite" not in raw:
+        raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
+    for section in ("suite", "train", "executor", "budget_check"):
+        if section in raw and not isinstance(raw[section], dict):
+            raise UserError(f"{where}[{section}] must be a table: write [{section}] and key = value lines "
+                            f"below it (got {_shown(raw[section])})")
+    suite_opts = _validate(SuiteOptions, raw["suite"], f"{where}[suite]")
+    if output:
+        suite_opts = suite_opts.model_copy(update={"output": output})
+    executor_options = raw.get("executor", {})
+    executors.executor_options(registry, suite_opts.executor, executor_options, f"{where}[suite] executor",
+                               f"{where}[executor] ({suite_opts.executor})")
+    if "device" in raw.get("train", {}):
+        raise UserError(f"{where}[train].device: devices are executor resources now; write [executor] "
+                        "device = \"...\" (inprocess) or devices = [...] (local)")
+    trains = _variants(TrainOptions, raw.get("train", {}), f"{where}[train]")
+    searching = isinstance(raw.get("search"), dict) and raw["search"].get("method", "grid") != "grid"
+    axes = {kind: _entries(kind, raw, registry, where, searching) for kind in ("backbone", "dataset", "strategy")}
+    search = parse_search(raw.get("search"), axes["strategy"], registry, trains, where)
+    check = None
+    if "budget_check" in raw:
+        check = _validate(BudgetCheckOptions, raw["budget_check"], f"{where}[budget_check]")
+        if search.active:
+            raise UserError(f"{where}[budget_check]: a [search] with method {search.options.method!r} samples its "
+                            "cells while it runs, and the budget check re-runs planned cells; leave out "
+                            "[budget_check] or use method = \"grid\"")
+    cells = []
+    for backbone, dataset, strategy, (train, train_variant) in itertools.product(
+            axes["backbone"], axes["dataset"], axes["strategy"], trains):
+        uses_fraction = registry.get("strategy", strategy.plugin).uses_label_fraction
+        fractions = suite_opts.label_fractions if uses_fraction else [1.0]
+        for fraction, seed in itertools.product(fractions, suite_opts.seeds):
+            cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
+                              _skip_reason(registry, backbone, dataset, strategy)))
+    if check is not None:  # a check cell the suite already holds (a [train] budget sweep) is planned once
+        ids = {c.id for c in cells}
+        cells += [c for c in budget_check_cells(cells, check) if c.id not in ids]
+    return Suite(path, text, suite_opts, cells, executor_options, search, check)
+
+
+def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:
+    b = registry.get("backbone", backbone.plugin)
+    d = registry.get("dataset", dataset.plugin)
+    s = registry.get("strategy", strategy.plugin)
+    if s.needs_target_domain and not d.has_target_domain:
+        return f"strategy {strategy.label!r} needs a target domain and dataset {dataset.label!r} has none"
+    return modality.mismatch(b, d, backbone.label, dataset.label)
+
+
+def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bool = False) -> list[Entry]:
+    tables = raw.get(kind)
+    if not tables:
+        raise UserError(f"{where}no [[{kind}]] table; add at least one, e.g. [[{kind}]] plugin = \"...\"")
+    if not isinstance(tables, list):
+        raise UserError(f"{where}[{kind}] must be an array of tables: write [[{kind}]]")
+    entries: dict[tuple[str, str], Entry] = {}
+    for i, table in enumerate(tables):
+        at = f"{where}[[{kind}]] #{i + 1}"
+        if not isinstance(table, dict):
+            raise UserError(f"{at}: must be a table: write [[{kind}]] and plugin = \"...\" below it "
+                            f"(got {_shown(table)})")
+        if "plugin" not in table:
+            raise UserError(f"{at}: missing key 'plugin'; see `tlbench list {kind}s`")
+        if not isinstance(table["plugin"], str):
+            raise UserError(f"{at}.plugin: must be a string naming a {kind} plugin (got {_shown(table['plugin'])}); "
+                            f"see `tlbench list {kind}s`")
+        if "label" in table and not (isinstance(table["label"], str) and table["label"].strip()):
+            raise UserError(f"{at}.label: must be a non-empty string (got {_shown(table['label'])})")
+        if "dedupe" in table and (kind != "dataset" or not isinstance(table["dedupe"], bool)):
+            raise UserError(f"{at}.dedupe: " + ("must be true or false" if kind == "dataset" else
+                                                f"only a [[dataset]] takes dedupe, not a [[{kind}]]"))
+        record = registry.get(kind, table["plugin"], f"{at}: ")
+        options = {k: v for k, v in table.items() if k not in ENTRY_KEYS}
+        dedupe = table.get("dedupe", True) if kind == "dataset" else None
+        if kind == "strategy" and not (searching and record.space):  # its grid, for options the suite leaves out
+            options = {**{k: v for k, v in record.grid.items() if k not in options}, **options}
+        at = f"{at} ({record.name})"
+        for opts, variant in _variants(record.options, options, at):
+            label = _label(kind, table.get("label") or _base_label(kind, record.name, opts), variant)
+            key = (label, canonical(variant) if kind == "strategy" else "")
+            if key in entries and entries[key].options != opts:
+                raise UserError(f"{at}: label {label!r} is already used by another [[{kind}]] with other "
+                                "options; give this one a distinct label = \"...\"")
+            entries.setdefault(key, Entry(table["plugin"], label, opts, variant, dedupe))  # as named (qualified?)
+    return list(entries.values())
+
+
+def _base_label(kind: str, plugin: str, options: Options) -> str:
+    """Backbones are named by their model, other entries by their plugin."""
+    return getattr(options, "model", plugin) if kind == "backbone" else plugin
+
+
+def _label(kind: str, base: str, variant: dict) -> str:
+    """A backbone or dataset sweep makes different rows, not hyper-parameters: name them apart."""
+    if kind == "strategy" or not variant:
+        return base
+    return base + "[" + ",".join(f"{k}={v}" for k, v in variant.items()) + "]"
+
+
+def _variants(model: type[BaseModel], options: dict, at: str) -> list[tuple[Any, dict]]:
+    """Expand list-valued options that the model takes as scalars; validate each combination."""
+    swept = {k: v for k, v in options.items() if isinstance(v, list) and k in model.model_fields
+             and not _takes_list(model.model_fields[k].annotation)}
+    for key, values in swept.items():
+        if not values:
+            raise UserError(f"{at}.{key}: empty sweep []; give at least one value")
+    combos = [dict(zip(swept, values)) for values in itertools.product(*swept.values())]
+    return [(_validate(model, {**options, **combo}, at), combo) for combo in combos]
+
+
+def _takes_list(annotation) -> bool:
+    origins = {typing.get_origin(a) for a in (annotation, *typing.get_args(annotation))}
+    return bool(origins & {list, tuple})
