@@ -145,3 +145,17 @@ def test_readme_lists_every_section():
     part = readme[readme.index("## Reports and figures"):readme.index("\n## Guarantees")]
     missing = [s.name for s in all_sections() if f"`{s.name}`" not in part]
     assert not missing, f"README, Reports and figures: no line for section(s) {missing}"
+
+
+def test_a_saving_is_bold_only_when_its_interval_supports_two_fold():
+    from tlbench.analysis.savings import BEYOND, REACHED, LabelSaving
+    from tlbench.report.sections.label_savings import savings_table
+    inf = float("inf")
+    at_top = LabelSaving("d", "b", "lora", "scratch", 0.3, 0.95, float("nan"), BEYOND, inf, inf, inf,
+                         1.0, 0.85, 0.3, "seeds")            # beyond, but only "> 1.0×"
+    far = LabelSaving("d", "b", "lora", "scratch", 0.1, 0.9, float("nan"), BEYOND, inf, inf, inf,
+                      1.0, 0.85, 0.3, "seeds")               # beyond the 30% budget: > 3×
+    loose = LabelSaving("d", "b", "lora", "scratch", 0.1, 0.8, 0.5, REACHED, 5.0, 1.5, 9.0,
+                        0.0, 0.85, 0.3, "seeds")             # 5× at the mean, interval from 1.5×
+    rows = savings_table([at_top, far, loose]).rows
+    assert [r[-1].bold for r in rows] == [False, True, False]

@@ -66,6 +66,14 @@ def _ratio_text(s: LabelSaving) -> str:
     return text
 
 
+def _lower_bound(s: LabelSaving) -> float:
+    """The fewest labels saved that the interval supports (beyond the measured range: the
+    baseline's largest budget over the strategy's)."""
+    if s.status == BEYOND:
+        return s.baseline_max_fraction / s.fraction
+    return s.ratio_low
+
+
 def _supported(s: LabelSaving) -> bool:
     """Whether the interval supports the saving the point estimate shows."""
     if math.isnan(s.ratio_low):
@@ -84,7 +92,7 @@ def savings_table(found: list[LabelSaving]) -> Table:
         rows.append([Cell(s.dataset), Cell(s.backbone), Cell(s.strategy), Cell(s.baseline),
                      Cell(D.fraction_label(s.fraction)), Cell(f"{100 * s.accuracy:.1f}"),
                      Cell(_needs(s)),
-                     Cell(_ratio_text(s), bold=_supported(s) and s.ratio_low >= 2,
+                     Cell(_ratio_text(s), bold=_supported(s) and _lower_bound(s) >= 2,
                           muted=not _supported(s), title=sentence(s))])
     data = pd.DataFrame([vars(s) | {"sentence": sentence(s)} for s in found])
     resampled = sorted({s.resampled for s in found if s.resampled})
