@@ -170,3 +170,14 @@ def test_summarize_one_seed_with_evidence_still_has_an_interval():
     assert (with_ev["interval"] == "examples").all() and with_ev["ci_low"].notna().all()
     assert (without["interval"] == "seeds").all() and without["ci_low"].isna().all()
     assert not math.isnan(with_ev["ci_high"].iloc[0])
+
+
+def test_a_row_trained_at_a_fixed_budget_says_equal_compute(tmp_path):
+    frame, evidence = records(backbones=("bb1",), fractions=(1.0,))
+    frame["steps"] = [None if s == "linear_probe" else 40 for s in frame["strategy"]]
+    plateau = verdict_lines(frame.assign(stop="plateau"), evidence)[0]
+    fixed = verdict_lines(frame.assign(stop="budget"), evidence)[0]
+    assert "equal compute" not in plateau
+    assert fixed.startswith("d · bb1 · 100% of the labels, at equal compute (a fixed budget of steps): lora")
+    built = build(frame.assign(stop="budget"), tmp_path, evidence, {"comparison"})
+    assert "Rows trained at equal compute" in built["comparison"].output.caption

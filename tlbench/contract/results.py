@@ -126,9 +126,10 @@ ID_COLUMNS = ["cell_id", "backbone", "dataset", "strategy", "role", "variant", "
               "status", "error"]
 #: metrics every ok record has (more follow, as strategies report them)
 CORE_METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
-TAIL_COLUMNS = ["best_step", "steps", "stopped", "budget", "device", "has_target_domain", "finished_at"]
+TAIL_COLUMNS = ["best_step", "steps", "stopped", "stop", "budget", "device", "has_target_domain",
+                "finished_at"]
 #: columns of ``TAIL_COLUMNS`` that are not record fields
-DERIVED = ("budget", "device")
+DERIVED = ("stop", "budget", "device")
 
 
 def flatten(record: CellRecord) -> dict:
@@ -138,6 +139,7 @@ def flatten(record: CellRecord) -> dict:
     row.update({k: v for k, v in record.metrics.items() if k not in CORE_METRICS})
     row.update(record.cost.model_dump())
     row.update({k: getattr(record, k) for k in TAIL_COLUMNS if k not in DERIVED})
+    row["stop"] = (record.config.get("train") or {}).get("stop", "budget")
     row["budget"] = budget_of(record)
     row["device"] = record.run.get("device")
     return row

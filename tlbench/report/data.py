@@ -53,6 +53,9 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     # check's re-runs (absent in older records)
     df["budget"] = (pd.to_numeric(df["budget"], errors="coerce").fillna(1.0)
                     if "budget" in df.columns else 1.0)
+    # the stopping rule a cell's loop followed: "budget" (its planned steps: equal compute) or
+    # "plateau"; records before 0.4 trained their planned steps
+    df["stop"] = df["stop"].fillna("budget").astype(str) if "stop" in df.columns else "budget"
     # A "finished" row without a test number cannot be averaged: treat it as failed, visibly.
     bad = (df["status"] == "ok") & df["test_acc"].isna()
     if bad.any():
@@ -179,6 +182,13 @@ def at_budget(frame: pd.DataFrame, budget: float = 1.0) -> pd.DataFrame:
     """The rows trained at ``budget`` times the suite's compute: 1, the suite's own cells (what
     every table reports); more, the budget check's re-runs of them."""
     return frame[frame["budget"] == budget]
+
+
+def equal_compute(rows: pd.DataFrame) -> bool:
+    """Whether the trained cells of ``rows`` (those with a training loop) ran a fixed budget of
+    steps (``stop = "budget"``) rather than each to its own plateau."""
+    trained = rows[rows["steps"].notna()] if "steps" in rows.columns else rows.iloc[0:0]
+    return bool((trained["stop"] == "budget").any())
 
 
 def check_budgets(frame: pd.DataFrame) -> list[float]:

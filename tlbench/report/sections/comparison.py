@@ -29,6 +29,8 @@ class Row:
     shift: bool
     result: S.RowComparison
     oracles: frozenset[str]
+    #: the row's trained cells ran a fixed budget of steps, not each to its plateau
+    equal_compute: bool = False
 
 
 def row_comparisons(selected: pd.DataFrame, evidence: Mapping | None,
@@ -43,7 +45,7 @@ def row_comparisons(selected: pd.DataFrame, evidence: Mapping | None,
         result = S.compare_row(scores, candidates=[s for s in scores if s not in oracles])
         if result is not None:
             rows.append(Row(dataset, backbone, float(frac), bool(shift.get(dataset, False)),
-                            result, frozenset(oracles & set(scores))))
+                            result, frozenset(oracles & set(scores)), D.equal_compute(g)))
     return rows
 
 
@@ -100,6 +102,11 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
            f"order is the reference. {MARK}: cannot be told apart from the best at α = {S.ALPHA:g} "
            "after the correction. That is not evidence that the two are equally good: the test "
            "may lack the examples or seeds to see a difference.")
+    if any(r.equal_compute for r in rows):
+        cap += (" Rows trained at equal compute (stop = \"budget\": every trained cell ran its "
+                "planned steps, not to its own plateau): their differences describe that budget "
+                "as much as the strategies; the budget check ([budget_check]) shows whether more "
+                "compute would change them.")
     for why in sorted(no_verdict):
         cap += f" Rows with {why}: intervals only, no strategy is told apart."
     if seed_level:
@@ -147,7 +154,8 @@ def verdict(row: Row) -> str:
     few seeds, that there is no verdict."""
     r = row.result
     where = (f"{row.dataset}{' (target)' if row.shift else ''} · {row.backbone} · "
-             f"{D.fraction_label(row.label_fraction)} of the labels")
+             f"{D.fraction_label(row.label_fraction)} of the labels"
+             f"{', at equal compute (a fixed budget of steps)' if row.equal_compute else ''}")
     if len(r.tied) > 1:
         parts = [f"{where}: {_join(list(r.tied))} tie for best, {100 * r.best_mean:.1f}%"]
     else:
