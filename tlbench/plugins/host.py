@@ -91,7 +91,8 @@ class Host:
     def collect(self) -> Registry:
         """Every plugin's records (see the module docstring)."""
         registry = Registry()
-        distribution = {i.name: i.name if i.distribution == "--plugin" else i.distribution for i in self.infos}
+        distribution = {i.registered: i.name if i.distribution == "--plugin" else i.distribution
+                        for i in self.infos}
         for kind, hook_name in KINDS.items():
             results: list = []
             owner: dict[int, str] = {}  # id(record) -> the plugin it came from
@@ -111,7 +112,7 @@ class Host:
             for records in results:
                 for record in records or ():
                     source = owner[id(record)]
-                    registry.add(kind, record, source, distribution.get(source))
+                    registry.add(kind, record, self._shown(source), distribution.get(source))
         return registry
 
     def _each(self, hook_name: str, include_wrappers: bool = False,
@@ -143,15 +144,21 @@ class Host:
         caller = self.pm.subset_hook_caller(hook_name, remove_plugins=others)
         return caller.call_extra([_returning(result) for result in reversed(results)], {})
 
+    def _shown(self, plugin_name: str) -> str:
+        """A plugin as users name it: its entry point's name (pluggy knows it as
+        ``distribution:name``)."""
+        return next((i.name for i in self.infos if i.registered == plugin_name), plugin_name)
+
     def _notify(self, hook_name: str, **kwargs) -> None:
         """Call a lifecycle hook's implementations one by one (wrappers alone), each guarded."""
         for plugin_name, _, exc in self._each(hook_name, include_wrappers=True, **kwargs):
             if exc is not None:  # a tracker that is down must not take the sweep with it
-                warnings.warn(f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}",
+                warnings.warn(f"plugin {self._shown(plugin_name)!r} failed in {hook_name}: "
+                              f"{type(exc).__name__}: {exc}",
                               stacklevel=3)
 
     def _failed(self, plugin_name: str, hook_name: str, exc: Exception) -> None:
-        message = f"plugin {plugin_name!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
+        message = f"plugin {self._shown(plugin_name)!r} failed in {hook_name}: {type(exc).__name__}: {exc}"
         if self.strict:
             raise UserError(f"{message} (--strict-plugins)") from exc
         warnings.warn(f"{message}; its records are skipped", stacklevel=4)

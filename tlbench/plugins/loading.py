@@ -1,6 +1,12 @@
 """The plugin manager: built-ins and third-party plugins through the ``tlbench`` entry-point
 group, then modules named with ``--plugin``. A plugin that fails to import is reported with a
-warning naming it and its distribution; ``strict=True`` re-raises instead."""
+warning naming it and its distribution; ``strict=True`` re-raises instead.
+
+Each entry point registers with pluggy under a name qualified by its distribution
+(``mydist:bitfit``, :attr:`PluginInfo.registered`), so a third-party package whose entry point is
+named like a built-in module (``bitfit``, ``lora``, ``ray``) loads beside it instead of ending
+every command in pluggy's "Plugin name already registered"; the host shows the entry point's own
+name, and records of one name from two plugins follow the registry's ``distribution:name`` rule."""
 from __future__ import annotations
 
 import importlib
@@ -18,10 +24,18 @@ from tlbench.contract.errors import UserError
 
 @dataclass(frozen=True)
 class PluginInfo:
+    """A loaded plugin: its entry-point ``name`` (or ``--plugin`` module), the module, where it
+    came from, and the name it is ``registered`` under with pluggy (``distribution:name`` for an
+    entry point)."""
     name: str
     module: str
     distribution: str
     version: str
+    registered: str = ""
+
+    def __post_init__(self):
+        if not self.registered:
+            object.__setattr__(self, "registered", self.name)
 
 
 def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
@@ -42,8 +56,9 @@ def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> t
             continue
         if pm.is_registered(module):
             continue
-        pm.register(module, name=ep.name)
-        infos.append(PluginInfo(ep.name, ep.value, dist, version))
+        registered = f"{dist}:{ep.name}"
+        pm.register(module, name=registered)
+        infos.append(PluginInfo(ep.name, ep.value, dist, version, registered))
     for name in extra_modules:
         try:
             module = importlib.import_module(name)
@@ -51,7 +66,8 @@ def plugin_manager(extra_modules: Sequence[str] = (), strict: bool = False) -> t
             why = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(f"--plugin {name}: cannot import it ({why}); give an importable module name") from None
         if pm.is_registered(module):
-            raise UserError(f"--plugin {name}: already loaded as plugin {pm.get_name(module)!r}; "
+            shown = next((i.name for i in infos if i.registered == pm.get_name(module)), pm.get_name(module))
+            raise UserError(f"--plugin {name}: already loaded as plugin {shown!r}; "
                             f"leave out --plugin {name}")
         try:
             pm.register(module, name=name)
