@@ -115,12 +115,17 @@ def _slot_strategy(picks: dict, slot: str, block: tuple) -> str | None:
     return slot if slot in pick.adaptation else None
 
 
-def _interval(rows: pd.DataFrame, metric: str, evidence) -> tuple[float, float]:
-    """The table's 95% interval (in points) of one strategy's rows: :func:`summarize`, with the
-    per-example evidence for target accuracy."""
-    r = summarize(rows, metric, evidence if metric == "test_acc" else None)
-    return (100 * float(r["ci_low"].iloc[0]), 100 * float(r["ci_high"].iloc[0])) if len(r) \
-        else (math.nan, math.nan)
+def _intervals(sel: pd.DataFrame, evidence) -> dict[tuple, tuple[float, float]]:
+    """The table's 95% intervals (in points) of every bar: (metric, dataset, backbone, strategy)
+    -> (low, high), from :func:`summarize` over the same rows as the table (its seed terms
+    floored by the same rows' pools), with the per-example evidence for target accuracy."""
+    out = {}
+    for metric, _ in METRICS:
+        table = summarize(sel.dropna(subset=[metric]), metric,
+                          evidence if metric == "test_acc" else None)
+        for r in table.itertuples(index=False):
+            out[(metric, r.dataset, r.backbone, r.strategy)] = (100 * r.ci_low, 100 * r.ci_high)
+    return out
 
 
 def _bar(ax, x: float, width: float, vals: pd.Series, s: str, role: str | None,
@@ -163,6 +168,7 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
     if sel.empty:
         return None
     sel = sel[sel["label_fraction"] == sel.groupby("dataset")["label_fraction"].transform("max")]
+    intervals = _intervals(sel, evidence)
     datasets = sorted(sel["dataset"].unique())
     backbones = sorted(sel["backbone"].unique())
     roles = D.roles(sel)
@@ -186,14 +192,13 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
                 for j, slot in enumerate(present):
                     for i, b in enumerate(backbones):
                         s = _slot_strategy(picks, slot, (dataset, b, frac))
-                        rows = sub[(sub["strategy"] == s) & (sub["backbone"] == b)]
-                        vals = rows[metric].dropna() * 100
+                        vals = sub[(sub["strategy"] == s) & (sub["backbone"] == b)][metric] \
+                            .dropna() * 100
                         if vals.empty:
                             continue
                         drawn.setdefault(s, (slot, roles.get(s)))
                         _bar(ax, i + (j - (len(present) - 1) / 2) * width, width, vals, s,
-                             roles.get(s), _interval(rows.dropna(subset=[metric]), metric,
-                                                     evidence))
+                             roles.get(s), intervals[(metric, dataset, b, s)])
                 if sub[metric].isna().all():
                     ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center",
                             va="center", color="#888888")
