@@ -35,7 +35,7 @@ def setting(seeds: int, n: int, seed_sd: float, reps: int, rng) -> dict[str, flo
     covered = alarms = power5 = power10 = 0
     for _ in range(reps):
         equal = scores([0.8] * 4, seeds, n, seed_sd, rng)
-        floor = S.SeedTerm.pooled([S.seed_term(s) for s in equal.values()])
+        floor = S.row_floor(equal.values())
         covered += 0.8 in S.mean_interval(equal["a"], floor=floor)
         alarms += any(c.told_apart for _, _, c in S.compare_row(equal, min_seeds=2).pairs)
         for gap in (0.05, 0.10):

@@ -32,7 +32,7 @@ def test_the_interval_covers_the_truth_with_seeds_that_disagree(seeds, n):
         covered = 0
         for _ in range(reps):
             scores = row([0.8] * 4, seeds, n, seed_sd, rng)
-            floor = S.SeedTerm.pooled([S.seed_term(s) for s in scores.values()])
+            floor = S.row_floor(scores.values())
             covered += 0.8 in S.mean_interval(scores["a"], floor=floor)
         assert covered / reps >= binomial_floor(0.93, reps), (seed_sd, covered / reps)
 
@@ -127,7 +127,7 @@ def test_across_tasks_the_mean_interval_covers_the_truth():
         ests = []
         for p in truth:
             scores = row([p, p - 0.05], 3, 200, 0.03, rng)
-            floor = S.SeedTerm.pooled([S.seed_term(s) for s in scores.values()])
+            floor = S.row_floor(scores.values())
             ests.append(S.estimate(scores["a"], floor))
         agg = S.aggregate({"a": ests}, reps=1000, seed=int(rng.integers(1 << 30)))[0]
         covered += truth.mean() in agg.mean

@@ -128,8 +128,8 @@ def _settings(block: pd.DataFrame, evidence: Mapping) -> dict[tuple[str, float],
     in the accuracy table."""
     scores = {(strategy, float(frac)): group_scores(g, "test_acc", evidence)
               for (strategy, frac), g in block.groupby(["strategy", "label_fraction"], sort=True)}
-    floors = {f: stats.SeedTerm.pooled([stats.seed_term(sc) for (_, f2), sc in scores.items()
-                                        if f2 == f]) for _, f in scores}
+    floors = {f: stats.row_floor(sc for (_, f2), sc in scores.items() if f2 == f)
+              for _, f in scores}
     found = {}
     for (strategy, frac), g in block.groupby(["strategy", "label_fraction"], sort=True):
         key = (strategy, float(frac))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from tlbench.analysis.stats import Scores, SeedTerm, estimate, seed_term
+from tlbench.analysis.stats import Scores, estimate, row_floor
 
 if TYPE_CHECKING:
     from tlbench.contract.evidence import SplitEvidence
@@ -69,18 +69,6 @@ def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
     return Scores.from_seed_means(dict(zip(rows["seed"].astype(int), rows[metric])))
 
 
-def row_pools(selected: pd.DataFrame, metric: str = "test_acc",
-              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None
-              ) -> dict[tuple, SeedTerm | None]:
-    """The pooled seed term of each row (backbone, dataset, label fraction) over its strategies
-    (:meth:`tlbench.analysis.stats.SeedTerm.pooled`): the floor of each strategy's seed term there."""
-    out = {}
-    for key, g in selected.groupby(["backbone", "dataset", "label_fraction"], dropna=False):
-        terms = [seed_term(group_scores(gs, metric, evidence)) for _, gs in g.groupby("strategy")]
-        out[key] = SeedTerm.pooled(terms)
-    return out
-
-
 def summarize(selected: pd.DataFrame, metric: str = "test_acc",
               evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> pd.DataFrame:
     """Per group (backbone, dataset, strategy, label fraction), over the seeds' selected variants:
@@ -91,19 +79,21 @@ def summarize(selected: pd.DataFrame, metric: str = "test_acc",
     (seed-level numbers only: no test-set noise; no interval from one seed)."""
     cols = GROUP + ["variant", "agreement", "has_target_domain", "seeds", "mean", "std", "ci_low",
                     "ci_high", "interval"]
-    pools = row_pools(selected, metric, evidence)
+    groups = {key: g.dropna(subset=[metric])
+              for key, g in selected.groupby(GROUP, dropna=False, sort=True)}
+    scores = {key: group_scores(g, metric, evidence) for key, g in groups.items() if not g.empty}
+    floors = {row: row_floor(sc for (b, d, _, f), sc in scores.items() if (b, d, f) == row)
+              for row in {(b, d, f) for b, d, _, f in scores}}
     rows = []
-    for key, g in selected.groupby(GROUP, dropna=False, sort=True):
-        g = g.dropna(subset=[metric])
+    for key, g in groups.items():
         if g.empty:
             continue
-        scores = group_scores(g, metric, evidence)
         backbone, dataset, _, fraction = key
-        iv = estimate(scores, pools.get((backbone, dataset, fraction))).interval(bounds=(0.0, 1.0))
+        iv = estimate(scores[key], floors[(backbone, dataset, fraction)]).interval(bounds=(0.0, 1.0))
         n = len(g)
         sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
         variant, agreement = chosen_variants(g)
         rows.append(list(key) + [variant, agreement, bool(g["has_target_domain"].iloc[0]), n,
                                  float(g[metric].mean()), sd, iv.low, iv.high,
-                                 "examples" if scores.per_example else "seeds"])
+                                 "examples" if scores[key].per_example else "seeds"])
     return pd.DataFrame(rows, columns=cols)

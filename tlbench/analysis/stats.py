@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,22 +77,29 @@ class SeedTerm:
     df: float
 
     @staticmethod
-    def pooled(terms: Sequence[SeedTerm]) -> SeedTerm | None:
-        """The mean of ``terms`` with Satterthwaite's degrees of freedom (as many as all of
-        them together when they agree, fewer when one dominates)."""
+    def pooled(terms: Sequence[SeedTerm | None]) -> SeedTerm | None:
+        """The mean of ``terms`` (None ones left out) with Satterthwaite's degrees of freedom (as
+        many as all of them together when they agree, fewer when one dominates)."""
+        total = SeedTerm.summed(terms)
+        return None if total is None else SeedTerm(total.ms / sum(t is not None for t in terms),
+                                                   total.df)
+
+    @staticmethod
+    def summed(terms: Sequence[SeedTerm | None]) -> SeedTerm | None:
+        """The sum of ``terms`` (None ones left out; the seed term of a difference of independent
+        strategies) with Satterthwaite's degrees of freedom."""
         terms = [t for t in terms if t is not None]
         if not terms:
             return None
         total = sum(t.ms for t in terms)
         spread = sum(t.ms ** 2 / t.df for t in terms)
-        df = total ** 2 / spread if spread > 0 else sum(t.df for t in terms)
-        return SeedTerm(total / len(terms), df)
+        return SeedTerm(total, total ** 2 / spread if spread > 0 else sum(t.df for t in terms))
 
-    @staticmethod
-    def summed(terms: Sequence[SeedTerm]) -> SeedTerm | None:
-        """The sum of ``terms`` (the seed term of a difference of independent strategies)."""
-        pool = SeedTerm.pooled(terms)
-        return None if pool is None else SeedTerm(pool.ms * len([t for t in terms if t]), pool.df)
+
+def row_floor(scores: Iterable[Scores]) -> SeedTerm | None:
+    """The pooled seed term of a row's strategies (:meth:`SeedTerm.pooled` of each one's
+    :func:`seed_term`): the floor of each strategy's seed term in that row."""
+    return SeedTerm.pooled([seed_term(s) for s in scores])
 
 
 @dataclass(frozen=True)
@@ -327,12 +334,18 @@ class RowComparison:
 
     def pair(self, x: str, y: str) -> Comparison | None:
         """``y − x`` from the row's pairwise tests (either order)."""
-        for a, b, c in self.pairs:
-            if (a, b) == (x, y):
-                return c
-            if (a, b) == (y, x):
-                return _flipped(c, y)
-        return None
+        return _oriented(self.pairs, x, y)
+
+
+def _oriented(pairs: Sequence[tuple[str, str, Comparison]], x: str, y: str) -> Comparison | None:
+    """``y − x`` among ``pairs`` (each ``(a, b, b − a)``), flipped where it was tested as
+    ``x − y``."""
+    for a, b, c in pairs:
+        if (a, b) == (x, y):
+            return c
+        if (a, b) == (y, x):
+            return _flipped(c, y)
+    return None
 
 
 def _flipped(c: Comparison, strategy: str) -> Comparison:
@@ -388,8 +401,7 @@ def compare_row(scores: Mapping[str, Scores], candidates: Sequence[str] | None =
                                         d.estimate.seeds, d.estimate.examples if d.per_example else 0,
                                         d.per_example, d.estimate.df))
                   for d, q in zip(raw, adjusted))
-    result = RowComparison(best, scores[best].mean, (), alpha, tied, pairs, no_verdict)
-    comps = tuple(result.pair(best, s) for s in names if s != best)
+    comps = tuple(_oriented(pairs, best, s) for s in names if s != best)
     return RowComparison(best, scores[best].mean, comps, alpha, tied, pairs, no_verdict)
 
 

@@ -49,7 +49,7 @@ def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str]
     for task in tasks:
         g = ok[(ok[BLOCK] == pd.Series(task, index=BLOCK)).all(axis=1)]
         scores = {s: group_scores(g[g["strategy"] == s], "test_acc", evidence) for s in kept}
-        floor = S.SeedTerm.pooled([S.seed_term(sc) for sc in scores.values()])
+        floor = S.row_floor(scores.values())
         for s in kept:
             estimates[s].append(S.estimate(scores[s], floor))
         for x, y in differences:
