@@ -17,7 +17,7 @@ import pandas as pd
 from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.sections.comparison import Row, _rows, row_comparisons
+from tlbench.report.sections.comparison import Row, row_comparisons, rows_of
 from tlbench.report.tables import Cell, Table, dataset_label, fmt_diff
 from tlbench.analysis.selection import group_scores
 
@@ -79,25 +79,21 @@ def checks(inp: ReportInput) -> list[Check]:
     def compute():
         if inp.check.empty:
             return []
-        base = {(r.dataset, r.backbone, r.label_fraction): r for r in _rows(inp)}
+        base = {(r.dataset, r.backbone, r.label_fraction): r for r in rows_of(inp)}
+        before = dict(list(inp.selected.groupby(list(BLOCK))))
         out = []
         for budget in D.check_budgets(inp.check):
-            frame = D.at_budget(inp.check, budget)
-            selected = D.select(frame)
+            selected = D.select(D.at_budget(inp.check, budget))
+            after = dict(list(selected.groupby(list(BLOCK))))
             for rerun in row_comparisons(selected, inp.evidence, D.oracles(inp.frame), inp.shift):
                 key = (rerun.dataset, rerun.backbone, rerun.label_fraction)
                 if key not in base:
                     continue
-                gains = {}
-                mask = (inp.selected[list(BLOCK)] == pd.Series(key, index=list(BLOCK))).all(axis=1)
-                before = inp.selected[mask]
-                after = selected[(selected[list(BLOCK)] == pd.Series(key, index=list(BLOCK))).all(axis=1)]
-                for s, g in after.groupby("strategy"):
-                    b = before[before["strategy"] == s]
-                    if not b.empty:
-                        gains[s] = S.paired_difference(group_scores(b, "test_acc", inp.evidence),
-                                                       group_scores(g, "test_acc", inp.evidence),
-                                                       same_runs=True)
+                was = dict(list(before[key].groupby("strategy")))
+                gains = {s: S.paired_difference(group_scores(was[s], "test_acc", inp.evidence),
+                                                group_scores(g, "test_acc", inp.evidence),
+                                                same_runs=True)
+                         for s, g in after[key].groupby("strategy") if s in was}
                 holm = dict(zip(gains, S.holm([g.p for g in gains.values()])))
                 change, only = what_changed(base[key], rerun, budget, gains, holm)
                 out.append(Check(base[key], rerun, budget, gains, holm, change, only))

@@ -49,7 +49,9 @@ def row_comparisons(selected: pd.DataFrame, evidence: Mapping | None,
     return rows
 
 
-def _rows(inp: ReportInput) -> list[Row]:
+def rows_of(inp: ReportInput) -> list[Row]:
+    """The report's compared rows, computed once per report (the comparison table, the verdicts,
+    the accuracy table's bold and the budget check read the same)."""
     return inp.once("comparison_rows", lambda: row_comparisons(
         inp.selected, inp.evidence, D.oracles(inp.frame), inp.shift))
 
@@ -57,7 +59,7 @@ def _rows(inp: ReportInput) -> list[Row]:
 def best_of_rows(inp: ReportInput) -> dict[tuple, tuple[str, ...]]:
     """(dataset, backbone, label fraction) -> the row's tied best strategies: the one definition
     of "best" every table reads."""
-    return {(r.dataset, r.backbone, r.label_fraction): r.result.tied for r in _rows(inp)}
+    return {(r.dataset, r.backbone, r.label_fraction): r.result.tied for r in rows_of(inp)}
 
 
 # ---------------------------------------------------------------------------- table
@@ -190,6 +192,6 @@ def _join(names: list[str]) -> str:
 
 
 SECTIONS = [
-    Section("comparison", "table", lambda inp: comparison_table(_rows(inp), inp.strategies),
+    Section("comparison", "table", lambda inp: comparison_table(rows_of(inp), inp.strategies),
             missing="No paired comparison: no row has two strategies with results.", order=12),
 ]

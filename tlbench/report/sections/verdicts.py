@@ -13,7 +13,7 @@ from tlbench.report import data as D
 from tlbench.report import report_input
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
-from tlbench.report.sections.comparison import _rows, verdict
+from tlbench.report.sections.comparison import rows_of, verdict
 from tlbench.report.tables import BUDGET_MARK, Cell, Table
 
 
@@ -21,7 +21,7 @@ def sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
     """((dataset, backbone, label fraction), sentence) for every compared row."""
     changed = changed_rows(inp)
     out = []
-    for row in _rows(inp):
+    for row in rows_of(inp):
         key = (row.dataset, row.backbone, row.label_fraction)
         text = verdict(row)
         if key in changed:
