@@ -9,6 +9,7 @@ from conftest import TINY
 from tlbench.contract.cells import canonical
 from tlbench.plugins.host import load_registry
 from tlbench.plan.suite import parse_suite
+from tlbench.testing import tiny_suite
 
 #: the cell ids of conftest.TINY under tlbench 0.3, before the stopping options existed
 TINY_IDS = {"0ac3deae9cdec9b7", "11e16468272b2c10", "390c3a469be5e671", "43ee39fda77b94e0", "500dd606ab892a0b",
@@ -102,40 +103,10 @@ def test_dry_run_shows_the_check_cells_and_errors_before_anything_runs(write_sui
     assert not (path.parent / "results").exists()
 
 
-CHECKED = """
-[suite]
-name = "checked"
-measure_deployment = false
-seeds = [0]
-label_fractions = [0.5]
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-
-[[dataset]]
-plugin = "digits"
-image_size = 8
-
-[[strategy]]
-plugin = "finetune"
-lr = 3e-3
-
-[[strategy]]
-plugin = "linear_probe"
-C = 1.0
-
-[train]
-epochs = 3
-batch_size = 128
-stop = "plateau"
-patience = 1
-eval_every_epochs = 1
-
-[budget_check]
-factor = 2
-"""
+CHECKED = tiny_suite(suite={"name": "checked", "label_fractions": [0.5]},
+                     train={"epochs": 3, "batch_size": 128, "stop": "plateau", "patience": 1,
+                            "eval_every_epochs": 1},
+                     tables={"budget_check": {"factor": 2}})
 
 
 def test_a_run_stores_the_check_cells_with_budget_and_stopped_and_resumes(write_suite, cli):
