@@ -1,6 +1,7 @@
 """The worker boundary and the controller: plain-data cell specs, claims in the store, the executor
 options, declared roles, the oracle's label budget, and what a record carries of training."""
 import json
+import pickle
 import sqlite3
 import time
 
@@ -52,16 +53,18 @@ batch_size = 128
 """
 
 
-def test_a_cell_spec_is_plain_data_and_run_cell_gives_the_inprocess_record(write_suite, cli):
+def test_a_cell_spec_is_plain_data_and_run_cell_gives_the_inprocess_record(write_suite, cli, monkeypatch):
     path = write_suite()
     assert cli("run", path, "--no-report").exit_code == 0
     db = sqlite3.connect(path.parent / "results/tiny/tlbench.sqlite")
     stored = {r[0]: json.loads(r[1]) for r in db.execute("SELECT cell_id, record FROM records")}
     suite = load_suite(path, load_registry())
     cell = next(c for c in suite.cells if c.strategy.plugin == "finetune")
-    spec = CellSpec(str(path), path.read_text(), cell.id)
-    assert CellSpec(**json.loads(json.dumps(spec.__dict__)) | {"plugins": ()}) == spec  # plain data only
-    record = run_cell(spec, "cpu")
+    spec = CellSpec(cell, measure_deployment=suite.options.measure_deployment)
+    assert pickle.loads(pickle.dumps(spec)) == spec and spec.cell_id == cell.id  # plain data only
+    for name in ("parse_suite", "load_suite"):  # the worker resolves nothing: the spec holds the cell
+        monkeypatch.setattr(f"tlbench.plan.suite.{name}", lambda *a, **k: pytest.fail("the worker parsed a suite"))
+    record = run_cell(pickle.loads(pickle.dumps(spec)), "cpu")
     assert record["cell_id"] == cell.id and record["status"] == "ok"
     assert record["metrics"] == stored[cell.id]["metrics"]  # deterministic on the CPU
     assert record["role"] == "transfer" and record["select_on"] == "val"

@@ -441,7 +441,7 @@ def _specs(text: str, plugins: tuple[str, ...] = ()) -> list:
     from tlbench.contract.session import CellSpec
 
     suite = parse_suite(text, "kit.toml", load_registry(plugins))
-    return [CellSpec("kit.toml", text, cell.id, plugins, "", cell.group) for cell in suite.cells]
+    return [CellSpec(cell, plugins, measure_deployment=suite.options.measure_deployment) for cell in suite.cells]
 
 
 class _Session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -105,9 +105,6 @@ class Cell:
     seed: int
     label_fraction: float
     skip_reason: str | None = None
-    #: a search trial's plain data ``{"base": cell id, "strategy": {...}, "train": {...}}``: the
-    #: suite's cell it varies and the options it replaces (see :meth:`vary`); None for the suite's own
-    variation: dict | None = field(default=None, compare=False)
 
     def vary(self, registry, strategy: dict, train: dict) -> "Cell":
         """This cell with ``strategy`` and ``[train]`` options replaced and validated again (a search
@@ -117,8 +114,7 @@ class Cell:
                       options.model_validate({**self.strategy.options.model_dump(), **strategy}),
                       {**self.strategy.variant, **strategy})
         return replace(self, strategy=entry, train=TrainOptions.model_validate({**self.train.model_dump(), **train}),
-                       train_variant={**self.train_variant, **train},
-                       variation={"base": self.id, "strategy": strategy, "train": train})
+                       train_variant={**self.train_variant, **train})
 
     def config(self) -> dict:
         """Everything that determines the result (not the device or executor it runs on)."""
@@ -128,7 +124,7 @@ class Cell:
                 "strategy": self.strategy.config(), "train": train,
                 "seed": self.seed, "label_fraction": self.label_fraction}
 
-    @property
+    @functools.cached_property
     def group(self) -> str:
         """Cells of one group share a dataset and a backbone: a worker that gets them in a row
         reuses its loaded data, encoded inputs and features."""

@@ -1,11 +1,13 @@
 """What crosses between the controller and an executor: a :class:`CellSpec` (plain data: the
-suite's text, the cell's id, the plugin modules) and the :class:`Session` protocol an executor's
-``run(session, options)`` is handed (``tlbench.Session``).
+resolved cell, the plugin modules, the results folder) and the :class:`Session` protocol an
+executor's ``run(session, options)`` is handed (``tlbench.Session``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from tlbench.contract.cells import Cell
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.results import CellRecord
@@ -15,17 +17,23 @@ __all__ = ["CellSpec", "Session"]
 
 @dataclass(frozen=True)
 class CellSpec:
-    """Everything a worker needs to run one cell, as plain data (picklable, JSON-able)."""
+    """Everything a worker needs to run one cell, as plain picklable data: the resolved cell (a
+    worker parses no suite), the plugin modules that provide its plugins' code, the results folder
+    (its feature cache beside the store; "" for none) and whether to measure the deployed model."""
 
-    suite_path: str
-    suite_text: str
-    cell_id: str
+    cell: Cell
     plugins: tuple[str, ...] = ()
     results_dir: str = ""
-    group: str = ""
-    #: a search trial's options (``Cell.variation``): its cell is not in the suite's expansion
-    variation: dict | None = None
+    measure_deployment: bool = True
 
+    @property
+    def cell_id(self) -> str:
+        return self.cell.id
+
+    @property
+    def group(self) -> str:
+        """The cell's group (:attr:`tlbench.Cell.group`): a worker that ran one of it has its caches."""
+        return self.cell.group
 
 
 class Session(Protocol):

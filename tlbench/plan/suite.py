@@ -5,8 +5,6 @@ given where an option takes one value sweeps it; each combination is a *variant*
 """
 from __future__ import annotations
 
-import functools
-
 import hashlib
 import itertools
 import tomllib
@@ -94,22 +92,6 @@ class Suite:
     #: the validated ``[budget_check]`` table (None: none); its cells are in ``cells`` (budget > 1)
     budget_check: BudgetCheckOptions | None = None
 
-    def cell(self, cell_id: str, variation: dict | None = None, registry: Registry | None = None) -> Cell:
-        """The suite's cell ``cell_id``, or the search trial ``variation`` describes (:meth:`Cell.vary`)."""
-        if variation is not None:
-            cell = self.cell(variation["base"]).vary(registry, variation["strategy"], variation["train"])
-            if cell.id == cell_id:
-                return cell
-        found = self._by_id.get(cell_id)
-        if found is not None:
-            return found
-        raise UserError(f"{self.path}: no cell {cell_id} in this suite (was the file changed during the run?)")
-
-    @functools.cached_property
-    def _by_id(self) -> dict[str, Cell]:
-        """The cells by id, built once (a worker looks one up for every cell it runs)."""
-        return {c.id: c for c in self.cells}
-
     @property
     def results_dir(self) -> Path:
         """``<output>/<name>``; a relative output is taken from the current directory."""
@@ -144,8 +126,7 @@ def load_suite(path: str | Path, registry: Registry, output: str | None = None) 
 
 
 def parse_suite(text: str, path: str | Path, registry: Registry, output: str | None = None) -> Suite:
-    """Validate and expand a suite's text (``path`` names it in errors): what a worker does with
-    the text a cell spec carries."""
+    """Validate and expand a suite's text (``path`` names it in errors)."""
     path = Path(path)
     try:
         raw = tomllib.loads(text)

@@ -174,7 +174,7 @@ class WorkerFeatures:
         from tlbench.run.worker import Worker
 
         self.suite = suite
-        self.worker = Worker(suite, registry, engine.resolve_device(device), suite.results_dir)
+        self.worker = Worker(registry, engine.resolve_device(device), suite.results_dir)
         if stored_only:
             self.worker.feature_cache = StoredFeatures(self.worker.feature_cache.directory)
         self.cache: FeatureCache = self.worker.feature_cache

@@ -68,8 +68,8 @@ class Session:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.rerun = rerun
         self.cells = {c.id: c for c in cells}
-        specs = [CellSpec(str(suite.path), suite.text, c.id, plugins, str(suite.results_dir.resolve()), c.group,
-                          c.variation)
+        results_dir, measure = str(suite.results_dir.resolve()), suite.options.measure_deployment
+        specs = [CellSpec(c, plugins, results_dir, measure)
                  for c in sorted(cells, key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))]
         self.pending: OrderedDict[str, CellSpec] = OrderedDict((s.cell_id, s) for s in specs)
         self.total = len(self.pending)

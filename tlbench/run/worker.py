@@ -1,9 +1,9 @@
 """The worker side of the boundary: run one cell, given plain data, on one device.
 
-Only a :class:`CellSpec` crosses to a worker (the suite's text, the cell's id, the plugin modules to
-load): :func:`run_cell` can be called in this process, in a worker process or in a Ray actor alike,
-and returns the cell's record. Each process keeps one :class:`Worker` per (suite, plugins, device)
-with its caches: the dataset last loaded, its encoded inputs per encoder, and the frozen features
+Only a :class:`CellSpec` crosses to a worker (the resolved cell, the plugin modules to load, the
+results folder): :func:`run_cell` can be called in this process, in a worker process or in a Ray
+actor alike, and returns the cell's record; no suite is parsed here. Each process keeps one
+:class:`Worker` per (plugins, device, results folder) with its caches: the dataset last loaded, its encoded inputs per encoder, and the frozen features
 (in memory, and persisted beside the store). Hooks, progress and the store stay in the controlling
 process.
 """
@@ -31,23 +31,25 @@ from tlbench.contract.errors import Diverged, NotApplicable, UserError
 from tlbench.train.features import FeatureCache
 from tlbench.plan.preflight import input_of
 from tlbench.contract.values import Split
+from tlbench.plugins.host import load_registry
 from tlbench.plugins.registry import Registry
 from tlbench.contract.results import CellRecord
 from tlbench.contract.session import CellSpec
 from tlbench.train.strategies import seed_everything
 from tlbench.contract.cells import Cell, canonical
-from tlbench.plan.suite import Suite, parse_suite
 
 
 def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
     """Run the cell ``spec`` names on ``device`` and return its record; never raises for a
     failure inside the cell (it is recorded)."""
-    worker = _WORKERS.get((spec.suite_text, spec.plugins, device, spec.results_dir))
+    key = (spec.plugins, device, spec.results_dir, spec.measure_deployment)
+    worker = _WORKERS.get(key)
     if worker is None:
         _WORKERS.clear()  # one suite at a time per process: free the last one's caches
-        worker = Worker.for_spec(spec, device)
-        _WORKERS[(spec.suite_text, spec.plugins, device, spec.results_dir)] = worker
-    return worker.run(worker.suite.cell(spec.cell_id, spec.variation, worker.registry))
+        worker = Worker(load_registry(spec.plugins), engine.resolve_device(device),
+                        Path(spec.results_dir) if spec.results_dir else None, spec.measure_deployment)
+        _WORKERS[key] = worker
+    return worker.run(spec.cell)
 
 
 _WORKERS: dict[tuple, "Worker"] = {}
@@ -89,10 +91,13 @@ def _cpu_name() -> str:
 
 
 class Worker:
-    """Runs cells of one suite on one device, with the caches that cells share."""
+    """Runs cells on one device, with the caches that cells share (the features persisted under
+    ``results_dir / "features"`` when given); ``measure_deployment``: each record gets its deployed
+    model's cost."""
 
-    def __init__(self, suite: Suite, registry: Registry, device: torch.device, results_dir: Path | None = None):
-        self.suite, self.registry, self.device = suite, registry, device
+    def __init__(self, registry: Registry, device: torch.device, results_dir: Path | None = None,
+                 measure_deployment: bool = True):
+        self.registry, self.device, self.measure_deployment = registry, device, measure_deployment
         self.info = run_info(device)
         self.energy_counters = energy.counters_for(device)
         self.feature_cache = FeatureCache(results_dir / "features") if results_dir else None
@@ -101,13 +106,6 @@ class Worker:
         self._encoded: dict[str, dict[str, Split]] = {}
         self._features: dict[str, Features] = {}
         self._speeds: dict[str, tuple[float, float]] = {}  # deployment speed by deploy.speed_key
-
-    @classmethod
-    def for_spec(cls, spec: CellSpec, device: str) -> "Worker":
-        from tlbench.plugins.host import load_registry
-        registry = load_registry(spec.plugins)
-        suite = parse_suite(spec.suite_text, spec.suite_path, registry)
-        return cls(suite, registry, engine.resolve_device(device), Path(spec.results_dir) if spec.results_dir else None)
 
     # -- caches --------------------------------------------------------------------------------
 
@@ -225,7 +223,7 @@ class Worker:
             trainable_params=outcome.trainable_params, total_params=outcome.total_params,
             train_examples=len(cell_splits["train"]), **ctx.clock.excluded,
             **(meter.reading.cost_fields() if meter else {}),
-            **(self._deployment(ctx, bool(probed)) if self.suite.options.measure_deployment else {})))
+            **(self._deployment(ctx, bool(probed)) if self.measure_deployment else {})))
 
     def _deployment(self, ctx: CellContext, probed: bool) -> dict:
         """Deployment cost fields of the model the strategy predicted with; a strategy that predicted
