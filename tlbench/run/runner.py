@@ -191,7 +191,7 @@ def store_plan(store: Store, suite: Suite) -> None:
                                    "strategy": c.strategy.label, "variant": c.variant} for c in suite.cells})
 
 
-def run_suite(suite: Suite, registry: Registry, pm: Host | pluggy.PluginManager, store: Store,
+def run_cells(suite: Suite, registry: Registry, pm: Host | pluggy.PluginManager, store: Store,
               rerun: bool = False, progress=None, cells: list[Cell] | None = None,
               plugins: tuple[str, ...] = (), executor: str | None = None,
               executor_options: dict | None = None, predicted: dict[str, float] | None = None,

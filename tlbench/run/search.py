@@ -4,7 +4,7 @@ For each (backbone, dataset, strategy, label fraction) whose strategy has a spac
 in this (the controlling) process asks for trials; each trial becomes one cell per seed, a
 :meth:`~tlbench.contract.cells.Cell.vary` of the suite's cell with the sampled options, so its id hashes
 them as for any cell. The planner runs the cells in *waves* through
-:func:`tlbench.run.runner.run_suite` (so every executor, the store's claims and resuming work as for
+:func:`tlbench.run.runner.run_cells` (so every executor, the store's claims and resuming work as for
 any cell) and tells the study each trial's mean validation accuracy over seeds. Test labels are
 never read: the objective is ``val_acc``, the strategy's own selection split.
 
@@ -32,7 +32,7 @@ from typing import Callable, Iterator
 from tlbench.contract.cells import Cell, canonical
 from tlbench.plugins.registry import Registry
 from tlbench.contract.results import CellRecord
-from tlbench.run.runner import RunResult, run_suite, store_plan
+from tlbench.run.runner import RunResult, run_cells, store_plan
 from tlbench.contract.space import Distribution, SearchOptions
 from tlbench.run.store import Store
 from tlbench.plan.suite import Suite
@@ -210,10 +210,10 @@ def run_search(suite: Suite, registry: Registry, pm, store: Store,
                cells: list[Cell] | None = None, rerun: bool = False, progress=None, **run_options) -> RunResult:
     """Run ``cells`` (default: the suite's) with their groups searched as ``[search]`` says.
 
-    The cells of groups that are not searched run in the first wave, as :func:`run_suite` runs
+    The cells of groups that are not searched run in the first wave, as :func:`run_cells` runs
     them. Searched groups left out of ``cells`` (``--filter``) are replayed from the store only,
     so their finished trials stay in the plan. ``pm`` (the plugin host) and ``run_options`` go to
-    :func:`run_suite`.
+    :func:`run_cells`.
     """
     chosen = {c.id for c in (suite.cells if cells is None else cells)}
     found = groups(suite)
@@ -242,7 +242,7 @@ def run_search(suite: Suite, registry: Registry, pm, store: Store,
         wave = first + [c for w in waves.values() for c in w]
         todo = list({c.id: c for c in wave if c.id not in done_here and c.id not in finished}.values())
         if todo:
-            step = run_suite(plan, registry, pm, store, rerun=rerun, progress=tracked, cells=todo, **run_options)
+            step = run_cells(plan, registry, pm, store, rerun=rerun, progress=tracked, cells=todo, **run_options)
             result.failures += step.failures
             result.user_errors += step.user_errors
             if step.interrupted or step.user_errors:  # a user error stops the search: its cells never came
