@@ -44,13 +44,13 @@ def module(tmp_path, monkeypatch):
 @pytest.fixture
 def loads(monkeypatch):
     """How many times `tlbench list` loaded the plugins (0: it listed from the cache)."""
-    from tlbench import cli
-    calls, load = [], cli._load_plugins_quietly
+    from tlbench import api
+    calls, load = [], api.load_plugins
 
     def counted(*args):
         calls.append(args)
         return load(*args)
-    monkeypatch.setattr(cli, "_load_plugins_quietly", counted)
+    monkeypatch.setattr(api, "load_plugins", counted)
     return calls
 
 

@@ -1,7 +1,8 @@
 """tlbench: which pretrained backbone and which transfer strategy, measured.
 
-Everything a plugin author annotates is importable from here. The names are imported on first
-use (PEP 562), so that ``import tlbench`` (and ``tlbench --help``) does not import torch.
+Everything a plugin author annotates is importable from here, and the Python API (``run_suite``,
+``load_results``, ``summarize``: :mod:`tlbench.api`). The names are imported on first use (PEP 562),
+so that ``import tlbench`` (and ``tlbench --help``) does not import torch.
 """
 import importlib
 
@@ -25,6 +26,7 @@ _LAZY = {
     **{name: "tlbench.contract.values" for name in ("LoadedDataset", "Options", "Outcome", "Role", "Split")},
     "CellRecord": "tlbench.contract.results", "Cost": "tlbench.contract.results",
     "ClassificationStep": "tlbench.contract.step", "StepOutput": "tlbench.contract.step", "TrainStep": "tlbench.contract.step",
+    **{name: "tlbench.api" for name in ("load_results", "run_suite", "summarize")},
 }
 
 __all__ = ["hookimpl", "__version__", *sorted(_LAZY)]

@@ -11,21 +11,18 @@ import errno
 import os
 import signal
 import sys
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tlbench.contract.errors import UserError, one_line_warnings
-from tlbench.plugins.registry import KINDS, DuplicateName, Registry
+from tlbench.plugins.registry import KINDS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tlbench.plugins.host import Host
     from tlbench.plugins.listing import PluginEntry
 
 PLURALS = {"backbones": "backbone", "datasets": "dataset", "strategies": "strategy", "executors": "executor",
@@ -35,23 +32,11 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load_plugins(plugins: tuple[str, ...], strict: bool):
-    host, registry, problems = _load_plugins_quietly(plugins, strict)
+    from tlbench.api import load_plugins  # here, as every import of a command: tlbench --help stays quick
+    host, registry, problems = load_plugins(plugins, strict)
     for message in problems:
         err.print(f"warning: {message}", markup=False)
     return host, host.infos, registry
-
-
-def _load_plugins_quietly(plugins: tuple[str, ...], strict: bool) -> tuple[Host, Registry, list[str]]:
-    """The plugins' host, its registry and the warnings of the plugins that failed (not shown yet)."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        from tlbench.plugins.host import Host  # here, as every import of a command: tlbench --help stays quick
-        host = Host.load(plugins, strict=strict)
-        try:
-            registry = host.registry
-        except DuplicateName as exc:
-            raise UserError(str(exc)) from None
-    return host, registry, [str(w.message) for w in caught if "plugin" in str(w.message)]
 
 
 plugin_option = click.option("--plugin", "plugins", multiple=True, metavar="MODULE",
@@ -60,15 +45,8 @@ strict_option = click.option("--strict-plugins", is_flag=True, help="a plugin th
 
 
 def _parse_filters(ctx, param, items) -> dict[str, list[str]]:
-    """``("strategy=lora,finetune", ...)`` -> ``{"strategy": ["lora", "finetune"]}``."""
-    parsed = {}
-    for item in items:
-        key, sep, values = item.partition("=")
-        from tlbench.plan.suite import FILTER_KEYS
-        if not sep or key not in FILTER_KEYS:
-            raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of {', '.join(FILTER_KEYS)}")
-        parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
-    return parsed
+    from tlbench.plan.suite import parse_filters
+    return parse_filters(items)
 
 
 def filter_option(verb: str):
@@ -80,6 +58,22 @@ def filter_option(verb: str):
 def _max_time(ctx, param, value: str | None) -> float | None:
     from tlbench.run.estimate import parse_duration
     return parse_duration(value) if value is not None else None
+
+
+def _parse_executor_options(ctx, param, items: tuple[str, ...]) -> dict:
+    """``--executor-option KEY=VALUE``s as a dict (VALUE in TOML syntax; a bare word is a string)."""
+    import tomllib
+
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--executor-option {item!r}: write KEY=VALUE, e.g. workers=4")
+        try:
+            options[key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            options[key] = value  # a bare word: a string
+    return options
 
 
 class Main(click.Group):
@@ -135,6 +129,7 @@ def main():
 @click.option("--executor", metavar="NAME", help="run the cells with this executor instead of the suite's "
               "(inprocess, local, ray; see `tlbench list executors`)")
 @click.option("--executor-option", "executor_options", multiple=True, metavar="KEY=VALUE",
+              callback=_parse_executor_options,
               help="an option of the executor (repeatable; VALUE in TOML syntax), e.g. workers=4")
 @click.option("--max-time", metavar="DURATION", callback=_max_time,
               help="refuse to start (exit 2) if the run is predicted to take longer, e.g. 20m, 1h30m "
@@ -145,74 +140,67 @@ def main():
 def run(suite_file, dry_run, rerun, output, no_report, executor, executor_options, max_time, filters, plugins,
         strict_plugins):
     """Run every cell of SUITE_FILE not already finished."""
-    from tlbench.plan.preflight import preflight
-    from tlbench.run.runner import run_suite
-    from tlbench.run.search import outline as search_outline
-    from tlbench.run.search import run_search
-    from tlbench.run.store import Store
-    from tlbench.plan.suite import load_suite
+    from tlbench.api import prepare
 
     host, _, registry = _load_plugins(plugins, strict_plugins)
-    suite = load_suite(suite_file, registry, output)
-    executor_name, executor_config = _executor(suite, registry, executor, executor_options)
-    cells = suite.select(filters) if filters else suite.cells
-    store = Store(suite.results_dir) if (suite.results_dir / "tlbench.sqlite").is_file() else None
-    finished = store.finished() if store and not rerun else set()
-    try:  # data and weights, before the store is made or written (a UserError: exit 2)
-        checked = preflight([c for c in cells if c.id not in finished], registry)
-    except UserError:
-        if store:
-            store.close()
-        raise
-    outline = search_outline(suite, cells, registry) if suite.search.active else None
-    predicted = None if outline else _predict(suite, [c for c in cells if c.id not in finished], executor_config)
+    prepared = prepare(suite_file, registry, output=output, executor=executor, executor_options=executor_options,
+                       filters=filters, rerun=rerun)
     if dry_run:
-        if not outline or outline.static:
-            _print_plan(suite, outline.static if outline else cells, finished, predicted)
-        for line in outline.lines if outline else []:
-            out.print(line, markup=False)
-        out.print(f"preflight ok: {checked.summary()}")
-        if predicted:
-            out.print(predicted.summary(), markup=False)
+        _print_dry_run(prepared)
         return
     if max_time is not None:
-        _check_max_time(max_time, predicted, store)
-    store = store or Store(suite.results_dir)
-    todo = outline.cells if outline else sum(c.id not in finished for c in cells)
-    chosen = f", {len(cells)} chosen by --filter" if filters else ""
-    out.print(f"suite {suite.options.name}: {len(suite.cells)} cells{chosen}, {todo} to run, "
-              f"results in {suite.results_dir}")
-    def finish(result) -> None:  # results.csv and the report, written before suite_finished tells trackers
+        _check_max_time(max_time, prepared.predicted)
+    chosen = f", {len(prepared.cells)} chosen by --filter" if filters else ""
+    out.print(f"suite {prepared.suite.options.name}: {len(prepared.suite.cells)} cells{chosen}, "
+              f"{prepared.todo_count} to run, results in {prepared.suite.results_dir}")
+    _exit_with(_execute(prepared, host, plugins, report=not no_report))
+
+
+def _print_dry_run(prepared) -> None:
+    """The plan (or a search's outline), the preflight's summary and the predicted cost."""
+    outline, cells = prepared.outline, prepared.cells
+    if not outline or outline.static:
+        _print_plan(prepared.suite, outline.static if outline else cells, prepared.finished, prepared.predicted)
+    for line in outline.lines if outline else []:
+        out.print(line, markup=False)
+    out.print(f"preflight ok: {prepared.checked.summary()}")
+    if prepared.predicted:
+        out.print(prepared.predicted.summary(), markup=False)
+
+
+def _execute(prepared, host, plugins: tuple[str, ...], report: bool):
+    """Run the cells under the progress bar; at the end, write and print the results, the summary
+    and the report (before ``suite_finished`` tells trackers). A SIGTERM is a Ctrl-C."""
+    from tlbench.api import ProgressBar, execute, held_elsewhere, write_outputs
+
+    def finish(store, result) -> None:
         progress.bar.stop()
         if result.held_elsewhere:
-            err.print(f"{result.held_elsewhere} cell(s) are being run by another tlbench run of this suite; they are "
-                      "left to it (run again later to export them)", markup=False)
-        csv_path, summary_path = store.export()
+            err.print(held_elsewhere(result.held_elsewhere), markup=False)
+        written = write_outputs(store, host, prepared.suite, report)
         _print_summary(store)
-        out.print(f"results: {csv_path}  summary: {summary_path}")
-        if not no_report:
-            try:
-                _score_run(host, suite, registry, store)
-                _report(store, suite.results_dir)
-            except UserError as exc:  # e.g. every cell failed: the failures below say more
-                err.print(f"warning: no report: {exc}", markup=False)
+        out.print(f"results: {written.results_csv}  summary: {written.summary_md}")
+        for line in written.problems:
+            err.print(f"warning: {line}", markup=False)
+        if written.scored:
+            out.print(f"transferability: {written.scored} backbone × dataset pair(s) scored on the run's features")
+        if written.report:
+            out.print(f"report: {written.report}")
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
-        with _Progress(todo, None if outline else [c for c in cells if c.id not in finished]) as progress:
-            kwargs = dict(rerun=rerun, progress=progress.update, cells=cells, plugins=plugins,
-                          executor=executor_name, executor_options=executor_config,
-                          **({"predicted": predicted.seconds_of()} if predicted else {}))
-            if outline:  # each wave is a run_suite of its own, with its lifecycle hooks
-                result = run_search(suite, registry, host, store, **kwargs)
-                finish(result)
-            else:
-                result = run_suite(suite, registry, host, store, finish=finish, **kwargs)
+        with ProgressBar(prepared.todo_count, None if prepared.outline else prepared.todo, out) as progress:
+            return execute(prepared, host, plugins, progress.update, finish)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        store.close()
+
+
+def _exit_with(result) -> None:
+    """Exit 130 when interrupted, 2 after a user error a cell found, 1 if a cell failed; each with
+    its lines on stderr."""
+    from tlbench.api import INTERRUPTED
     if result.interrupted:
-        err.print("interrupted: finished cells are stored; run the same command again to resume")
+        err.print(INTERRUPTED)
         sys.exit(130)
     if result.failures:
         err.print(f"{len(result.failures)} cell(s) failed or diverged:", markup=False)
@@ -227,38 +215,7 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         sys.exit(1)
 
 
-def _executor(suite, registry, name: str | None, items: tuple[str, ...]) -> tuple[str, dict]:
-    """The executor and its options: the suite's ``[suite] executor`` and ``[executor]`` table,
-    or ``--executor NAME`` (its options start from its defaults) and ``--executor-option``s."""
-    import tomllib
-
-    from tlbench.plugins.executors import executor_options
-    chosen = name or suite.options.executor
-    options = dict(suite.executor_options) if chosen == suite.options.executor else {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--executor-option {item!r}: write KEY=VALUE, e.g. workers=4")
-        try:
-            options[key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            options[key] = value  # a bare word: a string
-    executor_options(registry, chosen, options)
-    return chosen, options
-
-
-def _predict(suite, cells, executor_config: dict):
-    """The cells' predicted cost on the device the executor would use, from every results store
-    under the suite's output folder."""
-    from tlbench.train import engine
-    from tlbench.run.estimate import estimate, history
-    from tlbench.run.worker import device_label
-
-    name = executor_config.get("device") or (executor_config.get("devices") or ["auto"])[0]
-    return estimate(cells, history(Path(suite.options.output)), device_label(engine.resolve_device(name)))
-
-
-def _check_max_time(limit: float, predicted, store) -> None:
+def _check_max_time(limit: float, predicted) -> None:
     """Refuse (UserError, nothing started or written) a run predicted to take longer than ``limit``."""
     from tlbench.run.estimate import duration
     if predicted is None or not predicted.estimated:
@@ -266,54 +223,12 @@ def _check_max_time(limit: float, predicted, store) -> None:
                   markup=False)
         return
     if predicted.wall_seconds > limit:
-        if store:
-            store.close()
         raise UserError(f"--max-time {duration(limit)}: the run is {predicted.summary()}; "
                         "give a larger --max-time or fewer cells (--filter)")
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-class _Progress:
-    """A bar with cells done / total, the current cell and an ETA (:class:`tlbench.run.eta.Eta` over
-    ``cells``, the cells to run where known in advance); one line per finished cell."""
-
-    def __init__(self, total: int, cells=None):
-        from tlbench.run.eta import Eta
-        self.total, self.done = total, 0
-        self.eta = Eta(total, None if cells is None else [_cost_group(c) for c in cells])
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=out,
-                            transient=True)
-        self.task = self.bar.add_task("starting", total=total, eta="?")
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
-
-    def update(self, event: str, cell, record) -> None:
-        if event == "start":
-            self.bar.update(self.task, description=cell.describe())
-            return
-        self.done += 1
-        self.eta.finished(_cost_group(cell), record.cost.wall_seconds or 0.0)
-        left = self.eta.text()
-        self.bar.update(self.task, advance=1, eta=left)
-        metric = record.metrics.get("test_acc")
-        shown = f"test {metric:.3f}" if metric is not None else (record.error or "")[:120]
-        self.bar.console.print(f"[{self.done}/{self.total}] {record.status:8s} {cell.describe()}  {shown}  "
-                               f"({record.cost.wall_seconds:.1f}s, ETA {left})", markup=False)
-
-
-def _cost_group(cell) -> tuple[str, str, float, bool]:
-    """What a cell's time depends on most: its backbone, its strategy plugin, its budget (the
-    budget check's re-runs train longer), whether it is skipped."""
-    return cell.backbone.label, cell.strategy.plugin, cell.train.budget, bool(cell.skip_reason)
 
 
 def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
@@ -352,33 +267,6 @@ def _print_summary(store) -> None:
                   "row's pairs, α = 0.05):", markup=False)
         for line in lines:
             out.print(f"  {line}", markup=False)
-
-
-def _score_run(plugins, suite, registry, store) -> None:
-    """The transferability scores of the features the run extracted (tlbench.run.rank.score_run), so
-    the report has them without ``tlbench rank``; a failure here is a warning, never the run's."""
-    from tlbench.run.rank import collect_scorers, score_run
-    scorers = collect_scorers(plugins)
-    if not scorers:
-        return
-    try:
-        scored = score_run(suite, registry, scorers, store)
-    except Exception as exc:  # noqa: BLE001 - the scores are an extra; the report must still come
-        err.print(f"warning: no transferability scores: {type(exc).__name__}: {exc}", markup=False)
-        return
-    if scored:
-        out.print(f"transferability: {scored} backbone × dataset pair(s) scored on the run's features")
-
-
-def _report(store, directory: Path, filters=None, options=None) -> Path | None:
-    from tlbench.report import write_report
-    meta = {"suite_name": store.meta("suite_name", directory.name), "suite_toml": store.meta("suite_toml", ""),
-            "environment": store.meta("environment", {}), "tuning": store.meta("tuning", [])}
-    path = write_report(store.frame(), directory, meta, filters, evidence=store.evidence(),
-                        val_curves={r.cell_id: r.val_curve for r in store.records()},
-                        options=options)
-    out.print(f"report: {path}")
-    return path
 
 
 @main.command()
@@ -447,7 +335,8 @@ def _listing(plugins: tuple[str, ...], strict: bool, refresh: bool) -> list[Plug
     key = listing.cache_key(plugins)
     entries = None if refresh else listing.load(key)
     if entries is None:
-        _, registry, problems = _load_plugins_quietly(plugins, strict)
+        from tlbench.api import load_plugins
+        _, registry, problems = load_plugins(plugins, strict)
         for message in problems:
             err.print(f"warning: {message}", markup=False)
         entries = listing.entries_of(registry)
@@ -485,14 +374,12 @@ def plugins(plugins, strict_plugins):
               "the compute-to-accuracy table (default: 90% of the best strategy's)")
 def report(results_dir, filters, baseline, reach):
     """Rebuild tables, figures and report.html from the stored results alone."""
+    from tlbench.api import open_store, write_store_report
     from tlbench.report import ReportOptions
-    from tlbench.run.store import Store
-    if not (results_dir / "tlbench.sqlite").is_file():
-        raise UserError(f"{results_dir}: no results here (no tlbench.sqlite); run `tlbench run SUITE` first "
-                        "or give the folder results/<suite name>")
-    store = Store(results_dir)
+    store = open_store(results_dir)
     try:
         store.export()
-        _report(store, results_dir, filters or None, ReportOptions(baseline=baseline, reach=reach))
+        path = write_store_report(store, filters or None, ReportOptions(baseline=baseline, reach=reach))
     finally:
         store.close()
+    out.print(f"report: {path}")

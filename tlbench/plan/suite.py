@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
+import math
+import re
 import tomllib
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -113,6 +117,18 @@ class Suite:
         return cells
 
 
+def parse_filters(items: Iterable[str]) -> dict[str, list[str]]:
+    """``("strategy=lora,finetune", ...)`` (``--filter``) -> ``{"strategy": ["lora", "finetune"]}``;
+    an item that is not KEY=A,B with KEY in :data:`FILTER_KEYS` is a UserError."""
+    parsed: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or key not in FILTER_KEYS:
+            raise UserError(f"--filter {item!r}: write KEY=A,B with KEY one of {', '.join(FILTER_KEYS)}")
+        parsed.setdefault(key, []).extend(v for v in values.split(",") if v)
+    return parsed
+
+
 def load_suite(path: str | Path, registry: Registry, output: str | None = None) -> Suite:
     """Read, validate and expand a suite file; raises :class:`UserError` naming file and key."""
     path = Path(path)
@@ -123,6 +139,56 @@ def load_suite(path: str | Path, registry: Registry, output: str | None = None) 
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); save the suite file as UTF-8") from None
     return parse_suite(text, path, registry, output)
+
+
+def to_toml(raw: Mapping[str, Any], where: str = "<dict>") -> str:
+    """The TOML text of a suite given as a dict of its tables (``{"suite": {...}, "backbone":
+    [{...}, ...], ...}``, what :func:`tomllib.loads` gives for a suite file): what a run stores and
+    reports as the suite's text. A value TOML has no form for (None, a path, ...) is a UserError
+    naming its key."""
+    scalars = [f"{_toml_key(k)} = {_toml_value(v, f'{where}: {k}')}" for k, v in raw.items()
+               if not _is_table(v) and not _is_table_array(v)]
+    lines = [*scalars]
+    for name, value in raw.items():
+        tables = [value] if _is_table(value) else value if _is_table_array(value) else []
+        header = f"[{_toml_key(name)}]" if _is_table(value) else f"[[{_toml_key(name)}]]"
+        for table in tables:
+            lines += ["", header, *(f"{_toml_key(k)} = {_toml_value(v, f'{where}: [{name}].{k}')}"
+                                    for k, v in table.items())]
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _is_table(value) -> bool:
+    return isinstance(value, Mapping)
+
+
+def _is_table_array(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(t, Mapping) for t in value)
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", str(key)) else _toml_string(str(key))
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value, at: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ("nan" if value != value else "inf" if value > 0 else "-inf")
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, at) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v, f'{at}.{k}')}" for k, v in value.items()) + "}"
+    raise UserError(f"{at}: {value!r} has no TOML form; give a string, number, boolean, list or table "
+                    "(or leave the key out for its default)")
 
 
 def parse_suite(text: str, path: str | Path, registry: Registry, output: str | None = None) -> Suite:

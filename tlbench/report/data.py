@@ -38,8 +38,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
         df[col] = pd.to_numeric(df[col], errors="coerce") if col in df.columns else np.nan
     for col in ("cell_id", "backbone", "dataset", "strategy", "variant", "status", "device"):
         if col in df.columns:
-            df[col] = df[col].fillna("").astype(str)
-    df["error"] = df["error"].fillna("").astype(str)
+            df[col] = df[col].astype(object).fillna("").astype(str)
+    df["error"] = df["error"].astype(object).fillna("").astype(str)  # object: a results.csv read back has float NaN
     # The declared role of each record's strategy. Records written before roles were stored
     # carry none: they are taken as "transfer" (an oracle among them is then not recognised).
     role = df["role"] if "role" in df.columns else pd.Series(None, index=df.index, dtype=object)

@@ -189,13 +189,18 @@ class Store:
         return csv_path, summary_path
 
 
-def summary_table(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
-    """Mean test accuracy [95% interval] (:func:`tlbench.analysis.selection.summarize`, the report's
-    statistics) of the variants the seeds chose on validation, per backbone × dataset ×
+def accuracy_summary(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
+    """Test accuracy, mean and 95% interval (:func:`tlbench.analysis.selection.summarize`, the
+    report's statistics) of the variants the seeds chose on validation, per backbone × dataset ×
     strategy × label fraction, over the suite's own cells (the budget check's re-runs apart)."""
     if "budget" in frame.columns:
         frame = frame[pd.to_numeric(frame["budget"], errors="coerce").fillna(1.0) == 1.0]
-    table = summarize(select_variants(frame), evidence=evidence)
+    return summarize(select_variants(frame), evidence=evidence)
+
+
+def summary_table(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
+    """:func:`accuracy_summary` as ``tlbench run`` prints it: ``test_acc`` reads "mean [low, high]"."""
+    table = accuracy_summary(frame, evidence)
     table["test_acc"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if hi == hi else f"{m:.3f}"
                          for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])]
     return table[["backbone", "dataset", "strategy", "label_fraction", "variant", "test_acc", "seeds"]]

@@ -45,13 +45,18 @@ def verdicts_table(inp: ReportInput) -> Table | None:
                  numeric_from=99)
 
 
-def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
-    """The verdict sentences of a frame of records (as :meth:`Store.frame` gives it): for the
-    CLI's closing summary."""
+def row_verdicts(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[tuple[tuple, str]]:
+    """((dataset, backbone, label fraction), sentence) for every compared row of a frame of records
+    (as :meth:`Store.frame` gives it)."""
     df = D.prepare(frame)
     if not (D.at_budget(df)["status"] == "ok").any():
         return []
-    return [text for _, text in sentences(report_input(df, Path("."), evidence=evidence))]
+    return sentences(report_input(df, Path("."), evidence=evidence))
+
+
+def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
+    """The verdict sentences of a frame of records: for the CLI's closing summary."""
+    return [text for _, text in row_verdicts(frame, evidence)]
 
 
 SECTIONS = [Section("verdicts", "table", verdicts_table, order=11)]
