@@ -68,6 +68,8 @@ def run_suite(suite: SuiteSource, output: str | Path | None = None, *, executor:
     """
     from rich.console import Console
 
+    from tlbench.run.store import Store
+
     host, registry, problems = load_plugins(plugins)
     for line in problems:
         warnings.warn(line, stacklevel=2)
@@ -81,8 +83,12 @@ def run_suite(suite: SuiteSource, output: str | Path | None = None, *, executor:
             bar.bar.stop()
         written.append(write_outputs(store, host, run.suite, report))
 
-    with bar or contextlib.nullcontext():
-        result = execute(run, host, plugins, bar.update if bar else None, finish)
+    store = Store(run.suite.results_dir)
+    try:
+        with bar or contextlib.nullcontext():
+            result = execute(run, host, store, plugins, bar.update if bar else None, finish)
+    finally:
+        store.close()
     if result.interrupted:
         raise KeyboardInterrupt(INTERRUPTED)
     notes = [held_elsewhere(result.held_elsewhere)] if result.held_elsewhere else []
@@ -264,32 +270,26 @@ def predict(suite: Suite, cells: list[Cell], executor_options: Mapping[str, Any]
     return estimate(cells, history(Path(suite.options.output)), device_label(engine.resolve_device(name)))
 
 
-def execute(run: PreparedRun, host: Host, plugins: Sequence[str] = (),
+def execute(run: PreparedRun, host: Host, store: Store, plugins: Sequence[str] = (),
             progress: Callable[[str, Cell, Any], None] | None = None,
             finish: Callable[[Store, RunResult], None] | None = None) -> RunResult:
-    """Run ``run``'s unfinished cells (a search: its waves) with its executor into the suite's
-    store (made if need be). ``progress(event, cell, record)`` as for
+    """Run ``run``'s unfinished cells (a search: its waves) with its executor into ``store``, the
+    suite's (the caller's to close). ``progress(event, cell, record)`` as for
     :func:`tlbench.run.runner.run_cells`; ``finish(store, result)`` once the cells are done, before
     the ``suite_finished`` hook (so that trackers log what it writes)."""
     from tlbench.run.runner import run_cells
     from tlbench.run.search import run_search
-    from tlbench.run.store import Store
 
-    store = Store(run.suite.results_dir)
-    try:
-        options = dict(rerun=run.rerun, progress=progress, cells=run.cells, plugins=tuple(plugins),
-                       executor=run.executor, executor_options=run.executor_options,
-                       **({"predicted": run.predicted.seconds_of()} if run.predicted else {}))
-        done = (lambda result: finish(store, result)) if finish else None
-        if run.outline:  # each wave is a run_cells of its own, with its lifecycle hooks
-            result = run_search(run.suite, host.registry, host, store, **options)
-            if done:
-                done(result)
-        else:
-            result = run_cells(run.suite, host.registry, host, store, finish=done, **options)
-    finally:
-        store.close()
-    return result
+    options = dict(rerun=run.rerun, progress=progress, cells=run.cells, plugins=tuple(plugins),
+                   executor=run.executor, executor_options=run.executor_options,
+                   **({"predicted": run.predicted.seconds_of()} if run.predicted else {}))
+    done = (lambda result: finish(store, result)) if finish else None
+    if run.outline:  # each wave is a run_cells of its own, with its lifecycle hooks
+        result = run_search(run.suite, host.registry, host, store, **options)
+        if done:
+            done(result)
+        return result
+    return run_cells(run.suite, host.registry, host, store, finish=done, **options)
 
 
 def held_elsewhere(count: int) -> str:

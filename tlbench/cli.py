@@ -150,10 +150,16 @@ def run(suite_file, dry_run, rerun, output, no_report, executor, executor_option
         return
     if max_time is not None:
         _check_max_time(max_time, prepared.predicted)
-    chosen = f", {len(prepared.cells)} chosen by --filter" if filters else ""
-    out.print(f"suite {prepared.suite.options.name}: {len(prepared.suite.cells)} cells{chosen}, "
-              f"{prepared.todo_count} to run, results in {prepared.suite.results_dir}")
-    _exit_with(_execute(prepared, host, plugins, report=not no_report))
+    from tlbench.run.store import Store
+    store = Store(prepared.suite.results_dir)  # a folder that cannot be made: the one line, before any other
+    try:
+        chosen = f", {len(prepared.cells)} chosen by --filter" if filters else ""
+        out.print(f"suite {prepared.suite.options.name}: {len(prepared.suite.cells)} cells{chosen}, "
+                  f"{prepared.todo_count} to run, results in {prepared.suite.results_dir}")
+        result = _execute(prepared, host, store, plugins, report=not no_report)
+    finally:
+        store.close()
+    _exit_with(result)
 
 
 def _print_dry_run(prepared) -> None:
@@ -168,7 +174,7 @@ def _print_dry_run(prepared) -> None:
         out.print(prepared.predicted.summary(), markup=False)
 
 
-def _execute(prepared, host, plugins: tuple[str, ...], report: bool):
+def _execute(prepared, host, store, plugins: tuple[str, ...], report: bool):
     """Run the cells under the progress bar; at the end, write and print the results, the summary
     and the report (before ``suite_finished`` tells trackers). A SIGTERM is a Ctrl-C."""
     from tlbench.api import ProgressBar, execute, held_elsewhere, write_outputs
@@ -190,7 +196,7 @@ def _execute(prepared, host, plugins: tuple[str, ...], report: bool):
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
         with ProgressBar(prepared.todo_count, None if prepared.outline else prepared.todo, out) as progress:
-            return execute(prepared, host, plugins, progress.update, finish)
+            return execute(prepared, host, store, plugins, progress.update, finish)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
