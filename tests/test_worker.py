@@ -14,7 +14,7 @@ from helpers.toy_cells import load as load_toy_shift
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.plugins.host import load_registry
 from tlbench.contract.results import CellRecord
-from tlbench.run.runner import Session, RunResult
+from tlbench.run.runner import RunResult, RunSession
 from tlbench.run.store import Store
 from tlbench.plan.suite import load_suite
 from tlbench.contract.session import CellSpec
@@ -102,8 +102,8 @@ def test_the_session_hands_out_a_workers_group_first_and_skips_cells_held_elsewh
     assert store.claim(other.id, "another run", 60)
     from tlbench.plugins.loading import plugin_manager
     result = RunResult()
-    with Session(suite, suite.cells, registry, store, plugin_manager()[0], (), False, lambda *a: None,
-                 result) as session:
+    with RunSession(suite, suite.cells, registry, store, plugin_manager()[0], (), False, lambda *a: None,
+                    result) as session:
         groups = {s.group for s in session.pending.values()}
         assert len(groups) == 2
         last = list(session.pending.values())[-1].group

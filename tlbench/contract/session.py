@@ -38,7 +38,7 @@ class CellSpec:
 
 class Session(Protocol):
     """What an executor's ``run(session, options)`` is handed (the controller's
-    :class:`tlbench.run.runner.Session` is one; a test may pass its own). Thread-safe."""
+    :class:`tlbench.run.runner.RunSession` is one; a test may pass its own). Thread-safe."""
 
     #: how many cells this run may hand out (start no more workers than that)
     total: int

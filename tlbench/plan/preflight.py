@@ -9,7 +9,7 @@ model directory or the hub when it needs one. A plugin without a ``check`` is ch
 :class:`~tlbench.UserError` raised there stops the run before the store is opened: one line, exit
 status 2, no record written. ``--dry-run`` runs the same preflight, so a dry run that says ok means
 the run will start. A user error that only a cell finds is marked by :func:`input_of` and stops
-that dataset's (backbone's) cells in the controller (:class:`tlbench.run.runner.Session`).
+that dataset's (backbone's) cells in the controller (:class:`tlbench.run.runner.RunSession`).
 
 Any other exception (a plugin's bug) is left to the cells, which record it as a failure as usual.
 """

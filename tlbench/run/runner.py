@@ -1,8 +1,8 @@
 """The controlling side of a run: plan, hand cells to an executor, store every finished record.
 
 The controller turns the suite's cells into plain :class:`~tlbench.contract.session.CellSpec` data and gives
-them to the executor through a :class:`Session`. The session hands out one cell at a time (claimed
-in the store first, so two runs of one suite never run the same cell), preferring a cell of the
+them to the executor through a :class:`RunSession` (a ``tlbench.Session``). The session hands out one
+cell at a time (claimed in the store first, so two runs of one suite never run the same cell), preferring a cell of the
 group (dataset, backbone) the asking worker ran last, so that its caches are reused; it stores each
 record the moment it arrives and calls the lifecycle hooks. Hooks, progress and the store never
 leave this process.
@@ -50,8 +50,9 @@ class RunResult:
         return "interrupted" if self.interrupted else "failed" if self.failures or self.user_errors else "ok"
 
 
-class Session:
-    """What an executor uses to get cells and give back records (in the controlling process).
+class RunSession:
+    """The controller's :class:`tlbench.Session`: what an executor uses to get cells and give back
+    records (in the controlling process).
 
     ``total``: how many cells this run may hand out. ``next(prefer)`` -> the next
     :class:`CellSpec` to run (or None when none is left), claimed in the store; ``done(spec,
@@ -218,8 +219,8 @@ def run_cells(suite: Suite, registry: Registry, pm: Host | pluggy.PluginManager,
     host.suite_started(suite.options.name, suite.results_dir, todo)
     crashed = True
     try:
-        with Session(suite, todo, registry, store, host, plugins, rerun, progress or (lambda *a: None),
-                     result, predicted) as session:
+        with RunSession(suite, todo, registry, store, host, plugins, rerun, progress or (lambda *a: None),
+                        result, predicted) as session:
             try:
                 record.run(session, options)
             except KeyboardInterrupt:
