@@ -246,10 +246,10 @@ def shift_datasets():
 
     from tlbench.contract.errors import UserError
     from tlbench.plugins.loading import plugin_manager
-    from tlbench.plugins.registry import Registry
+    from tlbench.plugins.host import Host
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        registry = Registry.collect(plugin_manager()[0])
+        registry = Host(plugin_manager()[0]).registry
     try:
         registry.get("dataset", "digits-printed2hand")
         builtin = pytest.param("digits-printed2hand")

@@ -86,7 +86,7 @@ def test_an_old_path_warns_at_the_importing_line():
     assert warning.filename == __file__
 
 
-@pytest.mark.parametrize("name", ["plugin_manager", "infos_of", "PluginInfo", "load_registry", "load_host", "notify"])
+@pytest.mark.parametrize("name", ["plugin_manager", "infos_of", "PluginInfo", "load_registry", "load_host"])
 def test_the_old_plugins_module_names_are_forwarded_with_a_deprecation_warning(name):
     import tlbench.plugins
     from tlbench.plugins import host, loading

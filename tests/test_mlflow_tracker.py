@@ -8,9 +8,8 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow", reason="the MLflow tracker needs `pip install tlbench[mlflow]`")
 
-from tlbench.plugins.host import notify
+from tlbench.plugins.host import Host  # noqa: E402
 from tlbench.plugins.loading import plugin_manager  # noqa: E402
-from tlbench.plugins.registry import Registry  # noqa: E402
 from tlbench.contract.results import CellRecord, Cost  # noqa: E402
 from tlbench.plan.suite import load_suite  # noqa: E402
 
@@ -44,7 +43,7 @@ def suite(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for reading the local store back
     pm, _ = plugin_manager()
     (tmp_path / "s.toml").write_text(SUITE.format(output=tmp_path / "results"))
-    return pm, load_suite(tmp_path / "s.toml", Registry.collect(pm))
+    return pm, load_suite(tmp_path / "s.toml", Host(pm).registry)
 
 
 def record(cell, status, **metrics):
@@ -58,20 +57,19 @@ def record(cell, status, **metrics):
 def run_suite(pm, suite, outcomes, status):
     """Call the hooks the way the runner does; ``outcomes`` pairs cells with a record or None
     (started, never finished)."""
-    results_dir = suite.results_dir
+    results_dir, host = suite.results_dir, Host(pm)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a failing tracker would only warn: make it fail the test
-        notify(pm, "tlbench_suite_started", suite_name=suite.options.name, results_dir=results_dir,
-               cells=suite.cells)
+        host.suite_started(suite.options.name, results_dir, suite.cells)
         for cell, rec in outcomes:
-            notify(pm, "tlbench_cell_started", cell=cell)
+            host.cell_started(cell)
             if rec is not None:
-                notify(pm, "tlbench_cell_finished", cell=cell, record=rec)
+                host.cell_finished(cell, rec)
         results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir / "results.csv").write_text("cell_id,status\n")
         (results_dir / "report").mkdir(exist_ok=True)
         (results_dir / "report" / "report.html").write_text("<html></html>")
-        notify(pm, "tlbench_suite_finished", suite_name=suite.options.name, results_dir=results_dir, status=status)
+        host.suite_finished(suite.options.name, results_dir, status)
 
 
 def runs(uri):

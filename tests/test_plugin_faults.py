@@ -11,7 +11,7 @@ import tlbench
 import tlbench.plugins.loading as plugins_mod
 from tlbench.plugins import hookspecs
 from tlbench.contract.errors import UserError
-from tlbench.plugins.host import notify
+from tlbench.plugins.host import Host
 from tlbench.plugins.loading import plugin_manager
 
 
@@ -53,5 +53,5 @@ def test_a_raising_lifecycle_hook_is_warned_by_name_and_the_others_run():
     pm.register(Tracker(), name="tracker")
     pm.register(Down(), name="down")
     with pytest.warns(UserWarning, match=r"plugin 'down' failed in tlbench_cell_finished: ConnectionError"):
-        notify(pm, "tlbench_cell_finished", cell=None, record={"cell_id": "c1"})
+        Host(pm).cell_finished(None, {"cell_id": "c1"})
     assert calls == ["c1"]

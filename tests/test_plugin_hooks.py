@@ -8,9 +8,9 @@ import pytest
 
 from conftest import TINY
 from tlbench.contract.errors import UserError
-from tlbench.plugins.host import notify
+from tlbench.plugins.host import Host
 from tlbench.plugins.loading import plugin_manager
-from tlbench.plugins.registry import DuplicateName, Registry
+from tlbench.plugins.registry import DuplicateName
 
 WRAPPER = '''
 import tlbench
@@ -87,7 +87,7 @@ def test_wrapper_hookimpl_filters_and_adds_records_in_list(cli, module):
 
 def test_wrapper_sees_what_pluggy_would_give_it(module):
     pm, _ = plugin_manager([module("wrapping_plugin2", WRAPPER)])
-    registry = Registry.collect(pm)
+    registry = Host(pm).registry
     assert "scratch" not in registry.records["strategy"]
     assert registry.sources["strategy"]["finetune_again"] == "wrapping_plugin2"
     assert registry.sources["strategy"]["lora"] == "lora"
@@ -98,7 +98,7 @@ def test_wrapper_sees_what_pluggy_would_give_it(module):
 
 def test_old_style_hookwrapper_works(module):
     pm, _ = plugin_manager([module("old_wrapper", OLD_STYLE_WRAPPER)])
-    registry = Registry.collect(pm)
+    registry = Host(pm).registry
     assert list(registry.records["dataset"]) == ["digits"]
     assert registry.sources["dataset"]["digits"] == "digits"
 
@@ -124,7 +124,7 @@ def test_a_name_two_plugins_register_stays_reachable_by_its_qualified_names(cli,
     assert listed.exit_code == 0, listed.output
     for qualified in (f"{name}:digits", "tlbench:digits"):
         assert f"{qualified}  " in listed.stdout and f"name it '{qualified}'" in listed.stdout
-    registry = Registry.collect(plugin_manager([name])[0])
+    registry = Host(plugin_manager([name])[0]).registry
     assert registry.get("dataset", f"{name}:digits").help == "my own digits"
     assert registry.get("dataset", "tlbench:digits").help != "my own digits"
     assert registry.get("dataset", "mnist") is registry.get("dataset", "tlbench:mnist")  # the rest: as before
@@ -140,7 +140,7 @@ def test_one_plugin_registering_a_name_twice_is_an_error_naming_it(module):
     name = module("twice_digits", DUPLICATE.replace("return [", "return [tlbench.DatasetPlugin(\"digits\", "
                                                      "\"again\", digits.DigitsOptions, digits.load), "))
     with pytest.raises(DuplicateName, match=f"registered twice by plugin '{name}'"):
-        Registry.collect(plugin_manager([name])[0])
+        Host(plugin_manager([name])[0]).registry
 
 
 def test_scorers_are_collected_and_listed(cli, module):
@@ -150,7 +150,7 @@ def test_scorers_are_collected_and_listed(cli, module):
     assert "separation" in result.stdout and f"({name})" in result.stdout
 
 
-def test_notify_calls_each_plugin_and_names_the_one_that_fails():
+def test_a_lifecycle_hook_calls_each_plugin_and_names_the_one_that_fails():
     seen = []
 
     class Good:
@@ -168,7 +168,7 @@ def test_notify_calls_each_plugin_and_names_the_one_that_fails():
     pm.register(Good(), name="good_tracker")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        notify(pm, "tlbench_cell_started", cell="c1")
+        Host(pm).cell_started("c1")
     assert seen == ["c1"]
     assert [str(w.message) for w in caught] == [
         "plugin 'bad_tracker' failed in tlbench_cell_started: ValueError: tracker unreachable"]

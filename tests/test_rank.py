@@ -10,7 +10,7 @@ from tlbench.train.features import Features
 from tlbench.plugins.loading import plugin_manager
 from tlbench.run.rank import (META_KEY, collect_scorers, rank_backbones, store_scores,
                           transferability_entries)
-from tlbench.plugins.registry import Registry
+from tlbench.plugins.host import Host
 from tlbench.run.store import Store
 from tlbench.plan.suite import load_suite
 
@@ -41,7 +41,7 @@ GOOD, NOISY = "tiny_cnn[width=4]", "tiny_cnn[width=8]"
 @pytest.fixture
 def setup(write_suite):
     pm, _ = plugin_manager()
-    registry = Registry.collect(pm)
+    registry = Host(pm).registry
     return load_suite(write_suite(SUITE), registry), registry, collect_scorers(pm)
 
 

@@ -4,13 +4,13 @@ import re
 from pathlib import Path
 
 from tlbench.plugins.loading import plugin_manager
-from tlbench.plugins.registry import Registry
+from tlbench.plugins.host import Host
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_strategy_table_states_each_builtin_default_grid():
-    registry = Registry.collect(plugin_manager()[0])
+    registry = Host(plugin_manager()[0]).registry
     section = README.read_text().split("## Strategies, fairly compared", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(\w+)` \| (\w+) \| [^|]+ \| ([^|]+) \|", section, flags=re.M)
     stated = {name: cell.strip() for name, _, cell in rows}

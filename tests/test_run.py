@@ -122,9 +122,9 @@ def test_interrupt_keeps_finished_cells_and_resumes(write_suite, cli, monkeypatc
 
 def test_cell_ids_are_stable_and_depend_on_config(write_suite):
     from tlbench.plugins.loading import plugin_manager
-    from tlbench.plugins.registry import Registry
+    from tlbench.plugins.host import Host
     from tlbench.plan.suite import load_suite
-    registry = Registry.collect(plugin_manager()[0])
+    registry = Host(plugin_manager()[0]).registry
     a = load_suite(write_suite(), registry)
     b = load_suite(write_suite(), registry)
     assert [c.id for c in a.cells] == [c.id for c in b.cells]
@@ -136,9 +136,9 @@ def test_cell_ids_are_stable_and_depend_on_config(write_suite):
 
 def test_default_grid_applies_when_the_suite_leaves_an_option_out(write_suite):
     from tlbench.plugins.loading import plugin_manager
-    from tlbench.plugins.registry import Registry
+    from tlbench.plugins.host import Host
     from tlbench.plan.suite import load_suite
-    registry = Registry.collect(plugin_manager()[0])
+    registry = Host(plugin_manager()[0]).registry
     suite = load_suite(write_suite(TINY.replace("lr = 3e-3\n", "")), registry)
     lrs = {c.strategy.options.lr for c in suite.cells if c.strategy.plugin == "finetune"}
     assert lrs == set(registry.get("strategy", "finetune").grid["lr"])

@@ -19,13 +19,14 @@ from tlbench.builtins.executors import inprocess
 from tlbench.builtins.strategies import finetune
 from tlbench.plugins.executors import Retry
 from tlbench.plugins.loading import plugin_manager
-from tlbench.plugins.registry import KINDS, Registry
+from tlbench.plugins.host import Host
+from tlbench.plugins.registry import KINDS
 from tlbench.testing import (check_backbone_plugin, check_dataset_plugin, check_executor_plugin,
                              check_scorer_plugin, check_strategy_plugin, parametrize_plugin_checks, plugin_checks)
 from tlbench.run.worker import run_cell
 
 PM, INFOS = plugin_manager()
-REGISTRY = Registry.collect(PM)
+REGISTRY = Host(PM).registry
 BUILTIN_PLUGINS = {info.name for info in INFOS if info.distribution == "tlbench"}
 BUILTINS = {(kind, name): record for kind in KINDS
             for name, record in REGISTRY.records[kind].items() if REGISTRY.sources[kind][name] in BUILTIN_PLUGINS}

@@ -11,7 +11,7 @@ from tlbench.train import data as data_mod
 from tlbench.builtins.backbones import transformers as tf
 from tlbench.builtins.strategies import linear_probe
 from tlbench.plugins.loading import plugin_manager
-from tlbench.plugins.registry import Registry
+from tlbench.plugins.host import Host
 
 from helpers import text_cells
 
@@ -36,7 +36,7 @@ def test_readme_text_plugin_example_runs(tmp_path, monkeypatch):
         (root / label).mkdir(parents=True, exist_ok=True)
         (root / label / f"{k:03d}.txt").write_text(text + "\n", encoding="utf-8")
 
-    registry = Registry.collect(plugin_manager(["my_textfolder"])[0])
+    registry = Host(plugin_manager(["my_textfolder"])[0]).registry
     plugin = registry.get("dataset", "textfolder")
     assert plugin.modality == "text"
     loaded = plugin.load(plugin.options(root=str(root)))

@@ -17,7 +17,6 @@ _MOVED = {
     'infos_of': 'tlbench.plugins.loading',
     'load_host': 'tlbench.plugins.host',
     'load_registry': 'tlbench.plugins.host',
-    'notify': 'tlbench.plugins.host',
     'plugin_manager': 'tlbench.plugins.loading',
 }
 

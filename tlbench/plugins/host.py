@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.cells import Cell
     from tlbench.contract.results import CellRecord
 
-__all__ = ["Host", "load_host", "load_registry", "notify"]
+__all__ = ["Host", "load_host", "load_registry"]
 
 
 class Host:
@@ -178,12 +178,6 @@ def _returning(value):
     def implementation():
         return value
     return implementation
-
-
-def notify(pm: pluggy.PluginManager, hook_name: str, **kwargs) -> None:
-    """A lifecycle hook called through a :class:`tlbench.plugins.host.Host` of ``pm`` (each implementation
-    guarded); kept for callers that hold a plugin manager: new code calls the host's typed methods."""
-    Host(pm)._notify(hook_name, **kwargs)
 
 
 def load_host(extra_modules=(), strict: bool = False):

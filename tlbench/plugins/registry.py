@@ -37,12 +37,6 @@ class Registry:
     clashes: dict[str, dict[str, list[str]]] = field(default_factory=_kinds)
     aliases: dict[str, dict[str, str]] = field(default_factory=_kinds)
 
-    @classmethod
-    def collect(cls, pm, strict: bool = False) -> "Registry":
-        """The registry of the plugins in ``pm`` (see :meth:`tlbench.plugins.host.Host.collect`)."""
-        from tlbench.plugins.host import Host
-        return Host(pm, strict=strict).registry
-
     def add(self, kind: str, record, source: str, distribution: str | None = None) -> None:
         """Add ``record`` of plugin ``source`` (from ``distribution``, default: the plugin's name)."""
         name = record.name
