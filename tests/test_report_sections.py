@@ -159,3 +159,9 @@ def test_a_saving_is_bold_only_when_its_interval_supports_two_fold():
                         0.0, 0.85, 0.3, "seeds")             # 5× at the mean, interval from 1.5×
     rows = savings_table([at_top, far, loose]).rows
     assert [r[-1].bold for r in rows] == [False, True, False]
+
+
+def test_the_old_name_of_a_table_cell_still_imports_with_a_deprecation_warning():
+    with pytest.warns(DeprecationWarning, match=r"tables\.Cell is deprecated: use TableCell"):
+        from tlbench.report.tables import Cell
+    assert Cell is T.TableCell

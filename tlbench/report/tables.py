@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import html as _html
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+
+from tlbench._moved import REMOVED_IN
 
 #: "cannot be told apart from the row's best at alpha after Holm" (tlbench.analysis.stats.compare_row)
 MARK = "○"
@@ -20,12 +23,22 @@ BUDGET_MARK = "‡"
 
 
 @dataclass
-class Cell:
+class TableCell:
+    """One formatted cell of a report table (``tlbench.Cell`` is the benchmark's cell)."""
+
     text: str
     bold: bool = False
     mark: str = ""          # a mark after the text (MARK, BUDGET_MARK), explained in the caption
     muted: bool = False     # failed / skipped / not run
     title: str = ""         # tooltip in the HTML page
+
+
+def __getattr__(name: str):
+    if name == "Cell":  # its name until 0.4: one name for two things
+        warnings.warn("tlbench.report.tables.Cell is deprecated: use TableCell (tlbench.Cell is the benchmark's "
+                      f"cell); Cell is removed in {REMOVED_IN}", DeprecationWarning, stacklevel=2)
+        return TableCell
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -34,7 +47,7 @@ class Table:
     title: str
     caption: str
     header: list[str]
-    rows: list[list[Cell]]
+    rows: list[list[TableCell]]
     data: pd.DataFrame              # raw numbers, written as CSV
     numeric_from: int = 1           # first right-aligned column
     key_cols: int = 0               # leading columns blanked in LaTeX when repeated
@@ -84,7 +97,7 @@ def _md_escape(text: str) -> str:
 
 
 def to_markdown(t: Table) -> str:
-    def cell(c: Cell) -> str:
+    def cell(c: TableCell) -> str:
         s = _md_escape(c.text)
         if c.bold:
             s = f"**{s}**"

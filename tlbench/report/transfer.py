@@ -23,7 +23,7 @@ from scipy import stats
 
 from tlbench.report.figures import FigureOut, figure_style, legend_below, new_figure, save_figure
 from tlbench.report.style import PANEL_H, PANEL_W, backbone_markers, order_strategies, strategy_color
-from tlbench.report.tables import Cell, Table
+from tlbench.report.tables import Table, TableCell
 
 META_KEY = "transferability"
 EXACT_MAX_N = 8          # enumerate all n! orderings up to here (8! = 40,320)
@@ -183,13 +183,13 @@ def transfer_table(corr: pd.DataFrame, strategies: list[str]) -> Table:
         previous = (r["dataset"], r["strategy"])
         hit = r["score_pick"] == r["best_measured"]
         p = r["p_value"]
-        rows.append([Cell(r["dataset"]), Cell(r["strategy"]), Cell(r["scorer"]), Cell(str(r["n"])),
-                     Cell(_fmt(r["kendall_tau"]), bold=r["kendall_tau"] == 1.0),
-                     Cell(_fmt(r["weighted_tau"])),
-                     Cell("–" if math.isnan(p) else f"{p:.3g}", bold=not math.isnan(p) and p <= 0.05),
-                     Cell(r["score_pick"], bold=hit,
+        rows.append([TableCell(r["dataset"]), TableCell(r["strategy"]), TableCell(r["scorer"]), TableCell(str(r["n"])),
+                     TableCell(_fmt(r["kendall_tau"]), bold=r["kendall_tau"] == 1.0),
+                     TableCell(_fmt(r["weighted_tau"])),
+                     TableCell("–" if math.isnan(p) else f"{p:.3g}", bold=not math.isnan(p) and p <= 0.05),
+                     TableCell(r["score_pick"], bold=hit,
                           title="the backbone the score ranks first" + (" = the best measured" if hit else "")),
-                     Cell(f"{100 * (r['best_accuracy'] - r['pick_accuracy']):.1f}")])
+                     TableCell(f"{100 * (r['best_accuracy'] - r['pick_accuracy']):.1f}")])
     header = ["Dataset", "Strategy", "Scorer", "n", "Kendall tau", "Weighted tau", "p (exact)",
               "Score's pick", "Regret (pts)"]
     ns = sorted(set(int(n) for n in corr["n"]))

@@ -15,7 +15,7 @@ from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
 from tlbench.report.sections.comparison import best_of_rows
-from tlbench.report.tables import BUDGET_MARK, Cell, Table, dataset_label, fmt_acc
+from tlbench.report.tables import BUDGET_MARK, Table, TableCell, dataset_label, fmt_acc
 from tlbench.analysis.selection import summarize
 
 KEY = ["dataset", "backbone", "label_fraction", "strategy"]
@@ -64,8 +64,8 @@ def accuracy_table(df: pd.DataFrame, summary: pd.DataFrame, strategies: list[str
         prev = (dataset, backbone)
         change = inputs.changed.get((dataset, backbone, frac))
         flags.budget_changed |= change is not None
-        row = [Cell(dataset_label(dataset, shift.get(dataset, False))), Cell(backbone),
-               Cell(D.fraction_label(frac), mark=BUDGET_MARK if change else "",
+        row = [TableCell(dataset_label(dataset, shift.get(dataset, False))), TableCell(backbone),
+               TableCell(D.fraction_label(frac), mark=BUDGET_MARK if change else "",
                     title=change or "")]
         cells, recs = _row(inputs, (dataset, backbone, frac), flags)
         rows.append(row + cells)
@@ -76,7 +76,7 @@ def accuracy_table(df: pd.DataFrame, summary: pd.DataFrame, strategies: list[str
                  pd.DataFrame(records), numeric_from=3, key_cols=2, breaks=breaks)
 
 
-def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[dict]]:
+def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[TableCell], list[dict]]:
     """The strategy cells of one row and their CSV records."""
     present = {s: inp.summary[(*block, s)] for s in inp.strategies if (*block, s) in inp.summary}
     rivals = {s: r for s, r in present.items() if s not in inp.oracles}
@@ -102,7 +102,7 @@ def _row(inp: _Inputs, block: tuple, flags: _Flags) -> tuple[list[Cell], list[di
             text += f" (n={r.seeds})"
         tip = (f"variant {r.variant} (chosen by {r.agreement:.0%} of the seeds); {r.seeds} "
                f"seed(s); interval over {r.interval}")
-        cells.append(Cell(text, bold=s in best, title=tip))
+        cells.append(TableCell(text, bold=s in best, title=tip))
         records.append(rec | {"variant": r.variant, "agreement": r.agreement, "seeds": r.seeds,
                               "mean": r.mean, "std": r.std, "ci_low": r.ci_low,
                               "ci_high": r.ci_high, "interval": r.interval, "best": s in best,
@@ -115,13 +115,13 @@ _EMPTY_RECORD = {"variant": "", "agreement": math.nan, "seeds": 0, "mean": math.
                  "best": False}
 
 
-def _absent_cell(statuses: list[str] | None) -> tuple[Cell, str | None]:
+def _absent_cell(statuses: list[str] | None) -> tuple[TableCell, str | None]:
     """The cell of a strategy without a successful record, and its CSV note (None: not run)."""
     if statuses is None:
-        return Cell("–", muted=True, title="not run"), None
+        return TableCell("–", muted=True, title="not run"), None
     word = statuses[0] if len(statuses) == 1 and statuses[0] in ("skipped", "diverged") \
         else "failed"
-    return Cell(word, muted=True, title="no successful record: see 'Failed and skipped cells'"), word
+    return TableCell(word, muted=True, title="no successful record: see 'Failed and skipped cells'"), word
 
 
 def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],

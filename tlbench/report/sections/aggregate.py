@@ -15,7 +15,7 @@ from tlbench.report import data as D
 from tlbench.report.figures import FigureOut, figure_style, new_figure, pct_axis, save_figure
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.style import strategy_color
-from tlbench.report.tables import Cell, Table, fmt_acc
+from tlbench.report.tables import Table, TableCell, fmt_acc
 from tlbench.analysis.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
@@ -86,9 +86,9 @@ def aggregate_table(inp: ReportInput) -> Table | None:
     if not _enough(ts):
         return None
     aggs = inp.once("aggregate", lambda: S.aggregate(ts.estimates))
-    rows = [[Cell(a.strategy), Cell(fmt_acc(a.iqm.estimate, a.iqm.low, a.iqm.high)),
-             Cell(fmt_acc(a.mean.estimate, a.mean.low, a.mean.high)), Cell(str(a.seeds)),
-             Cell(str(a.tasks))] for a in aggs]
+    rows = [[TableCell(a.strategy), TableCell(fmt_acc(a.iqm.estimate, a.iqm.low, a.iqm.high)),
+             TableCell(fmt_acc(a.mean.estimate, a.mean.low, a.mean.high)), TableCell(str(a.seeds)),
+             TableCell(str(a.tasks))] for a in aggs]
     best = max(a.iqm.estimate for a in aggs)
     for row, a in zip(rows, aggs):
         row[1].bold = a.iqm.estimate == best
@@ -110,8 +110,8 @@ def improvement_table(inp: ReportInput) -> Table | None:
         return None
     pairs = {(p.x, p.y): p.probability for p in S.improvement(ts.differences)}
     names = list(ts.estimates)
-    rows = [[Cell(x)] + [Cell("–", muted=True) if x == y else
-                         Cell(f"{pairs[(x, y)].estimate:.2f} [{pairs[(x, y)].low:.2f}, "
+    rows = [[TableCell(x)] + [TableCell("–", muted=True) if x == y else
+                         TableCell(f"{pairs[(x, y)].estimate:.2f} [{pairs[(x, y)].low:.2f}, "
                               f"{pairs[(x, y)].high:.2f}]", bold=pairs[(x, y)].low > 0.5)
                          for y in names] for x in names]
     data = pd.DataFrame([{"x": x, "y": y, "probability": iv.estimate, "low": iv.low,

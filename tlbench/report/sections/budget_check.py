@@ -18,7 +18,7 @@ from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.comparison import Row, row_comparisons, rows_of
-from tlbench.report.tables import Cell, Table, dataset_label, fmt_diff
+from tlbench.report.tables import Table, TableCell, dataset_label, fmt_diff
 from tlbench.analysis.selection import group_scores
 
 BLOCK = ("dataset", "backbone", "label_fraction")
@@ -116,15 +116,15 @@ def budget_table(inp: ReportInput) -> Table | None:
     rows, records = [], []
     for c in found:
         r0, r1 = c.base.result, c.rerun.result
-        line = [Cell(dataset_label(c.base.dataset, c.base.shift)), Cell(c.base.backbone),
-                Cell(D.fraction_label(c.base.label_fraction)), Cell(f"{c.budget:g}×"),
-                Cell(f"{', '.join(r0.tied)} → {', '.join(r1.tied)}"),
-                Cell("no verdict" if r0.no_verdict else "changes" if c.change else "same",
+        line = [TableCell(dataset_label(c.base.dataset, c.base.shift)), TableCell(c.base.backbone),
+                TableCell(D.fraction_label(c.base.label_fraction)), TableCell(f"{c.budget:g}×"),
+                TableCell(f"{', '.join(r0.tied)} → {', '.join(r1.tied)}"),
+                TableCell("no verdict" if r0.no_verdict else "changes" if c.change else "same",
                      bold=bool(c.change), title=c.change or (r0.no_verdict or "")),
-                Cell(c.one_budget_only or "–", muted=not c.one_budget_only)]
+                TableCell(c.one_budget_only or "–", muted=not c.one_budget_only)]
         for s in strategies:
             g = c.gains.get(s)
-            line.append(Cell(fmt_diff(g.difference) if g else "–", muted=g is None))
+            line.append(TableCell(fmt_diff(g.difference) if g else "–", muted=g is None))
         rows.append(line)
         for s, g in c.gains.items():
             records.append({"dataset": c.base.dataset, "backbone": c.base.backbone,

@@ -14,7 +14,7 @@ import pandas as pd
 from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import MARK, Cell, Table, dataset_label, fmt_diff
+from tlbench.report.tables import MARK, Table, TableCell, dataset_label, fmt_diff
 from tlbench.analysis.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
@@ -75,20 +75,20 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
         r = row.result
         if r.no_verdict:
             no_verdict.add(r.no_verdict)
-        line = [Cell(dataset_label(row.dataset, row.shift)), Cell(row.backbone),
-                Cell(D.fraction_label(row.label_fraction))]
+        line = [TableCell(dataset_label(row.dataset, row.shift)), TableCell(row.backbone),
+                TableCell(D.fraction_label(row.label_fraction))]
         for s in strategies:
             c = r.of(s)
             if s == r.best:
-                line.append(Cell(f"{'tied ' if len(r.tied) > 1 else ''}best, "
+                line.append(TableCell(f"{'tied ' if len(r.tied) > 1 else ''}best, "
                                  f"{100 * r.best_mean:.1f}", bold=True))
                 records.append(_record(row, s, None))
             elif c is None:
-                line.append(Cell("–", muted=True, title="no successful record"))
+                line.append(TableCell("–", muted=True, title="no successful record"))
             else:
                 seed_level |= not c.per_example
                 tie = " (tied best)" if s in r.tied else ""
-                line.append(Cell(f"{fmt_diff(c.difference)}, {p_text(c.p_holm)}{tie}",
+                line.append(TableCell(f"{fmt_diff(c.difference)}, {p_text(c.p_holm)}{tie}",
                                  bold=bool(tie), mark="" if c.told_apart else MARK,
                                  title=f"{c.seeds} seed(s) × {c.examples or 'seed-level'} "
                                        f"paired; p before Holm {_p(c.p)}; {c.df:.1f} df"))

@@ -10,7 +10,7 @@ import pandas as pd
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.label_savings import baselines
-from tlbench.report.tables import Cell, Table, fmt_count, fmt_num
+from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num
 from tlbench.analysis.savings import ComputeToAccuracy, compute_to_accuracy, fmt_ratio
 
 
@@ -35,11 +35,11 @@ def _ratio(base: ComputeToAccuracy | None, r: ComputeToAccuracy, what: str) -> t
     return f"{fmt_ratio(1 / ratio)} more", ratio
 
 
-def _amount(r: ComputeToAccuracy, what: str, fmt) -> Cell:
+def _amount(r: ComputeToAccuracy, what: str, fmt) -> TableCell:
     if r.seeds_reached:
-        return Cell(fmt(getattr(r, what)))
+        return TableCell(fmt(getattr(r, what)))
     spent = getattr(r, f"spent_{what}")
-    return Cell("not reached", muted=True,
+    return TableCell("not reached", muted=True,
                 title=f"spent {fmt(spent)} without reaching it" if spent == spent else "")
 
 
@@ -61,13 +61,13 @@ def compute_table(results: list[ComputeToAccuracy], base_names: list[str],
         prev = block
         ex_txt, ex_ratio = _ratio(base, r, "examples")
         sec_txt, sec_ratio = _ratio(base, r, "seconds")
-        row = [Cell(r.dataset), Cell(r.backbone), Cell(D.fraction_label(r.label_fraction)),
-               Cell(f"{100 * r.target:.1f}"), Cell(r.strategy, bold=base is r),
-               Cell(f"{r.seeds_reached}/{r.seeds}"), _amount(r, "examples", fmt_count),
+        row = [TableCell(r.dataset), TableCell(r.backbone), TableCell(D.fraction_label(r.label_fraction)),
+               TableCell(f"{100 * r.target:.1f}"), TableCell(r.strategy, bold=base is r),
+               TableCell(f"{r.seeds_reached}/{r.seeds}"), _amount(r, "examples", fmt_count),
                _amount(r, "seconds", lambda v: fmt_num(v, 1))]
         if has_joules:
             row.append(_amount(r, "joules", fmt_count))
-        row += [Cell(ex_txt, bold=ex_ratio >= 2), Cell(sec_txt, bold=sec_ratio >= 2)]
+        row += [TableCell(ex_txt, bold=ex_ratio >= 2), TableCell(sec_txt, bold=sec_ratio >= 2)]
         rows.append(row)
         records.append(vars(r) | {"baseline": base.strategy if base else "",
                                   "examples_ratio": ex_ratio, "seconds_ratio": sec_ratio})

@@ -14,7 +14,7 @@ from tlbench.report.figures import (FigureOut, figure_style, freeze_layout, grid
                                     place_labels, save_figure)
 from tlbench.report.sections import Section
 from tlbench.report.style import PANEL_H, PANEL_W, backbone_markers, strategy_color
-from tlbench.report.tables import Cell, Table, fmt_count, fmt_num
+from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num
 
 # ---------------------------------------------------------------------------- table
 
@@ -30,13 +30,13 @@ def cost_table(selected: pd.DataFrame, strategies: list[str]) -> Table:
         prev = r.backbone
         pct = r.trainable_percent
         pct_txt = "–" if math.isnan(pct) else (f"{pct:.2f}" if pct < 10 else f"{pct:.1f}")
-        row = [Cell(r.backbone), Cell(r.strategy), Cell(fmt_num(r.train_seconds_mean, 1)),
-               Cell(fmt_num(r.examples_per_second_mean, 0)), Cell(fmt_num(r.peak_memory_mb_max, 0)),
-               Cell(fmt_count(r.trainable_params_median)), Cell(fmt_count(r.total_params_median)),
-               Cell(pct_txt)]
+        row = [TableCell(r.backbone), TableCell(r.strategy), TableCell(fmt_num(r.train_seconds_mean, 1)),
+               TableCell(fmt_num(r.examples_per_second_mean, 0)), TableCell(fmt_num(r.peak_memory_mb_max, 0)),
+               TableCell(fmt_count(r.trainable_params_median)), TableCell(fmt_count(r.total_params_median)),
+               TableCell(pct_txt)]
         if energy:
-            row.append(Cell(fmt_num(r.energy_joules_mean, 0) + (" *" if r.energy_shared else "")))
-        row.append(Cell(str(r.cells)))
+            row.append(TableCell(fmt_num(r.energy_joules_mean, 0) + (" *" if r.energy_shared else "")))
+        row.append(TableCell(str(r.cells)))
         rows.append(row)
     header = ["Backbone", "Strategy", "Train time (s)", "Examples/s", "Peak memory (MB)",
               "Trainable params", "Total params", "Trainable (%)"]

@@ -8,7 +8,7 @@ import pandas as pd
 from tlbench.report import data as D
 from tlbench.report.figures import pareto_front
 from tlbench.report.sections import Section
-from tlbench.report.tables import Cell, Table, fmt_count, fmt_num
+from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num
 
 COLUMNS = ["deployed_params", "deployed_bytes", "adapter_bytes", "latency_ms", "throughput"]
 
@@ -38,11 +38,11 @@ def deployment_table(selected: pd.DataFrame, strategies: list[str]) -> Table | N
         if i and backbone != groups[i - 1][0][0]:
             breaks.append(i)
         numbers = {col: g[col].median() for col in COLUMNS}
-        rows.append([Cell(backbone), Cell(strategy), Cell(fmt_count(numbers["deployed_params"])),
-                     Cell(fmt_num(numbers["deployed_bytes"] / 2**20, 2)),
-                     Cell(fmt_num(numbers["adapter_bytes"] / 2**10, 1)),
-                     Cell(fmt_num(numbers["latency_ms"], 2)), Cell(fmt_num(numbers["throughput"], 0)),
-                     Cell(fmt_num(100 * top.get((backbone, strategy), float("nan")), 1)), Cell(str(len(g)))])
+        rows.append([TableCell(backbone), TableCell(strategy), TableCell(fmt_count(numbers["deployed_params"])),
+                     TableCell(fmt_num(numbers["deployed_bytes"] / 2**20, 2)),
+                     TableCell(fmt_num(numbers["adapter_bytes"] / 2**10, 1)),
+                     TableCell(fmt_num(numbers["latency_ms"], 2)), TableCell(fmt_num(numbers["throughput"], 0)),
+                     TableCell(fmt_num(100 * top.get((backbone, strategy), float("nan")), 1)), TableCell(str(len(g)))])
         data.append({"backbone": backbone, "strategy": strategy, **numbers,
                      "test_acc_top_fraction": top.get((backbone, strategy)), "cells": len(g)})
     devices = ", ".join(sorted(set(frame["device"]) - {""})) if "device" in frame.columns else ""
@@ -76,7 +76,7 @@ def edge_table(selected: pd.DataFrame) -> Table | None:
         for p in pareto_front(sub, "latency", "acc").itertuples(index=False):
             reading = (f"{p.backbone} + {p.strategy}: {fmt_count(p.params)} params, {fmt_num(p.latency, 1)} ms "
                        f"per image{_on(p.device)}, {p.acc:.1f}%")
-            rows.append([Cell(dataset), Cell(reading)])
+            rows.append([TableCell(dataset), TableCell(reading)])
             data.append({"dataset": dataset, "backbone": p.backbone, "strategy": p.strategy, "params": p.params,
                          "latency_ms": p.latency, "test_acc": p.acc / 100, "device": p.device})
     cap = ("The edge reading of the Pareto front: per dataset, at its largest label fraction, the backbone and "

@@ -15,7 +15,7 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
                                     save_figure)
 from tlbench.report.sections import Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
-from tlbench.report.tables import Cell, Table, fmt_acc
+from tlbench.report.tables import Table, TableCell, fmt_acc
 from tlbench.analysis.selection import select_variants, summarize
 
 # ---------------------------------------------------------------------------- table
@@ -75,15 +75,15 @@ def _shift_row(by_key: dict, block: tuple, pick: D.ShiftPick, adapt: str | None)
     so, da, orc, ctl = (r.mean if r is not None else math.nan for r in target.values())
     gap = (da - so) / (orc - so) if orc - so > 0 else math.nan
     adversary = da - ctl
-    row = [Cell(block[0]), Cell(block[1]), Cell(D.fraction_label(block[2]))]
-    row += [Cell(f"{fmt_acc(r.mean, r.ci_low, r.ci_high)} ({names[k]})") if r is not None
-            else Cell("–", muted=True) for k, r in target.items()]
-    row.append(Cell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
-    row.append(Cell("–" if math.isnan(adversary) else f"{100 * adversary:+.1f}"))
-    row.append(Cell(fmt_acc(chosen.mean, chosen.ci_low, chosen.ci_high) if chosen is not None
+    row = [TableCell(block[0]), TableCell(block[1]), TableCell(D.fraction_label(block[2]))]
+    row += [TableCell(f"{fmt_acc(r.mean, r.ci_low, r.ci_high)} ({names[k]})") if r is not None
+            else TableCell("–", muted=True) for k, r in target.items()]
+    row.append(TableCell("–" if math.isnan(gap) else f"{100 * gap:.0f}%", bold=True))
+    row.append(TableCell("–" if math.isnan(adversary) else f"{100 * adversary:+.1f}"))
+    row.append(TableCell(fmt_acc(chosen.mean, chosen.ci_low, chosen.ci_high) if chosen is not None
                     else "–",
                     title=f"variant {chosen.variant}" if chosen is not None else ""))
-    row.append(Cell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
+    row.append(TableCell(" / ".join(f"{100 * r.mean:.1f}" if r is not None else "–"
                                for r in source.values())))
     record = {"dataset": block[0], "backbone": block[1], "label_fraction": block[2],
               **{f"{k}_strategy": s for k, s in names.items()},

@@ -6,7 +6,7 @@ import pandas as pd
 
 from tlbench.report import data as D
 from tlbench.report.sections import Section
-from tlbench.report.tables import Cell, Table
+from tlbench.report.tables import Table, TableCell
 
 
 def failures_table(df: pd.DataFrame) -> Table | None:
@@ -14,9 +14,9 @@ def failures_table(df: pd.DataFrame) -> Table | None:
         ["status", "dataset", "backbone", "strategy", "label_fraction", "seed", "variant"])
     if bad.empty:
         return None
-    rows = [[Cell(r.status), Cell(r.dataset), Cell(r.backbone), Cell(r.strategy),
-             Cell(D.fraction_label(r.label_fraction)), Cell(str(r.seed)), Cell(r.variant),
-             Cell(D.error_summary(r.error) or "(no error message)", title=r.error[-2000:])]
+    rows = [[TableCell(r.status), TableCell(r.dataset), TableCell(r.backbone), TableCell(r.strategy),
+             TableCell(D.fraction_label(r.label_fraction)), TableCell(str(r.seed)), TableCell(r.variant),
+             TableCell(D.error_summary(r.error) or "(no error message)", title=r.error[-2000:])]
             for r in bad.itertuples(index=False)]
     counts = ", ".join(f"{c} {s}" for s, c in bad["status"].value_counts().items())
     cap = (f"Every record that did not finish ({counts}); none of them enters a mean. The error "
@@ -32,8 +32,8 @@ def no_success_table(df: pd.DataFrame) -> Table | None:
     groups = D.no_success_groups(df)
     if groups.empty:
         return None
-    rows = [[Cell(r.dataset), Cell(r.backbone), Cell(r.strategy),
-             Cell(D.fraction_label(r.label_fraction)), Cell(r.status)]
+    rows = [[TableCell(r.dataset), TableCell(r.backbone), TableCell(r.strategy),
+             TableCell(D.fraction_label(r.label_fraction)), TableCell(r.status)]
             for r in groups.sort_values(["dataset", "backbone", "strategy", "label_fraction"])
             .itertuples(index=False)]
     cap = ("Settings where every record failed or was skipped: they have no number in the "

@@ -17,7 +17,7 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.data_efficiency import fraction_axis, panel_layout
 from tlbench.report.style import ORACLE, PANEL_H, PANEL_W, strategy_color, strategy_marker
-from tlbench.report.tables import Cell, Table
+from tlbench.report.tables import Table, TableCell
 from tlbench.analysis.savings import (AT_OR_BELOW, BEYOND, N_BOOT, LabelSaving, fmt_ratio, label_savings,
                              sentence)
 
@@ -89,10 +89,10 @@ def savings_table(found: list[LabelSaving]) -> Table:
         if prev is not None and (s.dataset, s.backbone) != prev:
             breaks.append(i)
         prev = (s.dataset, s.backbone)
-        rows.append([Cell(s.dataset), Cell(s.backbone), Cell(s.strategy), Cell(s.baseline),
-                     Cell(D.fraction_label(s.fraction)), Cell(f"{100 * s.accuracy:.1f}"),
-                     Cell(_needs(s)),
-                     Cell(_ratio_text(s), bold=_supported(s) and _lower_bound(s) >= 2,
+        rows.append([TableCell(s.dataset), TableCell(s.backbone), TableCell(s.strategy), TableCell(s.baseline),
+                     TableCell(D.fraction_label(s.fraction)), TableCell(f"{100 * s.accuracy:.1f}"),
+                     TableCell(_needs(s)),
+                     TableCell(_ratio_text(s), bold=_supported(s) and _lower_bound(s) >= 2,
                           muted=not _supported(s), title=sentence(s))])
     data = pd.DataFrame([vars(s) | {"sentence": sentence(s)} for s in found])
     resampled = sorted({s.resampled for s in found if s.resampled})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from tlbench.report.sections import Section
-from tlbench.report.tables import Cell, Table, fmt_num
+from tlbench.report.tables import Table, TableCell, fmt_num
 
 
 def prediction_table(frame: pd.DataFrame, strategies: list[str]) -> Table | None:
@@ -22,9 +22,9 @@ def prediction_table(frame: pd.DataFrame, strategies: list[str]) -> Table | None
     for (backbone, strategy), g in [*groups, (("All", ""), ok)]:
         predicted, actual = g["predicted_seconds"].sum(), g["wall_seconds"].sum()
         error = (100 * (g["wall_seconds"] - g["predicted_seconds"]).abs() / g["wall_seconds"]).median()
-        rows.append([Cell(backbone), Cell(strategy), Cell(str(len(g))), Cell(fmt_num(predicted, 1)),
-                     Cell(fmt_num(actual, 1)), Cell(fmt_num(actual / predicted if predicted else float("nan"), 2)),
-                     Cell(fmt_num(error, 0))])
+        ratio = actual / predicted if predicted else float("nan")
+        rows.append([TableCell(backbone), TableCell(strategy), TableCell(str(len(g))), TableCell(fmt_num(predicted, 1)),
+                     TableCell(fmt_num(actual, 1)), TableCell(fmt_num(ratio, 2)), TableCell(fmt_num(error, 0))])
         data.append({"backbone": backbone, "strategy": strategy, "cells": len(g), "predicted_seconds": predicted,
                      "actual_seconds": actual, "actual_over_predicted": actual / predicted if predicted else None,
                      "median_abs_error_percent": error})

@@ -8,7 +8,7 @@ import pandas as pd
 
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import Cell, Table
+from tlbench.report.tables import Table, TableCell
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
 
@@ -28,12 +28,12 @@ def rank_table(summary: pd.DataFrame, strategies: list[str],
     best = {label: frame[f"mean_rank[{label}]"].min() for label, _, _ in cols}
     rows = []
     for rec in frame.to_dict("records"):
-        row = [Cell(rec["strategy"])]
+        row = [TableCell(rec["strategy"])]
         for label, _, _ in cols:
             v = rec[f"mean_rank[{label}]"]
-            row.append(Cell("–", muted=True) if math.isnan(v) else
-                       Cell(f"{v:.2f}", bold=abs(v - best[label]) <= 1e-12))
-        row.append(Cell(str(rec["blocks"])))
+            row.append(TableCell("–", muted=True) if math.isnan(v) else
+                       TableCell(f"{v:.2f}", bold=abs(v - best[label]) <= 1e-12))
+        row.append(TableCell(str(rec["blocks"])))
         rows.append(row)
     header = ["Strategy", "Mean rank"] + [lab.split("=", 1)[1] for lab, _, _ in cols[1:]] + \
         ["Blocks"]

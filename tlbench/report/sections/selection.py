@@ -8,7 +8,7 @@ import pandas as pd
 
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import Cell, Table
+from tlbench.report.tables import Table, TableCell
 
 
 def tuning_budget(df: pd.DataFrame, tuning: list[dict]) -> pd.DataFrame:
@@ -33,10 +33,10 @@ def selection_table(df: pd.DataFrame, selected: pd.DataFrame, strategies: list[s
     rank = {s: i for i, s in enumerate(strategies)}
     chosen = chosen.sort_values(["dataset", "backbone", "strategy", "label_fraction"],
                                 key=lambda c: c.map(rank) if c.name == "strategy" else c)
-    rows = [[Cell(r.dataset), Cell(r.backbone), Cell(r.strategy),
-             Cell(D.fraction_label(r.label_fraction)), Cell(r.variant),
-             Cell(f"{100 * r.val_acc_mean:.1f}" if not math.isnan(r.val_acc_mean) else "–"),
-             Cell(str(r.trials)), Cell(f"{r.steps:,.0f}" if not math.isnan(r.steps) else "–")]
+    rows = [[TableCell(r.dataset), TableCell(r.backbone), TableCell(r.strategy),
+             TableCell(D.fraction_label(r.label_fraction)), TableCell(r.variant),
+             TableCell(f"{100 * r.val_acc_mean:.1f}" if not math.isnan(r.val_acc_mean) else "–"),
+             TableCell(str(r.trials)), TableCell(f"{r.steps:,.0f}" if not math.isnan(r.steps) else "–")]
             for r in chosen.itertuples(index=False)]
     cap = ("The hyper-parameter variant of each setting with the best mean validation accuracy "
            "over seeds (source-domain validation for shift pairs); its test numbers are the "

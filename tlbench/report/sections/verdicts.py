@@ -14,7 +14,7 @@ from tlbench.report import report_input
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
 from tlbench.report.sections.comparison import rows_of, verdict
-from tlbench.report.tables import BUDGET_MARK, Cell, Table
+from tlbench.report.tables import BUDGET_MARK, Table, TableCell
 
 
 def sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
@@ -41,7 +41,7 @@ def verdicts_table(inp: ReportInput) -> Table | None:
            f"{S.MIN_SEEDS} shared seeds). “Cannot be told apart” means the test found no "
            f"difference, not that there is none. {BUDGET_MARK}: the budget check re-ran the row "
            "with more compute and the verdict changed.")
-    return Table("verdicts", "Verdicts", cap, ["Verdict"], [[Cell(v)] for _, v in found], data,
+    return Table("verdicts", "Verdicts", cap, ["Verdict"], [[TableCell(v)] for _, v in found], data,
                  numeric_from=99)
 
 
