@@ -75,7 +75,7 @@ def run_suite(suite: SuiteSource, output: str | Path | None = None, *, executor:
         warnings.warn(line, stacklevel=2)
     run = prepare(suite, registry, output=output, executor=executor, executor_options=executor_options,
                   filters=filters, rerun=rerun)
-    bar = ProgressBar(run.todo_count, run.todo if run.outline is None else None, Console()) if progress else None
+    bar = ProgressBar.of(run, Console()) if progress else None
     written: list[Outputs] = []
 
     def finish(store: Store, result: RunResult) -> None:
@@ -361,6 +361,11 @@ class ProgressBar:
                             TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"), console=console,
                             transient=True)
         self.task = self.bar.add_task("starting", total=total, eta="?")
+
+    @classmethod
+    def of(cls, run: PreparedRun, console: Console) -> ProgressBar:
+        """The bar of ``run``'s cells (a search's: its outline's count, no cells known in advance)."""
+        return cls(run.todo_count, None if run.outline else run.todo, console)
 
     def __enter__(self):
         self.bar.__enter__()

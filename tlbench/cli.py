@@ -195,7 +195,7 @@ def _execute(prepared, host, store, plugins: tuple[str, ...], report: bool):
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a scheduler's stop is a Ctrl-C
     try:
-        with ProgressBar(prepared.todo_count, None if prepared.outline else prepared.todo, out) as progress:
+        with ProgressBar.of(prepared, out) as progress:
             return execute(prepared, host, store, plugins, progress.update, finish)
     finally:
         signal.signal(signal.SIGTERM, previous)
