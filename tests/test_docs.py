@@ -199,3 +199,9 @@ def test_pyproject_lists_the_docs_tools_in_test_and_docs_extras():
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for extra in ("test", "docs"):
         assert {"mkdocs-material", "mkdocstrings[python]"} <= {re.split(r"[<>=]", d)[0] for d in extras[extra]}
+
+
+def test_the_architecture_page_names_every_import_linter_contract():
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    text = section(page("architecture.md"), "## The import-linter contracts")
+    assert {c["id"] for c in contracts} == set(re.findall(r"^\| `([\w-]+)` \|", text, flags=re.M))

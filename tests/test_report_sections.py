@@ -120,7 +120,7 @@ def test_compute_to_accuracy_section(tmp_path):
     assert table is None and why.startswith("No compute-to-accuracy table")
 
 
-def test_readme_section_example_builds(tmp_path):
+def test_report_page_section_example_builds(tmp_path):
     """The report page's "Adding a section" module, run as written."""
     from helpers.docs import page
     readme = page("reference/report.md")
@@ -137,7 +137,7 @@ def test_readme_section_example_builds(tmp_path):
     assert b.output is None and b.why == "No seed spread: every setting has one seed."
 
 
-def test_readme_lists_every_section():
+def test_report_page_lists_every_section():
     """The report page's table names every section the code has: a new section module comes
     with its line there."""
     from helpers.docs import page

@@ -170,7 +170,7 @@ def test_hyperband_promotes_on_validation_only_and_never_reads_test():
     assert runs[0] == runs[1]  # the test labels' noise changed nothing the search planned
 
 
-def test_readme_states_each_declared_space():
+def test_search_guide_states_each_declared_space():
     """The search guide's table of declared spaces is the strategies' ``space``, bound for bound."""
     import re
     from tlbench.contract.space import LogUniform, Uniform
