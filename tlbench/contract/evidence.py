@@ -15,6 +15,14 @@ import numpy as np
 
 #: the splits whose predictions are kept (those present in a cell)
 SPLITS = ("val", "test", "target_val", "target_test")
+#: kept too: ``ood:<set>`` (an out-of-distribution test set), ``reference:<task>`` and
+#: ``reference0:<task>`` (the adapted and the pretrained backbone's probe on a forgetting reference task)
+PREFIXES = ("ood", "reference", "reference0")
+
+
+def kept(split: str) -> bool:
+    """Whether a cell's predictions on ``split`` are stored as evidence."""
+    return split in SPLITS or split.partition(":")[0] in PREFIXES and ":" in split
 
 
 @dataclass(frozen=True)
