@@ -18,7 +18,7 @@ spread that happened to come out small would give an interval that is too narrow
 term is never taken smaller than the *pooled* seed mean square of the row (the strategies compared
 on the same data, whose seed spreads are taken to be alike; a strategy whose own spread is larger
 keeps its own, with its own degrees of freedom). Simulated against a known truth with seed
-effects of SD 0 to 6 points (``tests/test_stats.py``, README "Statistics"), the 95% interval covers
+effects of SD 0 to 6 points (``tests/test_stats.py``, docs/reference/statistics.md), the 95% interval covers
 the truth at least 92% of the time with 3 or more seeds.
 
 **Comparisons** are paired: two strategies' per-example results on their shared seeds and test

@@ -96,7 +96,7 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
         cells.append(line)
     cap = ("Each strategy minus the row's best, in points: the mean difference over the shared "
            "seeds and test examples [95% interval of a paired t test whose variance counts both "
-           "the seeds' spread and the test set's, README Statistics; one comparison's interval, "
+           "the seeds' spread and the test set's, docs: Statistics; one comparison's interval, "
            "not adjusted for the row's others] and the two-sided p-value after Holm–Bonferroni "
            "across every pair of strategies in the row, which alone decides ○. The best is the "
            "non-oracle strategy with the most correct answers over the seeds × test examples the "
