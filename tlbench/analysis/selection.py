@@ -49,6 +49,20 @@ def chosen_variants(rows: pd.DataFrame) -> tuple[str, float]:
     return variant, counts[variant] / len(rows)
 
 
+def accuracy_split(has_target_domain: bool) -> str:
+    """The split ``test_acc`` is scored on: ``target_test`` for a shift pair, else ``test``."""
+    return "target_test" if has_target_domain else "test"
+
+
+def accuracy_evidence(rows: pd.DataFrame, evidence: Mapping[str, Mapping[str, SplitEvidence]]
+                  ) -> dict[int, SplitEvidence] | None:
+    """``seed ->`` the evidence of one group's rows (one per seed) on :func:`accuracy_split`; None
+    when a row's cell has none."""
+    found = {int(r.seed): evidence.get(r.cell_id, {}).get(accuracy_split(bool(r.has_target_domain)))
+             for r in rows.itertuples(index=False)}
+    return None if any(e is None for e in found.values()) else found
+
+
 def example_values(metric: str, splits: Mapping[str, SplitEvidence],
                    has_target_domain: bool) -> tuple[np.ndarray, np.ndarray] | None:
     """``(index, values)``: one cell's per-example values whose mean is its ``metric``, from its
@@ -59,7 +73,7 @@ def example_values(metric: str, splits: Mapping[str, SplitEvidence],
     backbone's probe on ``reference:<task>``; ``forgetting:<task>``: the pretrained probe's
     right/wrong minus the adapted one's, per example (``reference0:<task>`` − ``reference:<task>``)."""
     kind, _, name = metric.partition(":")
-    split = {"test_acc": "target_test" if has_target_domain else "test", "source_test_acc": "test",
+    split = {"test_acc": accuracy_split(has_target_domain), "source_test_acc": "test",
              "ood_acc": f"ood:{name}", "reference_acc": f"reference:{name}"}.get(kind)
     if split is not None:
         found = splits.get(split)
