@@ -12,16 +12,17 @@ class (``SplitEvidence.prob``) and "right" means the predicted class is the true
 **ECE as a mean over examples.** With ``r_i = right_i − confidence_i`` and ``g_b`` the sum of
 ``r`` over bin ``b``, ECE = (1/N) Σ_i sign(g_b(i)) · r_i. The plug-in takes each sign from the
 examples it multiplies, which biases it upwards: noise in a bin's gap counts as miscalibration,
-and a perfectly calibrated model scores about 5 points on 300 test examples. Here each sign comes
+and a perfectly calibrated model scores about 6 points on 300 test examples. Here each sign comes
 from the *other half* of the test set (examples halved by the parity of their index, the
 strategy's seeds pooled), so it is independent of the ``r_i`` it multiplies
 (:func:`ece_contributions`): a calibrated model scores 0 in expectation (one estimate may come out
 a little below 0), and the (seed, example) scores go through the crossed model as right/wrong
 does. Where a bin's true gap is small next to its noise the borrowed sign is sometimes wrong and
-the estimate falls short of the truth. Simulated (``tests/test_calibration.py``; 3 seeds × 300
-examples, seeds differing in accuracy): a calibrated model's 95% interval covers 0 in about 98%
-of rows; a model whose true ECE is 6.2 points scores 4.9 on average (the plug-in 8.6) and its
-interval covers the truth in 87% of rows; at a true 12 points, 11.1 and 97%.
+the estimate falls short of the truth. Simulated (the model of ``tests/test_calibration.py``, the
+table in ``docs/reference/calibration.md``; 3 seeds × 300 examples, seeds differing in accuracy):
+a calibrated model's 95% interval covers 0 in 96% of rows (the plug-in averages 5.8 points); a
+model whose true ECE is 6.2 points scores 5.0 on average (the plug-in 8.7), its interval covering
+the truth in 90% of rows; at a true 12.0, 10.9 and 93%.
 
 **NLL** of an example: −log p(true class) (``SplitEvidence.prob_true``), the probability floored
 at :data:`NLL_FLOOR` = 2⁻²⁴, the smallest positive float16 (the type the evidence stores it in),

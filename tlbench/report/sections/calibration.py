@@ -159,7 +159,7 @@ def calibration_table(inp: ReportInput) -> Table | None:
            "that a calibrated model scores 0 on average: it can come out slightly below 0; the "
            "plug-in ECE of Guo et al., biased upwards, is the CSV's ece_plugin) and negative "
            "log-likelihood of the true class in nats, each with its 95% interval over the seeds "
-           "and the test examples (README Statistics). Lower is better; NLL rewards accuracy as "
+           "and the test examples, docs: Statistics). Lower is better; NLL rewards accuracy as "
            "well as calibration. Bold: the row's best, "
            "only where the paired tests tell it apart from every other strategy (Holm–Bonferroni "
            f"across every pair of the row, α = {S.ALPHA:g}, {S.MIN_SEEDS} shared seeds); "
