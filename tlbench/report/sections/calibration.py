@@ -26,6 +26,7 @@ from tlbench.report.figures import (FigureOut, figure_style, grid_shape, legend_
                                     strategy_handles)
 from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.comparison import BLOCK, join_names, p_text, place
+from tlbench.report.sections.verdicts import sentences_table
 from tlbench.report.style import (PANEL_H, PANEL_W, strategy_color, strategy_linestyle,
                                   strategy_marker)
 from tlbench.report.tables import MARK, Cell, Table, dataset_label
@@ -230,18 +231,12 @@ def sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
 
 
 def verdicts_table(inp: ReportInput) -> Table | None:
-    found = sentences(inp)
-    if not found:
-        return None
-    data = pd.DataFrame([{"dataset": d, "backbone": b, "label_fraction": f, "verdict": v}
-                         for (d, b, f), v in found])
     cap = ("One sentence per row of the calibration table, from its paired tests alone: NLL, "
            "then ECE (differences: the lowest minus the other, nats and points; lower is better "
            f"calibrated), α = {S.ALPHA:g} after Holm–Bonferroni across every pair of the row, "
            f"{S.MIN_SEEDS} shared seeds for a verdict. “Cannot be told apart” means the test "
            "found no difference, not that there is none.")
-    return Table("calibration_verdicts", "Calibration verdicts", cap, ["Verdict"],
-                 [[Cell(v)] for _, v in found], data, numeric_from=99)
+    return sentences_table("calibration_verdicts", "Calibration verdicts", cap, sentences(inp))
 
 
 # ---------------------------------------------------------------------------- figure

@@ -49,12 +49,19 @@ def sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
     return out
 
 
-def verdicts_table(inp: ReportInput) -> Table | None:
-    found = sentences(inp)
+def sentences_table(name: str, title: str, caption: str,
+                    found: list[tuple[tuple, str]]) -> Table | None:
+    """A table of ``(dataset, backbone, label fraction), sentence`` pairs, one line each (None
+    when there is none)."""
     if not found:
         return None
     data = pd.DataFrame([{"dataset": d, "backbone": b, "label_fraction": f, "verdict": v}
                          for (d, b, f), v in found])
+    return Table(name, title, caption, ["Verdict"], [[Cell(v)] for _, v in found], data,
+                 numeric_from=99)
+
+
+def verdicts_table(inp: ReportInput) -> Table | None:
     cap = ("One sentence per row of the paired comparison table, built from its tests alone "
            f"(α = {S.ALPHA:g}, Holm–Bonferroni across every pair of the row; a verdict needs "
            f"{S.MIN_SEEDS} shared seeds). “Cannot be told apart” means the test found no "
@@ -62,8 +69,7 @@ def verdicts_table(inp: ReportInput) -> Table | None:
            "with more compute and the verdict changed. “Negative transfer”: a transfer strategy "
            "(role transfer) told apart below a from-scratch baseline (role baseline) of the row "
            "by the same tests.")
-    return Table("verdicts", "Verdicts", cap, ["Verdict"], [[Cell(v)] for _, v in found], data,
-                 numeric_from=99)
+    return sentences_table("verdicts", "Verdicts", cap, sentences(inp))
 
 
 def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
