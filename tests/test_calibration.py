@@ -21,7 +21,8 @@ def latent(seeds: int, n: int, rng, z=None) -> np.ndarray:
     """``seeds × n`` logits of being right: 1.5 − difficulty (shared by every seed) + a seed
     effect + each (seed, example)'s own noise."""
     z = rng.standard_normal(n) if z is None else z
-    return 1.5 - z + SEED_SD * rng.standard_normal((seeds, 1)) + 0.5 * rng.standard_normal((seeds, n))
+    seed = SEED_SD * rng.standard_normal((seeds, 1))
+    return 1.5 - z + seed + 0.5 * rng.standard_normal((seeds, n))
 
 
 def simulate(seeds: int, n: int, sharpen: float, rng, z=None) -> dict[int, SplitEvidence]:

@@ -58,7 +58,7 @@ def test_calibration_sentences_say_when_a_difference_is_not_significant(tmp_path
     verdicts, _ = built(frame, "calibration_verdicts", tmp_path, evidence=evidence)
     by_fraction = dict(zip(verdicts.data["label_fraction"], verdicts.data["verdict"]))
     assert "cannot be told apart (NLL" in by_fraction[0.1] and "not significant" in by_fraction[0.1]
-    assert "lora and finetune: evidence stored without" in by_fraction[1.0]        # the suite's order
+    assert "lora and finetune: evidence stored without" in by_fraction[1.0]   # the suite's order
     table, _ = built(frame, "calibration", tmp_path, evidence=evidence)
     assert not table.data["ece_best"].any() and not table.data["nll_best"].any()
 

@@ -55,7 +55,8 @@ class Metric:
                 and all(c.told_apart for c in r.comparisons if c.strategy not in oracles))
 
     def text(self, iv: S.Interval, signed: bool = False) -> str:
-        return f"{self.fmt(iv.estimate, signed)} [{self.fmt(iv.low, signed)}, {self.fmt(iv.high, signed)}]"
+        low, high = self.fmt(iv.low, signed), self.fmt(iv.high, signed)
+        return f"{self.fmt(iv.estimate, signed)} [{low}, {high}]"
 
 
 def _points(x: float, signed: bool) -> str:
@@ -84,8 +85,8 @@ class CalibrationRow:
     reliability: dict[str, C.Reliability]
 
 
-def _metric(name: str, fmt, scores: dict[str, S.Scores], oracles: frozenset[str],
-            bounds: tuple[float, float] | None) -> Metric:
+def _metric(name: str, fmt: Callable[[float, bool], str], scores: dict[str, S.Scores],
+            oracles: frozenset[str], bounds: tuple[float, float] | None) -> Metric:
     floor = S.row_floor(scores.values())
     intervals = {s: C.negated(S.estimate(sc, floor).interval(bounds=bounds))
                  for s, sc in scores.items()}
@@ -107,9 +108,6 @@ def calibration_rows(inp: ReportInput) -> list[CalibrationRow]:
                 continue
             here = frozenset(oracles & set(found))
             nll = {s: sc for s, e in found.items() if (sc := C.nll_scores(e)) is not None}
-            pooled = {s: (np.concatenate([v.prob for v in e.values()]),
-                          np.concatenate([v.correct for v in e.values()]))
-                      for s, e in found.items()}
             rows.append(CalibrationRow(
                 dataset, backbone, float(frac), bool(inp.shift.get(dataset, False)), here,
                 _metric("ECE", _points, {s: C.ece_scores(e) for s, e in found.items()}, here,
@@ -118,7 +116,9 @@ def calibration_rows(inp: ReportInput) -> list[CalibrationRow]:
                 tuple(s for s in found if s not in nll),
                 {s: float(np.mean([C.plugin_ece(v.prob, v.correct) for v in e.values()]))
                  for s, e in found.items()},
-                {s: C.reliability(*p) for s, p in pooled.items()}))
+                {s: C.reliability(np.concatenate([v.prob for v in e.values()]),
+                                  np.concatenate([v.correct for v in e.values()]))
+                 for s, e in found.items()}))
         return rows
     return inp.once("calibration_rows", compute)
 
@@ -133,7 +133,7 @@ def _cell(metric: Metric, strategy: str, oracles: frozenset[str], missing: str) 
     close = c is not None and r.no_verdict is None and not c.told_apart
     return Cell(metric.text(metric.intervals[strategy]), bold=metric.told_apart(strategy, oracles),
                 mark=MARK if close else "",
-                title=f"minus the row's best ({r.best}): {metric.text(c.difference, True)}, "
+                title=f"the row's best ({r.best}) minus this: {metric.text(c.difference, True)}, "
                       f"{p_text(c.p_holm)} after Holm" if c is not None else "")
 
 
