@@ -132,9 +132,9 @@ def forgetting_table(inp: ReportInput) -> Table | None:
                  pd.DataFrame(records), numeric_from=4, key_cols=3)
 
 
-def forgetting_sentences(inp: ReportInput) -> list[str]:
-    """Per row and reference task: which strategies forget (told apart from zero), and the
-    significant pairwise differences in forgetting."""
+def forgetting_sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
+    """((dataset, backbone, label fraction), sentence) per row and reference task: which strategies
+    forget (told apart from none) and which cannot be told apart from none."""
     out = []
     for key, per_ref in sorted(row_forgetting(inp).items()):
         where = f"{key[0]} · {key[1]} · {D.fraction_label(key[2])} of the labels"
@@ -149,7 +149,7 @@ def forgetting_sentences(inp: ReportInput) -> list[str]:
                 text = f"Forgetting on {ref} ({where}): no strategy is told apart from no forgetting"
             if rest and forgets:
                 text += f"; {', '.join(rest)} cannot be told apart from none"
-            out.append(text + ".")
+            out.append((key, text + "."))
     return out
 
 

@@ -137,17 +137,18 @@ def robustness_table(inp: ReportInput) -> Table | None:
                   "Effective robustness (points)"], rows, pd.DataFrame(records), numeric_from=5, key_cols=4)
 
 
-def robustness_sentences(inp: ReportInput) -> list[str]:
-    """One sentence per strategy whose effective robustness is told apart from 0."""
+def robustness_sentences(inp: ReportInput) -> list[tuple[tuple, str]]:
+    """((dataset, backbone, label fraction), sentence) per strategy whose effective robustness is
+    told apart from 0."""
     out = []
     for p in robustness(inp)[0]:
         er = p.effective
         if er.low > 0 or er.high < 0:
             side = "above" if er.estimate > 0 else "below"
-            out.append(f"Robustness on {p.dataset} → {p.shifted} ({p.backbone} · "
+            out.append(((p.dataset, p.backbone, p.label_fraction), f"Robustness on {p.dataset} → {p.shifted} ({p.backbone} · "
                        f"{D.fraction_label(p.label_fraction)} of the labels): {p.strategy} is "
                        f"{100 * abs(er.estimate):.1f} points [{100 * abs(er.low if side == 'above' else er.high):.1f}, "
-                       f"{100 * abs(er.high if side == 'above' else er.low):.1f}] {side} the suite's ID–OOD trend.")
+                       f"{100 * abs(er.high if side == 'above' else er.low):.1f}] {side} the suite's ID–OOD trend."))
     return out
 
 
