@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements quoted in bench/RESULTS.md and the README, in one go:
+# The GPU measurements quoted in bench/RESULTS.md and docs/performance.md, in one go:
 # tlbench's training step vs a plain timm loop (eager and compiled, MFU), then the default and domain-shift suites.
 # Usage: bash bench/gpu.sh OUTDIR   (needs tlbench installed; ~6 min on an H100)
 set -u

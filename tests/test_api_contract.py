@@ -1,6 +1,6 @@
-"""The documented plugin API is the real one: every call in the README's CellContext table runs as
+"""The documented plugin API is the real one: every call in the CellContext table of docs/writing-plugins.md runs as
 written on a real context; 0.2's train_loop(model, opt, schedule, steps, loss_of) still trains, with
-a DeprecationWarning; the README's third-party strategy runs through `tlbench run`; CHANGELOG.md,
+a DeprecationWarning; the page's third-party strategy runs through `tlbench run`; CHANGELOG.md,
 pyproject.toml and tlbench.__version__ agree."""
 import dataclasses
 import inspect
@@ -20,18 +20,15 @@ from tlbench.train.context import CellContext
 from tlbench.contract.cells import TrainOptions
 from tlbench.run.worker import extract_features
 
+from helpers.docs import named_block, page, section
+
 ROOT = Path(__file__).parent.parent
-README = (ROOT / "README.md").read_text()
-
-
-def section(title: str) -> str:
-    start = README.index(title)
-    return README[start:README.index("\n#", start + len(title))]
+PAGE = page("writing-plugins.md")
 
 
 def documented_calls() -> list[str]:
     """The first column of the CellContext table: ``ctx.`` expressions (several per row: ``, ``)."""
-    rows = [line for line in section("### The `CellContext` a strategy receives").splitlines()
+    rows = [line for line in section(PAGE, "## The `CellContext` a strategy receives").splitlines()
             if line.startswith("| `ctx.")]
     return [expr for row in rows for expr in re.findall(r"`(ctx\.[^`]+)`", row.split("|")[1])]
 
@@ -60,7 +57,7 @@ def test_every_documented_context_call_runs_as_written():
     assert len(calls) >= 18, calls
     results = {}
     for expr in calls:
-        value = eval(expr, {}, names)  # noqa: S307 - the README's own text
+        value = eval(expr, {}, names)  # noqa: S307 - the page's own text
         results[expr.split("(")[0].split("[")[0]] = next(iter(value)) if inspect.isgenerator(value) else value
     assert isinstance(results["ctx.backbone"], tlbench.Backbone)
     assert isinstance(results["ctx.classifier"], tlbench.Classifier)
@@ -77,7 +74,7 @@ def test_every_public_context_method_is_documented():
     fields = {f.name for f in dataclasses.fields(CellContext)}
     public = {name for name, value in vars(CellContext).items() if not name.startswith("_") and name not in fields
               and (callable(value) or isinstance(value, (property, staticmethod)))}
-    assert public - documented == set(), "document these in the README's CellContext table"
+    assert public - documented == set(), "document these in the CellContext table of docs/writing-plugins.md"
 
 
 def test_train_loop_takes_0_2s_loss_function_with_a_deprecation_warning():
@@ -109,8 +106,8 @@ def test_train_loop_without_a_train_step_is_a_one_line_type_error():
     assert "\n" not in str(info.value)
 
 
-def test_the_readme_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypatch, cli):
-    code = re.search(r"`my_strategy\.py`\n```python\n(.*?)```", README, re.S).group(1)
+def test_the_documented_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypatch, cli):
+    code = named_block(PAGE, "my_strategy.py")
     (tmp_path / "my_strategy.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)

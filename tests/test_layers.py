@@ -1,4 +1,4 @@
-"""The layers hold: import-linter's contracts in pyproject.toml pass (README "Architecture"), tlbench
+"""The layers hold: import-linter's contracts in pyproject.toml pass (docs/architecture.md), tlbench
 never imports a deprecated path, and every 0.3 path still imports, as the very same module as its
 new path, with one DeprecationWarning naming that path."""
 import importlib

@@ -15,20 +15,16 @@ from tlbench.train import context
 from tlbench.plugins import hookspecs, records
 from tlbench.modalities import image
 
+from helpers.docs import page, python_blocks
+
 ROOT = Path(__file__).parent.parent
 PUBLIC = {name: getattr(tlbench, name) for name in tlbench.__all__}
 
 
-def python_blocks(markdown: str) -> list[str]:
-    return re.findall(r"```python\n(.*?)```", markdown, flags=re.S)
-
-
 def plugin_examples() -> dict[str, str]:
-    """The Python a plugin author copies: README's "Writing a plugin" (hooks, wrappers, the
+    """The Python a plugin author copies: docs/writing-plugins.md (hooks, wrappers, the
     conformance kit), the example package and the hookspecs' docstring."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Writing a plugin"):readme.index("## Results format")]
-    sources = {"README.md": "\n".join(python_blocks(section)),
+    sources = {"docs/writing-plugins.md": "\n".join(python_blocks(page("writing-plugins.md"))),
                "hookspecs": hookspecs.__doc__}
     for path in (ROOT / "plugins/tlbench-example").rglob("*.py"):
         sources[str(path.relative_to(ROOT))] = path.read_text()
@@ -48,7 +44,7 @@ def test_names_in_plugin_examples_are_public(where):
     for names in re.findall(r"^from tlbench import \(?([\w, \n]+)\)?", text, flags=re.M):
         used |= {n.strip() for n in names.split(",") if n.strip()}
     used = {name for name in used if importlib.util.find_spec(f"tlbench.{name}") is None}  # not submodules
-    if where in ("README.md", "hookspecs") or where.endswith("__init__.py"):
+    if where in ("docs/writing-plugins.md", "hookspecs") or where.endswith("__init__.py"):
         assert used, f"{where}: no tlbench names found (the pattern is stale?)"
     assert sorted(used - set(tlbench.__all__)) == [], f"{where} uses names not in tlbench.__all__"
 

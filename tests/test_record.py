@@ -23,8 +23,20 @@ def test_evidence_round_trips_compactly_and_pairs_by_index():
     for field in ("index", "label", "pred", "prob"):
         assert np.array_equal(getattr(back["test"], field), getattr(e, field))
     assert back["test"].index.dtype == np.int32 and back["test"].prob.dtype == np.float16
+    assert e.prob_true.dtype == np.float16 and back["test"].prob_true.dtype == np.float16
+    assert np.array_equal(back["test"].prob_true, e.prob_true)
+    assert e.prob_true[1] == pytest.approx(1 / (1 + np.e), abs=1e-3)   # the true class's, wrong
+    assert np.array_equal(e.prob_true[e.correct], e.prob[e.correct])
     big = evidence.from_logits(torch.randn(1000, 10), torch.randint(0, 10, (1000,)))
     assert len(evidence.to_bytes({"test": big})) < 12_000  # not a JSON list of floats
+
+
+def test_evidence_without_the_true_class_probability_still_loads():
+    """Blobs written before ``prob_true`` was stored: NLL unavailable (None), nothing guessed."""
+    e = evidence.from_logits(torch.eye(3), torch.tensor([0, 2, 2]))
+    old = evidence.SplitEvidence(e.index, e.label, e.pred, e.prob)
+    back = evidence.from_bytes(evidence.to_bytes({"test": old}))["test"]
+    assert back.prob_true is None and back.correct.tolist() == [True, False, True]
 
 
 def test_the_store_keeps_evidence_with_its_record_and_flattens_every_metric(tmp_path):

@@ -120,10 +120,10 @@ def test_compute_to_accuracy_section(tmp_path):
     assert table is None and why.startswith("No compute-to-accuracy table")
 
 
-def test_readme_section_example_builds(tmp_path):
-    """The README's "Adding a section" module, run as written."""
-    from pathlib import Path
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+def test_report_page_section_example_builds(tmp_path):
+    """The report page's "Adding a section" module, run as written."""
+    from helpers.docs import page
+    readme = page("reference/report.md")
     start = readme.index("# tlbench/report/sections/seed_spread.py")
     code = readme[start:readme.index("```", start)]
     module: dict = {}
@@ -137,14 +137,13 @@ def test_readme_section_example_builds(tmp_path):
     assert b.output is None and b.why == "No seed spread: every setting has one seed."
 
 
-def test_readme_lists_every_section():
-    """The README's "Reports and figures" table names every section the code has: a new
-    section module comes with its line there."""
-    from pathlib import Path
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    part = readme[readme.index("## Reports and figures"):readme.index("\n## Guarantees")]
+def test_report_page_lists_every_section():
+    """The report page's table names every section the code has: a new section module comes
+    with its line there."""
+    from helpers.docs import page
+    part = page("reference/report.md")
     missing = [s.name for s in all_sections() if f"`{s.name}`" not in part]
-    assert not missing, f"README, Reports and figures: no line for section(s) {missing}"
+    assert not missing, f"docs/reference/report.md: no line for section(s) {missing}"
 
 
 def test_a_saving_is_bold_only_when_its_interval_supports_two_fold():

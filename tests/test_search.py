@@ -170,13 +170,12 @@ def test_hyperband_promotes_on_validation_only_and_never_reads_test():
     assert runs[0] == runs[1]  # the test labels' noise changed nothing the search planned
 
 
-def test_readme_states_each_declared_space():
-    """The README's table of declared spaces is the strategies' ``space``, bound for bound."""
+def test_search_guide_states_each_declared_space():
+    """The search guide's table of declared spaces is the strategies' ``space``, bound for bound."""
     import re
-    from pathlib import Path
     from tlbench.contract.space import LogUniform, Uniform
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("### Tuning search: `[search]`", 1)[1].split("\n- ", 1)[0]
+    from helpers.docs import page
+    section = page("guides/search.md").split("\n- ", 1)[0]
     registry, stated = load_registry(()), {}
     for names, spec in re.findall(r"^\| (`\w+`(?:, `\w+`)*) \| (.+) \|$", section, flags=re.M):
         params = {key: (LogUniform if kind == "log-uniform" else Uniform)(float(low), float(high))

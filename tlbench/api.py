@@ -120,7 +120,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     on validation: the variant most seeds chose and their share (``agreement``), ``seeds``, the
     ``mean`` and ``std`` of test accuracy, its 95% interval (``ci_low``, ``ci_high``; ``interval``
     says what it covers: ``"examples"``, seeds and test examples, or ``"seeds"`` only) and the
-    ``verdict`` of its row (backbone × dataset × label fraction: the paired comparison's sentence,
+    ``verdict`` of its row (backbone × dataset × label fraction: the paired comparison's sentences,
     None without one). ``frame`` is one of :func:`run_suite` or :func:`load_results`, filtered as
     you like; the per-example evidence is read from its results folder (a frame without one, e.g.
     read from ``results.csv``, gets intervals over seeds only)."""
@@ -129,7 +129,9 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
     evidence = _evidence(frame)
     table = accuracy_summary(frame, evidence)
-    verdicts = dict(row_verdicts(frame, evidence))
+    verdicts: dict[tuple, str] = {}
+    for key, sentence in row_verdicts(frame, evidence):  # a row's verdict, then any negative transfer it found
+        verdicts[key] = f"{verdicts[key]} {sentence}" if key in verdicts else sentence
     table["verdict"] = [verdicts.get((r.dataset, r.backbone, r.label_fraction))
                         for r in table.itertuples(index=False)]
     return table

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from tlbench.analysis.stats import Scores, estimate, row_floor
@@ -48,20 +49,56 @@ def chosen_variants(rows: pd.DataFrame) -> tuple[str, float]:
     return variant, counts[variant] / len(rows)
 
 
+def accuracy_split(has_target_domain: bool) -> str:
+    """The split ``test_acc`` is scored on: ``target_test`` for a shift pair, else ``test``."""
+    return "target_test" if has_target_domain else "test"
+
+
+def accuracy_evidence(rows: pd.DataFrame, evidence: Mapping[str, Mapping[str, SplitEvidence]]
+                  ) -> dict[int, SplitEvidence] | None:
+    """``seed ->`` the evidence of one group's rows (one per seed) on :func:`accuracy_split`; None
+    when a row's cell has none."""
+    found = {int(r.seed): evidence.get(r.cell_id, {}).get(accuracy_split(bool(r.has_target_domain)))
+             for r in rows.itertuples(index=False)}
+    return None if any(e is None for e in found.values()) else found
+
+
+def example_values(metric: str, splits: Mapping[str, SplitEvidence],
+                   has_target_domain: bool) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(index, values)``: one cell's per-example values whose mean is its ``metric``, from its
+    evidence ``splits``; None when the metric has none or the evidence lacks the split.
+
+    ``test_acc``: right/wrong on ``target_test`` (a shift pair) or ``test``; ``source_test_acc``:
+    on ``test``; ``ood_acc:<set>``: on ``ood:<set>``; ``reference_acc:<task>``: the adapted
+    backbone's probe on ``reference:<task>``; ``forgetting:<task>``: the pretrained probe's
+    right/wrong minus the adapted one's, per example (``reference0:<task>`` − ``reference:<task>``)."""
+    kind, _, name = metric.partition(":")
+    split = {"test_acc": accuracy_split(has_target_domain), "source_test_acc": "test",
+             "ood_acc": f"ood:{name}", "reference_acc": f"reference:{name}"}.get(kind)
+    if split is not None:
+        found = splits.get(split)
+        return None if found is None else (found.index, found.correct.astype(float))
+    if kind == "forgetting":
+        before, after = splits.get(f"reference0:{name}"), splits.get(f"reference:{name}")
+        if before is None or after is None:
+            return None
+        return after.index, before.correct.astype(float) - after.correct.astype(float)
+    return None
+
+
 def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
                  evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> Scores:
-    """The :class:`~tlbench.analysis.stats.Scores` of one group's rows (one per seed): right/wrong per
-    test example (on ``target_test`` for a shift pair, else ``test``) when ``metric`` is
-    ``test_acc`` and every row's cell has that evidence; otherwise each seed's ``metric``."""
+    """The :class:`~tlbench.analysis.stats.Scores` of one group's rows (one per seed): per test
+    example (:func:`example_values`) when every row's cell has the evidence ``metric`` needs;
+    otherwise each seed's ``metric``."""
     rows = rows.dropna(subset=[metric])
-    if metric == "test_acc" and evidence:
+    if evidence:
         per_seed = {}
         for r in rows.itertuples(index=False):
-            split = evidence.get(r.cell_id, {}).get(
-                "target_test" if r.has_target_domain else "test")
-            if split is None:
+            values = example_values(metric, evidence.get(r.cell_id, {}), bool(r.has_target_domain))
+            if values is None:
                 break
-            per_seed[int(r.seed)] = (split.index, split.correct)
+            per_seed[int(r.seed)] = values
         else:
             scores = Scores.from_examples(per_seed) if per_seed else None
             if scores is not None and scores.values.shape[1]:
@@ -70,13 +107,15 @@ def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
 
 
 def summarize(selected: pd.DataFrame, metric: str = "test_acc",
-              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> pd.DataFrame:
+              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None,
+              bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
     """Per group (backbone, dataset, strategy, label fraction), over the seeds' selected variants:
     seed count, mean and std over seeds of ``metric``, the 95% interval of the mean
     (:func:`tlbench.analysis.stats.estimate`, its seed term floored by the row's pooled one), the variant
     most seeds chose and the share that chose it (``agreement``). ``interval`` says what it
     covers: "examples" (seeds and test examples, from the per-example ``evidence``) or "seeds"
-    (seed-level numbers only: no test-set noise; no interval from one seed)."""
+    (seed-level numbers only: no test-set noise; no interval from one seed). Intervals are clipped
+    to ``bounds`` (an accuracy's [0, 1]; a difference such as forgetting: [−1, 1])."""
     cols = GROUP + ["variant", "agreement", "has_target_domain", "seeds", "mean", "std", "ci_low",
                     "ci_high", "interval"]
     groups = {key: g.dropna(subset=[metric])
@@ -89,7 +128,7 @@ def summarize(selected: pd.DataFrame, metric: str = "test_acc",
         if g.empty:
             continue
         backbone, dataset, _, fraction = key
-        iv = estimate(scores[key], floors[(backbone, dataset, fraction)]).interval(bounds=(0.0, 1.0))
+        iv = estimate(scores[key], floors[(backbone, dataset, fraction)]).interval(bounds=bounds)
         n = len(g)
         sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
         variant, agreement = chosen_variants(g)

@@ -18,7 +18,7 @@ spread that happened to come out small would give an interval that is too narrow
 term is never taken smaller than the *pooled* seed mean square of the row (the strategies compared
 on the same data, whose seed spreads are taken to be alike; a strategy whose own spread is larger
 keeps its own, with its own degrees of freedom). Simulated against a known truth with seed
-effects of SD 0 to 6 points (``tests/test_stats.py``, README "Statistics"), the 95% interval covers
+effects of SD 0 to 6 points (``tests/test_stats.py``, docs/reference/statistics.md), the 95% interval covers
 the truth at least 92% of the time with 3 or more seeds.
 
 **Comparisons** are paired: two strategies' per-example results on their shared seeds and test
@@ -259,8 +259,11 @@ class Difference:
 
 
 def paired_difference(x: Scores, y: Scores, confidence: float = CONFIDENCE,
-                      names: tuple[str, str] = ("x", "y"), same_runs: bool = False) -> Difference:
-    """``y − x`` paired on the shared seeds and test examples; the seed term of the difference
+                      names: tuple[str, str] = ("x", "y"), same_runs: bool = False,
+                      bounds: tuple[float, float] | None = (-1.0, 1.0)) -> Difference:
+    """``y − x`` paired on the shared seeds and test examples, its interval clipped to ``bounds``
+    (those of a difference of accuracies by default; None for unbounded scores such as a
+    log-likelihood); the seed term of the difference
     is at least the sum of the two strategies' own (their seed effects taken as independent;
     where seeds help or hurt both alike, this overstates the spread: conservative).
     ``same_runs``: ``y`` continues ``x``'s runs seed by seed (the budget check's re-runs), so their
@@ -272,7 +275,7 @@ def paired_difference(x: Scores, y: Scores, confidence: float = CONFIDENCE,
     floor = (SeedTerm.summed([seed_term(a), seed_term(b)])
              if a.per_example and not same_runs else None)
     est = estimate(diff, floor)
-    return Difference(names[0], names[1], est, est.interval(confidence, (-1.0, 1.0)),
+    return Difference(names[0], names[1], est, est.interval(confidence, bounds),
                       est.p_value(), diff.per_example)
 
 
@@ -375,13 +378,15 @@ def correct_counts(scores: Mapping[str, Scores]) -> dict[str, float]:
 
 
 def compare_row(scores: Mapping[str, Scores], candidates: Sequence[str] | None = None,
-                alpha: float = ALPHA, min_seeds: int = MIN_SEEDS) -> RowComparison | None:
+                alpha: float = ALPHA, min_seeds: int = MIN_SEEDS,
+                bounds: tuple[float, float] | None = (-1.0, 1.0)) -> RowComparison | None:
     """Every pair of the row's strategies tested (:func:`paired_difference`), Holm–Bonferroni
     across all pairs; each strategy reported against the reference, the first of the
     candidates (default: every strategy, in the given order; the caller leaves oracles out)
     with the most correct answers (:func:`correct_counts`). Since every pair is in the
-    correction, picking the best from the same data does not inflate the false alarms. None
-    when no candidate has scores."""
+    correction, picking the best from the same data does not inflate the false alarms.
+    ``bounds``: of each difference's interval (:func:`paired_difference`). None when no candidate
+    has scores."""
     pool = [s for s in (candidates if candidates is not None else scores) if s in scores]
     if not pool:
         return None
@@ -390,7 +395,7 @@ def compare_row(scores: Mapping[str, Scores], candidates: Sequence[str] | None =
     tied = tuple(s for s in pool if counts[s] == top)
     best = tied[0]
     names = list(scores)
-    raw = [paired_difference(scores[x], scores[y], names=(x, y))
+    raw = [paired_difference(scores[x], scores[y], names=(x, y), bounds=bounds)
            for x, y in itertools.combinations(names, 2)]
     adjusted = holm([d.p for d in raw])
     shared_seeds = max(d.estimate.seeds for d in raw) if raw else len(scores[best].seeds)

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator
 
 from tlbench.contract.values import Options
 
-__all__ = ["Cell", "Entry", "TrainOptions", "canonical"]
+__all__ = ["Cell", "Entry", "Forgetting", "TrainOptions", "canonical"]
 
 
 def canonical(value) -> str:
@@ -88,10 +88,28 @@ class Entry:
     options: Options
     variant: dict[str, Any]
     dedupe: bool | None = None  # datasets only: drop cross-split copies (tlbench.train.data.deduplicate)
+    #: datasets only: out-of-distribution test sets (dataset entries with the same classes) that every
+    #: cell of this dataset is evaluated on too, as the ``ood:<label>`` splits
+    ood: tuple["Entry", ...] = ()
 
     def config(self) -> dict:
         core = {} if self.dedupe is None else {"dedupe": self.dedupe}
+        if self.ood:  # left out when empty: configurations stored before it keep their ids
+            core["ood"] = [entry.config() for entry in self.ood]
         return {"plugin": self.plugin, **core, **self.options.model_dump(mode="json")}
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """The suite's ``[forgetting]`` table: the held-out ``reference`` tasks (dataset entries) on which a
+    linear probe measures what a cell's adaptation cost the backbone's representation, with at
+    most ``examples`` examples of each reference split (train: fit; test: scored)."""
+
+    reference: tuple[Entry, ...]
+    examples: int = 1000
+
+    def config(self) -> dict:
+        return {"reference": [entry.config() for entry in self.reference], "examples": self.examples}
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,8 @@ class Cell:
     seed: int
     label_fraction: float
     skip_reason: str | None = None
+    #: the suite's ``[forgetting]`` table (None: forgetting is not measured)
+    forgetting: Forgetting | None = None
 
     def vary(self, registry, strategy: dict, train: dict) -> "Cell":
         """This cell with ``strategy`` and ``[train]`` options replaced and validated again (a search
@@ -120,9 +140,12 @@ class Cell:
         """Everything that determines the result (not the device or executor it runs on)."""
         train = self.train.model_dump(mode="json", exclude={k for k, v in OMITTED_AT.items()
                                                             if getattr(self.train, k) == v})
-        return {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
-                "strategy": self.strategy.config(), "train": train,
-                "seed": self.seed, "label_fraction": self.label_fraction}
+        config = {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
+                  "strategy": self.strategy.config(), "train": train,
+                  "seed": self.seed, "label_fraction": self.label_fraction}
+        if self.forgetting is not None:  # left out without one: configurations stored before it keep their ids
+            config["forgetting"] = self.forgetting.config()
+        return config
 
     @functools.cached_property
     def group(self) -> str:

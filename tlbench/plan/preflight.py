@@ -65,13 +65,32 @@ def preflight(cells: Iterable[Cell], registry: Registry) -> Preflight:
     for cell in cells:
         if cell.skip_reason:
             continue
-        for kind, entry in (("dataset", cell.dataset), ("backbone", cell.backbone)):
+        references = cell.forgetting.reference if cell.forgetting else ()
+        entries = [("dataset", cell.dataset), ("backbone", cell.backbone),
+                   *(("dataset", e) for e in (*cell.dataset.ood, *references))]
+        for kind, entry in entries:
             key = (kind, canonical(entry.config()))
             if key in seen:
                 continue
             seen.add(key)
             report.checked.append(Checked(kind, entry.label, check_entry(kind, entry, registry)))
+        if cell.dataset.ood and ("classes", canonical(cell.dataset.config())) not in seen:
+            seen.add(("classes", canonical(cell.dataset.config())))
+            check_ood_classes(cell.dataset, registry)
     return report
+
+
+def check_ood_classes(dataset, registry: Registry) -> None:
+    """A :class:`UserError` unless every out-of-distribution set of ``dataset`` has its classes (by
+    name, in any order): both are loaded."""
+    classes = set(registry.get("dataset", dataset.plugin).load(dataset.options).classes)
+    for entry in dataset.ood:
+        theirs = set(registry.get("dataset", entry.plugin).load(entry.options).classes)
+        if theirs != classes:
+            differ = sorted(theirs ^ classes)
+            raise UserError(f"[[dataset]] {dataset.label}: its ood set {entry.label!r} has other classes "
+                            f"({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''} in one and not the "
+                            "other); an out-of-distribution test set must have the dataset's classes")
 
 
 def check_entry(kind: str, entry, registry: Registry) -> str:

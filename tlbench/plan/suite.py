@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tlbench.contract.cells import Cell, Entry, TrainOptions, canonical  # noqa: F401 (re-exported)
+from tlbench.contract.cells import Cell, Entry, Forgetting, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.contract.errors import UserError
 from tlbench.contract.options import field_help as _help, shown as _shown, validate as _validate  # noqa: F401
 from tlbench.plugins import executors
@@ -28,8 +28,8 @@ from tlbench.contract.values import Options
 from tlbench.plugins.registry import Registry
 from tlbench.contract.space import Search, SearchOptions, parse_search
 
-SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search", "budget_check")
-ENTRY_KEYS = ("plugin", "label", "dedupe")  # keys the core reads; the rest are the plugin's options
+SECTIONS = ("suite", "train", "executor", "backbone", "dataset", "strategy", "search", "budget_check", "forgetting")
+ENTRY_KEYS = ("plugin", "label", "dedupe", "ood")  # keys the core reads; the rest are the plugin's options
 FILTER_KEYS = ("dataset", "backbone", "strategy")  # the axes `--filter` selects on
 
 
@@ -62,6 +62,19 @@ class BudgetCheckOptions(BaseModel):
                                                  "and its patience under stop = \"plateau\")")
     sample: float = Field(1.0, gt=0, le=1, description="the share of rows (backbone, dataset, label fraction) "
                                                        "re-run, chosen by a stable hash of the row")
+
+
+class ForgettingOptions(BaseModel):
+    """``[forgetting]``: measure in every cell that adapts a pretrained backbone what it cost the
+    representation, by a linear probe on held-out reference tasks."""
+
+    model_config = ConfigDict(extra="forbid")
+    reference: list[str | dict[str, Any]] = Field(min_length=1, description=(
+        "dataset plugins (a name, or an inline table with plugin = \"...\" and its options) of the "
+        "suite's modality, none of them a dataset of the suite: the held-out tasks the probe is fitted on"))
+    examples: int = Field(1000, ge=20, description="at most this many examples of each reference task's train "
+                                                  "split (the probe's fit) and of its test split (scored), "
+                                                  "stratified, fixed per suite")
 
 
 def sampled(cell: Cell, share: float) -> bool:
@@ -204,7 +217,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         raise UserError(f"{where}unknown section [{unknown[0]}]; valid sections: {', '.join(SECTIONS)}")
     if "suite" not in raw:
         raise UserError(f"{where}missing [suite] section with at least name = \"...\"")
-    for section in ("suite", "train", "executor", "budget_check"):
+    for section in ("suite", "train", "executor", "budget_check", "forgetting"):
         if section in raw and not isinstance(raw[section], dict):
             raise UserError(f"{where}[{section}] must be a table: write [{section}] and key = value lines "
                             f"below it (got {_shown(raw[section])})")
@@ -228,6 +241,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
             raise UserError(f"{where}[budget_check]: a [search] with method {search.options.method!r} samples its "
                             "cells while it runs, and the budget check re-runs planned cells; leave out "
                             "[budget_check] or use method = \"grid\"")
+    forgetting = _forgetting(raw.get("forgetting"), axes["dataset"], registry, where)
     cells = []
     for backbone, dataset, strategy, (train, train_variant) in itertools.product(
             axes["backbone"], axes["dataset"], axes["strategy"], trains):
@@ -235,11 +249,57 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
         fractions = suite_opts.label_fractions if uses_fraction else [1.0]
         for fraction, seed in itertools.product(fractions, suite_opts.seeds):
             cells.append(Cell(suite_opts.name, backbone, dataset, strategy, train, train_variant, seed, fraction,
-                              _skip_reason(registry, backbone, dataset, strategy)))
+                              _skip_reason(registry, backbone, dataset, strategy), forgetting))
     if check is not None:  # a check cell the suite already holds (a [train] budget sweep) is planned once
         ids = {c.id for c in cells}
         cells += [c for c in budget_check_cells(cells, check) if c.id not in ids]
     return Suite(path, text, suite_opts, cells, executor_options, search, check)
+
+
+def _forgetting(table: dict | None, datasets: list[Entry], registry: Registry, where: str) -> Forgetting | None:
+    """The validated ``[forgetting]`` table: reference tasks held out from the suite's datasets and of
+    a modality the suite trains on."""
+    if table is None:
+        return None
+    at = f"{where}[forgetting]"
+    options = _validate(ForgettingOptions, table, at)
+    references = _dataset_entries(options.reference, registry, f"{at}.reference")
+    modalities = {registry.get("dataset", d.plugin).modality for d in datasets}
+    used = {d.plugin for d in datasets}
+    for entry in references:
+        kind = registry.get("dataset", entry.plugin).modality
+        if kind not in modalities:
+            raise UserError(f"{at}.reference: {entry.label!r} is a {kind} dataset and the suite's datasets are "
+                            f"{', '.join(sorted(modalities))}; name a reference task of the same modality")
+        if entry.plugin in used:
+            raise UserError(f"{at}.reference: {entry.label!r} is also a dataset of the suite; forgetting is measured "
+                            "on held-out tasks, so name another dataset")
+    return Forgetting(references, options.examples)
+
+
+def _dataset_entries(values: list, registry: Registry, at: str) -> tuple[Entry, ...]:
+    """Dataset entries named by plugin (``"mnist"``) or inline tables (``{plugin = "mnist", max_per_class =
+    50}``): one variant each (no sweeps), labelled by ``label`` or the plugin."""
+    if not isinstance(values, list) or not values:
+        raise UserError(f"{at}: must be a list of dataset plugins, e.g. [\"mnist\"] (got {_shown(values)})")
+    entries = []
+    for i, value in enumerate(values):
+        table = {"plugin": value} if isinstance(value, str) else value
+        if not isinstance(table, dict) or not isinstance(table.get("plugin"), str):
+            raise UserError(f"{at}[{i}]: must be a dataset plugin name or a table with plugin = \"...\" "
+                            f"(got {_shown(value)}); see `tlbench list datasets`")
+        record = registry.get("dataset", table["plugin"], f"{at}[{i}]: ")
+        options = {k: v for k, v in table.items() if k not in ("plugin", "label")}
+        swept = [k for k, v in options.items() if isinstance(v, list) and k in record.options.model_fields
+                 and not _takes_list(record.options.model_fields[k].annotation)]
+        if swept:
+            raise UserError(f"{at}[{i}].{swept[0]}: one value, not a sweep; list the variants as separate entries")
+        entries.append(Entry(table["plugin"], table.get("label") or record.name,
+                             _validate(record.options, options, f"{at}[{i}] ({record.name})"), {}))
+    labels = [e.label for e in entries]
+    if len(set(labels)) < len(labels):
+        raise UserError(f"{at}: two entries are labelled {max(labels, key=labels.count)!r}; give one a label = \"...\"")
+    return tuple(entries)
 
 
 def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:
@@ -273,7 +333,10 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bo
         if "dedupe" in table and (kind != "dataset" or not isinstance(table["dedupe"], bool)):
             raise UserError(f"{at}.dedupe: " + ("must be true or false" if kind == "dataset" else
                                                 f"only a [[dataset]] takes dedupe, not a [[{kind}]]"))
+        if "ood" in table and kind != "dataset":
+            raise UserError(f"{at}.ood: only a [[dataset]] takes out-of-distribution test sets, not a [[{kind}]]")
         record = registry.get(kind, table["plugin"], f"{at}: ")
+        ood = _ood_entries(table["ood"], record, registry, f"{at}.ood") if "ood" in table else ()
         options = {k: v for k, v in table.items() if k not in ENTRY_KEYS}
         dedupe = table.get("dedupe", True) if kind == "dataset" else None
         if kind == "strategy" and not (searching and record.space):  # its grid, for options the suite leaves out
@@ -285,8 +348,20 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bo
             if key in entries and entries[key].options != opts:
                 raise UserError(f"{at}: label {label!r} is already used by another [[{kind}]] with other "
                                 "options; give this one a distinct label = \"...\"")
-            entries.setdefault(key, Entry(table["plugin"], label, opts, variant, dedupe))  # as named (qualified?)
+            entries.setdefault(key, Entry(table["plugin"], label, opts, variant, dedupe, ood))  # as named (qualified?)
     return list(entries.values())
+
+
+def _ood_entries(values: list, dataset, registry: Registry, at: str) -> tuple[Entry, ...]:
+    """A ``[[dataset]]``'s ``ood`` list: datasets of its modality (their classes are compared with its
+    own by the preflight, which loads both)."""
+    entries = _dataset_entries(values, registry, at)
+    for entry in entries:
+        kind = registry.get("dataset", entry.plugin).modality
+        if kind != dataset.modality:
+            raise UserError(f"{at}: {entry.label!r} is a {kind} dataset and {dataset.name!r} is {dataset.modality}; "
+                            "an out-of-distribution test set has the dataset's modality and classes")
+    return entries
 
 
 def _base_label(kind: str, plugin: str, options: Options) -> str:

@@ -96,7 +96,7 @@ def tlbench_cell_started(cell: Cell) -> None:
 
 @hookspec
 def tlbench_cell_finished(cell: Cell, record: CellRecord) -> None:
-    """A cell's record (a :class:`tlbench.CellRecord`, see README "Results format") is stored."""
+    """A cell's record (a :class:`tlbench.CellRecord`, see docs/reference/results.md) is stored."""
 
 
 @hookspec

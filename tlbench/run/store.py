@@ -173,8 +173,8 @@ class Store:
         return records
 
     def frame(self, plan_only: bool = True) -> pd.DataFrame:
-        """One row per cell: the identifying columns, every metric, every cost field (README,
-        "Results format")."""
+        """One row per cell: the identifying columns, every metric, every cost field
+        (docs/reference/results.md)."""
         records = self.records(plan_only)
         return pd.DataFrame([flatten(r) for r in records], columns=columns(records))
 

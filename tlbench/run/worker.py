@@ -3,8 +3,8 @@
 Only a :class:`CellSpec` crosses to a worker (the resolved cell, the plugin modules to load, the
 results folder): :func:`run_cell` can be called in this process, in a worker process or in a Ray
 actor alike, and returns the cell's record; no suite is parsed here. Each process keeps one
-:class:`Worker` per (plugins, device, results folder) with its caches: the dataset last loaded, its encoded inputs per encoder, and the frozen features
-(in memory, and persisted beside the store). Hooks, progress and the store stay in the controlling
+:class:`Worker` per (plugins, device, results folder) with its caches: the dataset last loaded, its
+encoded inputs per encoder, and the frozen features (in memory, and persisted beside the store). Hooks, progress and the store stay in the controlling
 process.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sklearn.metrics import f1_score
 
 import tlbench
 from tlbench.train import data as data_mod
-from tlbench.train import deploy, energy, engine
+from tlbench.train import deploy, energy, engine, retention
 from tlbench.contract import evidence as evidence_mod
 from tlbench.train.context import CellContext, Features, count_params
 from tlbench.contract.errors import Diverged, NotApplicable, UserError
@@ -105,6 +105,7 @@ class Worker:
         self._data = None
         self._encoded: dict[str, dict[str, Split]] = {}
         self._features: dict[str, Features] = {}
+        self._references: dict[str, tuple[dict[str, Split], Features, int]] = {}
         self._speeds: dict[str, tuple[float, float]] = {}  # deployment speed by deploy.speed_key
 
     # -- caches --------------------------------------------------------------------------------
@@ -118,8 +119,50 @@ class Worker:
             with input_of("dataset"):
                 loaded = record.load(cell.dataset.options)
                 splits = data_mod.prepare(loaded, cell.dataset.dedupe is not False, cell.dataset.label)
+                for entry in cell.dataset.ood:
+                    splits[f"ood:{entry.label}"] = self._test_split(entry, loaded.classes)
             self._data_key, self._data = key, (record, loaded.classes, splits)
         return self._data
+
+    def _test_split(self, entry, classes: list[str]) -> Split:
+        """The test split of dataset ``entry`` (an out-of-distribution set), its labels in the order
+        of ``classes``."""
+        loaded = self.registry.get("dataset", entry.plugin).load(entry.options)
+        if set(loaded.classes) != set(classes):
+            raise UserError(f"ood set {entry.label!r} has other classes than the dataset; "
+                            "an out-of-distribution test set must have the dataset's classes")
+        test = data_mod.prepare(loaded, True, entry.label)["test"]
+        order = torch.as_tensor([classes.index(c) for c in loaded.classes])
+        return Split(test.inputs, order[test.labels])
+
+    def reference(self, cell: Cell, entry) -> tuple[dict[str, Split], Features]:
+        """A ``[forgetting]`` reference task's ``train`` and ``test`` examples (at most ``examples`` of
+        each, stratified, fixed), encoded for the cell's backbone and on the device, with the
+        pretrained backbone's features of them (computed once, persisted beside the store)."""
+        examples = cell.forgetting.examples
+        key = {"backbone": cell.backbone.config(), "dataset": entry.config(), "examples": examples,
+               "precision": engine.precision_name(self.device, cell.train.precision)}
+        memory_key = canonical(key)
+        if memory_key not in self._references:
+            loaded = self.registry.get("dataset", entry.plugin).load(entry.options)
+            splits = data_mod.prepare(loaded, True, entry.label)
+            cut = {name: splits[name].subset(data_mod.label_subset(
+                splits[name].labels, min(1.0, examples / len(splits[name])), data_mod.SPLIT_SEED))
+                for name in ("train", "test")}
+            backbone = self.registry.get("backbone", cell.backbone.plugin)
+            with input_of("backbone"):
+                encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
+            inputs = {name: split.inputs for name, split in cut.items()}
+            encoded = encoder(inputs) if encoder else inputs
+            data = {name: Split(encoded[name], split.labels).to(self.device) for name, split in cut.items()}
+
+            def compute() -> Features:
+                model = engine.place(input_of("backbone")(backbone.build)(cell.backbone.options, True), self.device)
+                return extract_features(model, data, cell.train.eval_batch_size,
+                                        lambda: engine.autocast(self.device, cell.train.precision))
+            features = self.feature_cache.get(key, compute) if self.feature_cache else compute()
+            self._references[memory_key] = (data, features, len(loaded.classes))
+        return self._references[memory_key]
 
     def encoded(self, cell: Cell) -> dict[str, Split]:
         """The dataset's splits encoded by the cell's backbone encoder, on the device: encoded once
@@ -210,9 +253,11 @@ class Worker:
         with engine.peak_memory(self.device, peak), meter or contextlib.nullcontext():
             outcome = strategy.run(ctx, cell.strategy.options)
         record.metrics = {**score(outcome.logits, cell_splits, strategy.select_on), **outcome.extra}
-        record.evidence = evidence_mod.to_bytes(
-            {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
-             for name, out in outcome.logits.items() if name in evidence_mod.SPLITS})
+        evidence = {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
+                    for name, out in outcome.logits.items() if evidence_mod.kept(name)}
+        if cell.forgetting is not None and strategy.role != "baseline":
+            self._forgetting(cell, ctx, bool(probed), record.metrics, evidence)
+        record.evidence = evidence_mod.to_bytes(evidence)
         record.train_curve = ctx.curve
         record.val_curve, record.best_step = ctx.val_curve, ctx.best_step
         record.steps, record.stopped = ctx.trained_steps, ctx.stopped
@@ -224,6 +269,29 @@ class Worker:
             train_examples=len(cell_splits["train"]), **ctx.clock.excluded,
             **(meter.reading.cost_fields() if meter else {}),
             **(self._deployment(ctx, bool(probed)) if self.measure_deployment else {})))
+
+    def _forgetting(self, cell: Cell, ctx: CellContext, probed: bool, metrics: dict, evidence: dict) -> None:
+        """Forgetting on each reference task of the cell's modality, and the source head's drift
+        (:mod:`tlbench.train.retention`), into ``metrics`` and ``evidence``. Nothing when the
+        strategy deployed a model without a :class:`~tlbench.Classifier` in it (nothing to probe)."""
+        adapted = retention.adapted_backbone(ctx.deployed[0]) if ctx.deployed is not None else None
+        if adapted is None and not probed:
+            return
+        modality = self.registry.get("dataset", cell.dataset.plugin).modality
+        for entry in cell.forgetting.reference:
+            if self.registry.get("dataset", entry.plugin).modality != modality:
+                continue
+            data, pretrained, num_classes = self.reference(cell, entry)
+            after = pretrained if adapted is None else extract_features(
+                adapted, data, cell.train.eval_batch_size, ctx.autocast)
+            labels = {name: split.labels.cpu() for name, split in data.items()}
+            before_ev, after_ev = retention.forgetting(pretrained, after, labels, num_classes)
+            evidence[f"reference0:{entry.label}"], evidence[f"reference:{entry.label}"] = before_ev, after_ev
+            metrics[f"reference_acc:{entry.label}"] = float(after_ev.correct.mean())
+            metrics[f"forgetting:{entry.label}"] = float(before_ev.correct.mean() - after_ev.correct.mean())
+            if pretrained.source_logits is not None and after.source_logits is not None:
+                agreement, kl = retention.source_drift(pretrained.source_logits["test"], after.source_logits["test"])
+                metrics[f"source_agreement:{entry.label}"], metrics[f"source_kl:{entry.label}"] = agreement, kl
 
     def _deployment(self, ctx: CellContext, probed: bool) -> dict:
         """Deployment cost fields of the model the strategy predicted with; a strategy that predicted
@@ -291,7 +359,8 @@ def extract_features(backbone, splits: dict[str, Split], batch_size: int, precis
 def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val") -> dict[str, float]:
     """Accuracy (and macro-F1 on the evaluation domain) from each split's logits. On a shift pair
     ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one;
-    ``val_acc`` is the accuracy on ``select_on``."""
+    ``val_acc`` is the accuracy on ``select_on``; ``ood_acc:<set>`` the accuracy on each
+    out-of-distribution test set (``ood:<set>`` split)."""
     acc = {}
     for name, out in logits.items():
         labels = splits[name].labels.cpu()
@@ -302,4 +371,5 @@ def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val")
                "test_macro_f1": f1_score(splits[test].labels.cpu(), logits[test].argmax(1), average="macro")}
     if shift:
         metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
+    metrics.update({f"ood_acc:{name[4:]}": value for name, value in acc.items() if name.startswith("ood:")})
     return metrics

@@ -73,7 +73,10 @@ class CellContext:
 
     @property
     def eval_splits(self) -> list[str]:
-        return [name for name in ("val", "test", "target_val", "target_test") if name in self.data]
+        """The splits a strategy returns logits for: ``val``, ``test``, a shift pair's ``target_val`` and
+        ``target_test``, and each out-of-distribution test set ``ood:<set>`` (``[[dataset]] ood``)."""
+        return ([name for name in ("val", "test", "target_val", "target_test") if name in self.data]
+                + sorted(name for name in self.data if name.startswith("ood:")))
 
     def autocast(self):
         return engine.autocast(self.device, self.train.precision)

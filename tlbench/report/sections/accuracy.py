@@ -132,7 +132,7 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
             "all bold)" if inp.best is not None else "the highest mean in the row")
     cap = [f"{what} of the hyper-parameter variant each seed selected on its validation split: "
            f"mean over seeds ({seeds_txt}) [95% interval counting the seeds' spread and the test "
-           f"set's, README Statistics; clipped to 0–100]. Bold: {bold}; whether the others can "
+           f"set's, docs: Statistics; clipped to 0–100]. Bold: {bold}; whether the others can "
            "be told apart from it: see the paired comparison table."]
     if flags.split_choice:
         cap.append("Where the seeds chose different variants, the tooltip names the most chosen "

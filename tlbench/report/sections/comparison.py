@@ -96,7 +96,7 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
         cells.append(line)
     cap = ("Each strategy minus the row's best, in points: the mean difference over the shared "
            "seeds and test examples [95% interval of a paired t test whose variance counts both "
-           "the seeds' spread and the test set's, README Statistics; one comparison's interval, "
+           "the seeds' spread and the test set's, docs: Statistics; one comparison's interval, "
            "not adjusted for the row's others] and the two-sided p-value after Holm–Bonferroni "
            "across every pair of strategies in the row, which alone decides ○. The best is the "
            "non-oracle strategy with the most correct answers over the seeds × test examples the "
@@ -155,11 +155,10 @@ def verdict(row: Row) -> str:
     are told apart from it (with the difference and its interval), which cannot be; with too
     few seeds, that there is no verdict."""
     r = row.result
-    where = (f"{row.dataset}{' (target)' if row.shift else ''} · {row.backbone} · "
-             f"{D.fraction_label(row.label_fraction)} of the labels"
-             f"{', at equal compute (a fixed budget of steps)' if row.equal_compute else ''}")
+    where = (place(row.dataset, row.backbone, row.label_fraction, row.shift)
+             + (", at equal compute (a fixed budget of steps)" if row.equal_compute else ""))
     if len(r.tied) > 1:
-        parts = [f"{where}: {_join(list(r.tied))} tie for best, {100 * r.best_mean:.1f}%"]
+        parts = [f"{where}: {join_names(list(r.tied))} tie for best, {100 * r.best_mean:.1f}%"]
     else:
         parts = [f"{where}: {r.best} is best, {100 * r.best_mean:.1f}%"]
     if r.no_verdict:
@@ -179,15 +178,22 @@ def verdict(row: Row) -> str:
     close = [name(c) for c in r.comparisons
              if not c.told_apart and c.strategy not in r.tied and c not in untested]
     if close:
-        parts.append(f"{_join(close)} cannot be told apart from it")
+        parts.append(f"{join_names(close)} cannot be told apart from it")
     if untested:
-        parts.append(f"{_join([name(c) for c in untested])}: too few shared seeds for a verdict")
+        parts.append(f"{join_names([name(c) for c in untested])}: too few shared seeds for a verdict")
     if not all(c.per_example for c in r.comparisons):
         parts.append("(seed-level test: some records lack per-example evidence)")
     return "; ".join(parts) + "."
 
 
-def _join(names: list[str]) -> str:
+def place(dataset: str, backbone: str, label_fraction: float, shift: bool) -> str:
+    """The row a sentence is about: ``digits (target) · resnet18 · 10% of the labels``."""
+    return (f"{dataset_label(dataset, shift)} · {backbone} · {D.fraction_label(label_fraction)} "
+            "of the labels")
+
+
+def join_names(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 

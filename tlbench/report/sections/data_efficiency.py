@@ -101,7 +101,7 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
     cap = ("Test accuracy against the fraction of training labels used (log scale), per dataset"
            " and backbone. Lines: mean over seeds of the variant each seed selected on validation; "
            "bands: the accuracy table's 95% interval (the seeds' spread and the test set's noise, "
-           "README Statistics; whiskers where a neighbouring point has none). For shift pairs (target) the accuracy is on the target "
+           "docs: Statistics; whiskers where a neighbouring point has none). For shift pairs (target) the accuracy is on the target "
            "domain; dashed lines are oracles (role oracle) trained on target labels.")
     return FigureOut("fig1_data_efficiency", "Data efficiency", cap, png)
 

@@ -24,7 +24,7 @@ TABLE_CAPTION = (
     "Target-domain test accuracy (%) of source-only training, of each domain-adaptation "
     "strategy (role adaptation) and of the oracle trained on target labels (role oracle), "
     "strategy in brackets: mean [95% interval counting the seeds' spread and the test set's "
-    "(README Statistics); over seeds only without per-example evidence], variants chosen on "
+    "(docs: Statistics); over seeds only without per-example evidence], variants chosen on "
     "source validation by each seed "
     f"(the oracle on target validation). {D.SHIFT_RULE} Gap closed = (adaptation − "
     "source-only) / (oracle − source-only); adversary = adaptation − control (the "

@@ -1,8 +1,6 @@
-"""The README's text dataset plugin example is a complete module: loaded through the plugin
+"""The text guide's dataset plugin example is a complete module: loaded through the plugin
 loader (--plugin), it serves a text cell."""
-import re
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,20 +12,19 @@ from tlbench.plugins.loading import plugin_manager
 from tlbench.plugins.host import Host
 
 from helpers import text_cells
+from helpers.docs import page, python_blocks
 
-ROOT = Path(__file__).resolve().parents[1]
 MARKER = "# my_textfolder.py"
 
 
 def example_source() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    found = [b for b in blocks if b.startswith(MARKER)]
+    found = [b for b in python_blocks(page("guides/text.md")) if b.startswith(MARKER)]
     if not found:
-        pytest.fail(f"no python block starting with {MARKER!r} in the README")
+        pytest.fail(f"no python block starting with {MARKER!r} in docs/guides/text.md")
     return found[0]
 
 
-def test_readme_text_plugin_example_runs(tmp_path, monkeypatch):
+def test_text_guide_plugin_example_runs(tmp_path, monkeypatch):
     (tmp_path / "my_textfolder.py").write_text(example_source())
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "my_textfolder", raising=False)
