@@ -4,8 +4,8 @@ Only a :class:`CellSpec` crosses to a worker (the resolved cell, the plugin modu
 results folder): :func:`run_cell` can be called in this process, in a worker process or in a Ray
 actor alike, and returns the cell's record; no suite is parsed here. Each process keeps one
 :class:`Worker` per (plugins, device, results folder) with its caches: the dataset last loaded, its
-encoded inputs per encoder, and the frozen features (in memory, and persisted beside the store). Hooks, progress and the store stay in the controlling
-process.
+encoded inputs per encoder, and the frozen features (in memory, and persisted beside the store).
+Hooks, progress and the store stay in the controlling process.
 """
 from __future__ import annotations
 
