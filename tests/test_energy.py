@@ -173,7 +173,8 @@ epochs = 1
 min_steps = 2
 batch_size = 256
 """, tmp_path / "e.toml", registry)
-    record = Worker(suite, registry, torch.device("cpu")).run(suite.cells[0])
+    worker = Worker(registry, torch.device("cpu"), measure_deployment=suite.options.measure_deployment)
+    record = worker.run(suite.cells[0])
     assert record.status == "ok", record.error
     cost = record.cost
     assert cost.energy_source == "rapl" and cost.energy_devices == "package-0"
