@@ -3,7 +3,7 @@
 Runs a suite of ``simulated`` strategies on the ``known_truth`` dataset (tlbench/analysis/simulate.py,
 tlbench/builtins/known_truth.py) through ``tlbench run`` into a temporary results folder, reads
 the store back with the report's own loaders (``tlbench.report.data``, ``select_variants``,
-``group_scores``, ``summarize``: the accuracy table's intervals) and statistics
+``group_scores``, ``summarize_seeds``: the accuracy table's intervals) and statistics
 (``tlbench.analysis.stats.compare_row``: the comparison table's tests), and prints:
 
 - the share of rows with any false "told apart" (any pair of the row told apart although their
@@ -108,7 +108,7 @@ def evaluate(results: Path) -> dict:
     sys.path.insert(0, str(ROOT))
     from tlbench.analysis import simulate, stats
     from tlbench.report import data as D
-    from tlbench.analysis.selection import group_scores, summarize
+    from tlbench.analysis.selection import group_scores, summarize_seeds
     from tlbench.run.store import Store
 
     start = time.perf_counter()
@@ -125,7 +125,7 @@ def evaluate(results: Path) -> dict:
             raise SystemExit(f"{r.strategy}: not a simulated strategy; the bench knows no truth for it")
         truth[(r.dataset, r.strategy)] = simulate.true_accuracy(float(s["accuracy"]), float(s["seed_sd"]))
     selected = D.select(df)
-    table = {(r.dataset, r.strategy): r for r in summarize(selected, "test_acc", evidence).itertuples()}
+    table = {(r.dataset, r.strategy): r for r in summarize_seeds(selected, "test_acc", evidence).itertuples()}
     out = {"rows": 0, "false_rows": 0, "equal_pairs": 0, "false_pairs": 0, "unequal_pairs": 0, "told_unequal": 0,
            "covered": {}, "intervals": {}, "cells": int((df["status"] == "ok").sum()),
            "not_ok": int((df["status"] != "ok").sum()), "examples_resampled": set()}

@@ -27,7 +27,7 @@ from tlbench.report.sections.accuracy import accuracy_table
 from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report.sections.ranks import rank_table
 from tlbench.report.style import order_strategies, strategy_color
-from tlbench.analysis.selection import summarize
+from tlbench.analysis.selection import summarize_seeds
 
 NAN = math.nan
 LR1, LR2 = json.dumps({"lr": 0.1}), json.dumps({"lr": 0.01})
@@ -105,7 +105,7 @@ def report(tmp_path_factory):
 def built_tables():
     df = D.prepare(small_frame())
     selected = D.select(df)
-    summary = summarize(selected)
+    summary = summarize_seeds(selected)
     strategies = order_strategies(df["strategy"].unique(), D.roles(df))
     return df, selected, summary, strategies
 
@@ -210,7 +210,7 @@ def test_single_seed_without_evidence_has_no_interval_and_says_so():
     df = D.prepare(small_frame())
     df = df[df["seed"] == 0]
     selected = D.select(df)
-    t = accuracy_table(df, summarize(selected),
+    t = accuracy_table(df, summarize_seeds(selected),
                        order_strategies(df["strategy"].unique(), D.roles(df)))
     assert t.data["ci_low"].isna().all() and "one seed gets none" in t.caption
     assert not any(c.mark for row in t.rows for c in row)
@@ -314,7 +314,7 @@ def test_status_ok_without_number_is_a_failure_not_a_zero():
     f.loc[(f["strategy"] == "dann") & (f["seed"] == 2), "test_acc"] = NAN
     df = D.prepare(f)
     assert (df[(df["strategy"] == "dann") & (df["seed"] == 2)]["status"] == "failed").all()
-    s = summarize(D.select(df))
+    s = summarize_seeds(D.select(df))
     assert s[s["strategy"] == "dann"]["mean"].iloc[0] == pytest.approx(0.705)
 
 

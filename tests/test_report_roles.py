@@ -16,7 +16,7 @@ from tlbench.report import tables as T
 from tlbench.report.sections.domain_shift import shift_table
 from tlbench.report import write_report
 from tlbench.report.style import order_strategies, strategy_linestyle
-from tlbench.analysis.selection import summarize
+from tlbench.analysis.selection import summarize_seeds
 from tlbench.contract.results import CellRecord, columns, flatten
 
 NAN = math.nan

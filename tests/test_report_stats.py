@@ -16,7 +16,7 @@ from tlbench.report import data as D
 from tlbench.report import tables as T
 from tlbench.report.sections import all_sections, build_sections
 from tlbench.report.sections.verdicts import verdict_lines
-from tlbench.analysis.selection import summarize
+from tlbench.analysis.selection import summarize_seeds
 
 N = 300
 META = {"suite_name": "stats", "suite_toml": "", "environment": {}}
@@ -165,8 +165,8 @@ def test_without_evidence_the_intervals_and_tests_are_seed_level(tmp_path):
 def test_summarize_one_seed_with_evidence_still_has_an_interval():
     frame, evidence = records(backbones=("bb1",), fractions=(1.0,), seeds=(0,))
     frame["has_target_domain"] = False
-    with_ev = summarize(frame, "test_acc", evidence)
-    without = summarize(frame, "test_acc")
+    with_ev = summarize_seeds(frame, "test_acc", evidence)
+    without = summarize_seeds(frame, "test_acc")
     assert (with_ev["interval"] == "examples").all() and with_ev["ci_low"].notna().all()
     assert (without["interval"] == "seeds").all() and without["ci_low"].isna().all()
     assert not math.isnan(with_ev["ci_high"].iloc[0])

@@ -105,9 +105,9 @@ def test_scores_read_from_the_store(tmp_path):
 
 def _section(df, scores, directory):
     from tlbench.report import data as D
-    from tlbench.analysis.selection import summarize
+    from tlbench.analysis.selection import summarize_seeds
     df = D.prepare(df)
-    return TR.transfer_section(df, summarize(D.select(df)), scores, directory)
+    return TR.transfer_section(df, summarize_seeds(D.select(df)), scores, directory)
 
 
 def test_roles_baseline_and_oracle_left_out(tmp_path):

@@ -106,7 +106,7 @@ def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
     return Scores.from_seed_means(dict(zip(rows["seed"].astype(int), rows[metric])))
 
 
-def summarize(selected: pd.DataFrame, metric: str = "test_acc",
+def summarize_seeds(selected: pd.DataFrame, metric: str = "test_acc",
               evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None,
               bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
     """Per group (backbone, dataset, strategy, label fraction), over the seeds' selected variants:

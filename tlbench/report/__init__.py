@@ -24,7 +24,7 @@ from tlbench.report.data import apply_filters
 from tlbench.report.html import render
 from tlbench.report.sections import ReportInput, ReportOptions, build_sections
 from tlbench.report.style import order_strategies
-from tlbench.analysis.selection import summarize
+from tlbench.analysis.selection import summarize_seeds
 
 if TYPE_CHECKING:
     from tlbench.contract.evidence import SplitEvidence
@@ -103,7 +103,7 @@ def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evid
     report_dir = out_dir / "report"
     return ReportInput(
         frame=df, check=check[check["budget"] != 1.0],
-        selected=selected, summary=summarize(selected, "test_acc", evidence),
+        selected=selected, summary=summarize_seeds(selected, "test_acc", evidence),
         roles=roles,
         strategies=order_strategies(df["strategy"].unique(), roles),
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),

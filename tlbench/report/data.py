@@ -2,7 +2,7 @@
 
 Everything here works on the stored records only. Hyper-parameter variants are chosen on
 validation accuracy by :func:`tlbench.analysis.selection.select_variants`; test numbers of the chosen
-variant are then summarised over seeds by :func:`tlbench.analysis.selection.summarize`.
+variant are then summarised over seeds by :func:`tlbench.analysis.selection.summarize_seeds`.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from tlbench.contract import evidence as evidence_mod
 from tlbench.contract.errors import UserError
 from tlbench.contract.evidence import SplitEvidence
 from tlbench.contract.results import SCHEMA_VERSION, CellRecord, columns, flatten
-from tlbench.analysis.selection import select_variants, summarize
+from tlbench.analysis.selection import select_variants, summarize_seeds
 
 # SCHEMA_VERSION is written in meta on creation; a store of another version is refused, never changed
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
@@ -190,12 +190,12 @@ class Store:
 
 
 def accuracy_summary(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
-    """Test accuracy, mean and 95% interval (:func:`tlbench.analysis.selection.summarize`, the
+    """Test accuracy, mean and 95% interval (:func:`tlbench.analysis.selection.summarize_seeds`, the
     report's statistics) of the variants the seeds chose on validation, per backbone × dataset ×
     strategy × label fraction, over the suite's own cells (the budget check's re-runs apart)."""
     if "budget" in frame.columns:
         frame = frame[pd.to_numeric(frame["budget"], errors="coerce").fillna(1.0) == 1.0]
-    return summarize(select_variants(frame), evidence=evidence)
+    return summarize_seeds(select_variants(frame), evidence=evidence)
 
 
 def summary_table(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:

@@ -1,5 +1,5 @@
 """The accuracy table (and the same table for macro-F1): rows dataset × backbone × label
-fraction, columns strategies: mean with its 95% interval (:func:`tlbench.analysis.selection.summarize`),
+fraction, columns strategies: mean with its 95% interval (:func:`tlbench.analysis.selection.summarize_seeds`),
 the row's best in bold (the comparison's definition: the most correct answers over the shared
 seeds × test examples, exact ties all bold), a mark on rows whose verdict changes when the budget
 check re-runs them with more compute (:mod:`.budget_check`). Which strategies can be told apart
@@ -16,7 +16,7 @@ from tlbench.report.sections import ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
 from tlbench.report.sections.comparison import best_of_rows
 from tlbench.report.tables import BUDGET_MARK, Table, TableCell, dataset_label, fmt_acc
-from tlbench.analysis.selection import summarize
+from tlbench.analysis.selection import summarize_seeds
 
 KEY = ["dataset", "backbone", "label_fraction", "strategy"]
 
@@ -167,7 +167,7 @@ def _accuracy(inp: ReportInput) -> Table:
 def _macro_f1(inp: ReportInput) -> Table | None:
     if not inp.selected["test_macro_f1"].notna().any():
         return None
-    f1 = summarize(inp.selected.dropna(subset=["test_macro_f1"]), "test_macro_f1")
+    f1 = summarize_seeds(inp.selected.dropna(subset=["test_macro_f1"]), "test_macro_f1")
     return accuracy_table(inp.frame, f1, inp.strategies, metric="test_macro_f1",
                           name="macro_f1", what="Test macro-F1 (%)")
 

@@ -41,7 +41,7 @@ def fraction_axis(ax, fractions: list[float], n_side_by_side: int) -> None:
 def _curve(ax, g: pd.DataFrame, s: str, role: str | None, offset: float) -> None:
     """One strategy's mean line and its interval (a band, or whiskers where it is patchy)."""
     x, y = g["label_fraction"].to_numpy() * offset, 100 * g["mean"].to_numpy()
-    # the accuracy table's intervals (tlbench.analysis.selection.summarize), already clipped to [0, 1]
+    # the accuracy table's intervals (tlbench.analysis.selection.summarize_seeds), already clipped to [0, 1]
     lo = np.clip(100 * g["ci_low"].to_numpy(), 0, 100)
     hi = np.clip(100 * g["ci_high"].to_numpy(), 0, 100)
     color = strategy_color(s)

@@ -16,7 +16,7 @@ from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_f
 from tlbench.report.sections import Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
 from tlbench.report.tables import Table, TableCell, fmt_acc
-from tlbench.analysis.selection import select_variants, summarize
+from tlbench.analysis.selection import select_variants, summarize_seeds
 
 # ---------------------------------------------------------------------------- table
 
@@ -47,9 +47,9 @@ def shift_table(df: pd.DataFrame, selected: pd.DataFrame, shift: dict[str, bool]
         return None
     sel = D.shift_rows(selected, picks)
     adapt_rows = df[df["role"] == "adaptation"]
-    summaries = {"target": summarize(sel, "test_acc", evidence),
-                 "source": summarize(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
-                 "adapt_oracle_choice": summarize(select_variants(adapt_rows, by="target_val_acc"),
+    summaries = {"target": summarize_seeds(sel, "test_acc", evidence),
+                 "source": summarize_seeds(sel.dropna(subset=["source_test_acc"]), "source_test_acc"),
+                 "adapt_oracle_choice": summarize_seeds(select_variants(adapt_rows, by="target_val_acc"),
                                                   "test_acc", evidence)}
     by_key = {k: {(r.dataset, r.backbone, r.label_fraction, r.strategy): r
                   for r in v.itertuples(index=False)} for k, v in summaries.items()}
@@ -117,11 +117,11 @@ def _slot_strategy(picks: dict, slot: str, block: tuple) -> str | None:
 
 def _intervals(sel: pd.DataFrame, evidence) -> dict[tuple, tuple[float, float]]:
     """The table's 95% intervals (in points) of every bar: (metric, dataset, backbone, strategy)
-    -> (low, high), from :func:`summarize` over the same rows as the table (its seed terms
+    -> (low, high), from :func:`summarize_seeds` over the same rows as the table (its seed terms
     floored by the same rows' pools), with the per-example evidence for target accuracy."""
     out = {}
     for metric, _ in METRICS:
-        table = summarize(sel.dropna(subset=[metric]), metric,
+        table = summarize_seeds(sel.dropna(subset=[metric]), metric,
                           evidence if metric == "test_acc" else None)
         for r in table.itertuples(index=False):
             out[(metric, r.dataset, r.backbone, r.strategy)] = (100 * r.ci_low, 100 * r.ci_high)

@@ -4,7 +4,7 @@ the learning–forgetting frontier (target accuracy against forgetting) and verd
 
 Forgetting of a cell is the pretrained backbone's probe accuracy on a reference task minus the
 adapted backbone's, paired per reference example; its interval counts seeds and reference
-examples as the accuracy intervals do (:func:`tlbench.analysis.selection.summarize`). Whether a
+examples as the accuracy intervals do (:func:`tlbench.analysis.selection.summarize_seeds`). Whether a
 strategy forgets at all is a t test of "forgetting is 0" per strategy, Holm-corrected across the
 row's strategies; which forgets less, the row's paired tests (:func:`tlbench.analysis.stats.compare_row`)
 on the per-example retention.
@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tlbench.analysis import stats as S
-from tlbench.analysis.selection import group_scores, summarize
+from tlbench.analysis.selection import group_scores, summarize_seeds
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, grid_shape, legend_below, new_figure,
                                     pareto_front, save_figure, strategy_handles)
@@ -59,7 +59,7 @@ def row_forgetting(inp: ReportInput) -> dict[tuple, dict[str, list[Forgets]]]:
         for reference in references(inp.selected):
             metric = PREFIX + reference
             rows = inp.selected.dropna(subset=[metric])
-            table = summarize(rows, metric, inp.evidence, bounds=(-1.0, 1.0))
+            table = summarize_seeds(rows, metric, inp.evidence, bounds=(-1.0, 1.0))
             for key, g in rows.groupby(BLOCK, sort=True):
                 found, pvalues = [], []
                 per_strategy = {s: group_scores(gs, metric, inp.evidence) for s, gs in g.groupby("strategy", sort=True)}
