@@ -17,12 +17,13 @@ import tlbench
 from tlbench.builtins.backbones import timm as timm_plugin
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.backbones import transformers as tf
-from tlbench.builtins.backbones.mobilenet import MobileNetV2
+from tlbench.builtins.backbones.mobilenet.model import MobileNetV2
 from tlbench.builtins.datasets import textfile
 from tlbench.builtins.datasets.digits import DigitsOptions
 from tlbench.builtins.datasets.digits import load as load_digits
-from tlbench.builtins.strategies import lora, peft_methods
-from tlbench.builtins.strategies.peft_methods import METHODS, PeftOptions
+from tlbench.builtins.strategies import lora
+from tlbench.train import peft as peft_methods
+from tlbench.train.peft import METHODS, PeftOptions
 from tlbench.cli import main
 from tlbench.contract.errors import NotApplicable
 

@@ -14,6 +14,7 @@ import tlbench
 from tlbench.analysis import scores
 from tlbench import testing
 from tlbench.builtins.backbones import tiny_cnn
+from tlbench.builtins.backbones.tiny_cnn.model import TinyCNN
 from tlbench.builtins.datasets import digits
 from tlbench.builtins.executors import inprocess
 from tlbench.builtins.strategies import finetune
@@ -201,7 +202,7 @@ def test_broken_backbones_are_caught():
     def wider_when_random(options, pretrained):
         return tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8 if pretrained else 16), pretrained)
 
-    class Unblocked(tiny_cnn.TinyCNN):
+    class Unblocked(TinyCNN):
         def __init__(self):
             super().__init__(4, 8)
             self.extra = nn.Linear(16, 16)  # trainable, in no block
@@ -209,7 +210,7 @@ def test_broken_backbones_are_caught():
         def blocks(self):
             return list(self.stages)
 
-    class WrongDim(tiny_cnn.TinyCNN):
+    class WrongDim(TinyCNN):
         def forward(self, x):
             return super().forward(x)[:, :3]
 

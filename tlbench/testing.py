@@ -265,17 +265,18 @@ def check_blocks_cover_parameters(record: BackbonePlugin, options: BaseModel) ->
 def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) -> LoadedDataset:
     """``per_class`` handwritten digits per class (300 by default); with ``target`` a second,
     disjoint set drawn in inverted colours as the target domain."""
-    from tlbench.builtins.datasets import digits
+    from tlbench.modalities.digits import CLASSES, handwritten
+    from tlbench.modalities.image import to_uint8_rgb, upsample
 
-    x8, labels = digits.handwritten()
+    x8, labels = handwritten()
     index = np.concatenate([np.flatnonzero(labels == c)[:2 * per_class] for c in range(10)])
-    x = digits.to_uint8_rgb(digits.upsample(x8[index], image_size))
+    x = to_uint8_rgb(upsample(x8[index], image_size))
     y = torch.from_numpy(labels[index])
     first = torch.as_tensor(np.concatenate([np.flatnonzero(y.numpy() == c)[:per_class] for c in range(10)]))
     second = torch.as_tensor(np.setdiff1d(np.arange(len(y)), first.numpy()))
     source = {"all": Split(x[first], y[first])}
     shifted = {"all": Split(255 - x[second], y[second])} if target else None
-    return LoadedDataset(list(digits.CLASSES), source, shifted)
+    return LoadedDataset(list(CLASSES), source, shifted)
 
 
 def _features_cache(splits: dict[str, Split], eval_batch_size: int):

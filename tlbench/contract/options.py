@@ -1,15 +1,33 @@
 """The one validation of a plugin's (or the suite's) options: pydantic's errors as one line
-naming the file and key (``validate``), and a value as such a line shows it (``shown``).
+naming the file and key (``validate``), and a value as such a line shows it (``shown``); and the
+path types a plugin's options declare (:data:`UserPath`, :data:`ExistingFolder`).
 
 Used by the suite, the ``[search]`` table and the executor toolkit alike.
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from tlbench.contract.errors import UserError
 
-__all__ = ["field_help", "shown", "validate"]
+__all__ = ["ExistingFolder", "UserPath", "field_help", "shown", "validate"]
+
+#: A ``Path`` option whose leading ``~`` is expanded when the options are validated.
+UserPath = Annotated[Path, AfterValidator(lambda path: path.expanduser())]
+
+
+def _existing_folder(path: Path) -> Path:
+    path = path.expanduser()
+    if not path.is_dir():
+        raise ValueError(f"folder not found: {path}")
+    return path
+
+
+#: A ``UserPath`` that must be an existing folder when the suite is validated (before training).
+ExistingFolder = Annotated[Path, AfterValidator(_existing_folder)]
 
 
 def validate(model: type[BaseModel], values: dict, at: str):

@@ -2,15 +2,18 @@
 examples, a :class:`LoadedDataset`, a strategy's :class:`Outcome` and its declared :data:`Role`.
 
 Plain data, importing nothing else of tlbench: the training loops, the planner and the plugin
-records (:mod:`tlbench.plugins.records`) all build on these.
+records (:mod:`tlbench.plugins.records`) all build on these. Importing it does not import torch
+(``tlbench list`` reads every plugin's options without it); :func:`take` imports it when called.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 class Options(BaseModel):
@@ -47,6 +50,8 @@ def take(inputs, index):
     if isinstance(inputs, dict):
         return {k: v[index] for k, v in inputs.items()}
     if isinstance(inputs, list):
+        import torch
+
         positions = range(len(inputs))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
         return [inputs[i] for i in positions]
     return inputs[index]

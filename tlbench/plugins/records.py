@@ -12,12 +12,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
-import numpy as np
-import torch
-
 from tlbench.contract.values import LoadedDataset, Options, Outcome, Role, Split, move, shape_of, take  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
     from tlbench.train.context import CellContext
     from tlbench.contract.session import Session
 

@@ -18,6 +18,7 @@ from tlbench.contract.backbone import Backbone, Classifier
 from tlbench.contract.values import Split
 from tlbench.train.compat import train_loop_step
 from tlbench.contract.step import ClassificationStep, TrainStep
+from tlbench.train.strategies import count_params  # noqa: F401 (also importable from here, as before)
 
 #: points of the loss curve a cell records (each the mean loss since the last; read at the end)
 CURVE_POINTS = 20
@@ -380,9 +381,3 @@ class Features:
     backbone_params: int
     seconds_per_image: float
     source_logits: dict[str, torch.Tensor] | None = None
-
-
-def count_params(*modules: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters of the modules together."""
-    params = {id(p): p for m in modules for p in m.parameters()}.values()
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

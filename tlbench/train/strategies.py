@@ -2,19 +2,26 @@
 handling, the classifier with only some modules trainable, training and evaluating a classifier,
 and seeding. A strategy plugin imports these from here, never from another strategy or from the
 core's internals; the built-in strategies do the same.
+
+Importing this module does not import torch, so that a strategy plugin can name its options, grid
+and help from here without it (``tlbench list`` imports every plugin): the functions import torch
+when called, and :class:`FrozenNormStats` and :func:`batch_norms` (:mod:`tlbench.train.norms`) are
+loaded on first use.
 """
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
 from pydantic import Field
-from torch import nn
 
-from tlbench.contract.backbone import Classifier
-from tlbench.train.context import count_params
 from tlbench.contract.values import Options, Outcome
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
+
+    from tlbench.contract.backbone import Classifier
+    from tlbench.train.norms import FrozenNormStats, batch_norms  # noqa: F401
 
 __all__ = ["BN_STATS_HELP", "FINETUNE_GRID", "FinetuneOptions", "FrozenNormStats", "batch_norms", "count_params",
            "seed_everything", "train_classifier", "train_only"]
@@ -33,39 +40,29 @@ class FinetuneOptions(Options):
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay")
 
 
+def __getattr__(name: str):
+    if name in ("FrozenNormStats", "batch_norms"):  # nn.Module code: torch is imported here
+        from tlbench.train import norms
+
+        return getattr(norms, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def count_params(*modules: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters of the modules together."""
+    params = {id(p): p for m in modules for p in m.parameters()}.values()
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
 def seed_everything(seed: int) -> None:
     """Seed every global generator a strategy may draw from (torch, numpy, ``random``): what the
     worker does before each cell and the conformance kit before each run."""
+    import numpy as np
+    import torch
+
     torch.manual_seed(seed)
     np.random.seed(seed)
     random.seed(seed)
-
-
-def batch_norms(module: nn.Module) -> list[nn.Module]:
-    """Every batch-norm layer inside ``module``."""
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-class FrozenNormStats(nn.Module):
-    """Wraps ``model`` so that ``train()`` leaves the given batch-norm layers in eval mode.
-
-    ``ctx.fit`` calls ``model.train()``; through this wrapper the frozen layers keep normalising
-    with, and never update, their running statistics. Evaluation (``eval()``) is unchanged.
-    """
-
-    def __init__(self, model: nn.Module, frozen: list[nn.Module]):
-        super().__init__()
-        self.model = model
-        self._frozen = list(frozen)  # a plain list: not registered twice as submodules
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        for module in self._frozen:
-            module.eval()
-        return self
-
-    def forward(self, *args, **kwargs):
-        return self.model(*args, **kwargs)
 
 
 def train_only(classifier: Classifier, modules: list[nn.Module]) -> Classifier:

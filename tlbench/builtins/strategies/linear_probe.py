@@ -1,9 +1,6 @@
 """Linear probe: logistic regression on frozen pretrained features (extracted once, cached)."""
 import numpy as np
-import torch
 from pydantic import Field
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 import tlbench
 from tlbench.contract.space import LogUniform
@@ -15,6 +12,10 @@ class LinearProbeOptions(tlbench.Options):
 
 
 def run(ctx, options: LinearProbeOptions) -> tlbench.Outcome:
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
     features = ctx.features()
     train = features.splits["train"].numpy()
     labels = ctx.data["train"].labels.cpu().numpy()

@@ -14,15 +14,17 @@ target data instead (an AdaBN-like effect that a few extra buffers buy).
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
-from torch import nn
 
 import tlbench
 from tlbench.contract.space import LogUniform
 from tlbench.contract.errors import UserError
-from tlbench.train.strategies import BN_STATS_HELP, FINETUNE_GRID, FrozenNormStats, batch_norms, count_params, train_only
+from tlbench.train.strategies import BN_STATS_HELP, FINETUNE_GRID, count_params, train_only
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 #: The top blocks are pretrained weights being adapted, like full fine-tuning, so the same AdamW
 #: range as ``finetune``; the new head trains with them at the same rate.
@@ -50,6 +52,8 @@ def top_blocks(backbone, k: int) -> list[nn.Module]:
 
 def build_model(ctx, options: PartialFinetuneOptions) -> tuple[nn.Module, nn.Module]:
     """(model to train, the Classifier inside it) with only the top ``k`` blocks and the head trainable."""
+    from tlbench.train.strategies import FrozenNormStats, batch_norms
+
     classifier = ctx.classifier(pretrained=True)
     trained = top_blocks(classifier.backbone, options.k)
     train_only(classifier, trained)

@@ -9,17 +9,15 @@ in place of weight decay (the optimizer's decoupled weight decay is 0): the back
 where the task needs it, at a price that grows with the distance from what pretraining found.
 The paper's defaults are ``alpha = 0.1``, ``beta = 0.01``; ``[train]`` options (schedule,
 label smoothing, augmentation) apply as to ``finetune``, and so do ``layer_decay`` and precise
-batch-norm statistics before every evaluation (``recalibrate_bn``).
+batch-norm statistics before every evaluation (``recalibrate_bn``). The step (torch) is
+:mod:`.step`'s :class:`~tlbench.builtins.strategies.l2sp.step.L2SPStep`.
 """
 from __future__ import annotations
 
-import torch
 from pydantic import Field
-from torch import nn
 
 import tlbench
 from tlbench.contract.space import LogUniform
-from tlbench.contract.step import StepOutput, TrainStep
 from tlbench.train.strategies import FINETUNE_GRID, FinetuneOptions, count_params
 
 
@@ -35,31 +33,9 @@ class L2SPOptions(FinetuneOptions):
                                                    "statistics over the training data (precise BN), as finetune")
 
 
-class L2SPStep(TrainStep):
-    """Cross-entropy of the classifier plus the L2-SP penalty; the starting point is a detached
-    copy of the backbone's trainable weights, taken when the step is made."""
-
-    def __init__(self, classifier: nn.Module, alpha: float, beta: float, label_smoothing: float = 0.0):
-        super().__init__(classifier)
-        self.alpha, self.beta, self.label_smoothing = alpha, beta, label_smoothing
-        self.backbone_weights = [p for p in classifier.backbone.parameters() if p.requires_grad]
-        self.starting_point = [p.detach().clone() for p in self.backbone_weights]
-        self.head_weights = [p for p in classifier.head.parameters() if p.ndim > 1]
-
-    def penalty(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(squared distance of the backbone from its start, squared norm of the head's weights)."""
-        distance = sum(((p - p0) ** 2).sum() for p, p0 in zip(self.backbone_weights, self.starting_point))
-        norm = sum((w ** 2).sum() for w in self.head_weights)
-        return distance, norm
-
-    def forward(self, inputs, labels: torch.Tensor) -> StepOutput:
-        ce = nn.functional.cross_entropy(self.model(inputs), labels, label_smoothing=self.label_smoothing)
-        distance, norm = self.penalty()
-        regulariser = 0.5 * (self.alpha * distance + self.beta * norm)
-        return StepOutput(ce + regulariser, len(labels), {"cross_entropy": ce, "l2sp": regulariser})
-
-
 def run(ctx, options: L2SPOptions) -> tlbench.Outcome:
+    from tlbench.builtins.strategies.l2sp.step import L2SPStep
+
     model = ctx.classifier(pretrained=True)
     step = L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing)
     ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay, step=step,
