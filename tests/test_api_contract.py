@@ -19,6 +19,7 @@ from tlbench.builtins.datasets import digits
 from tlbench.train.context import CellContext
 from tlbench.contract.cells import TrainOptions
 from tlbench.run.worker import extract_features
+from tlbench.testing import tiny_suite
 
 from helpers.docs import named_block, page, section
 
@@ -111,10 +112,7 @@ def test_the_documented_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypa
     (tmp_path / "my_strategy.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "suite.toml").write_text(
-        '[suite]\nname = "third"\nseeds = [0]\n\n[[backbone]]\nplugin = "tiny_cnn"\nwidth = 4\ninput_size = 8\n\n'
-        '[[dataset]]\nplugin = "digits"\nimage_size = 8\n\n[[strategy]]\nplugin = "confidence_penalty"\nbeta = 0.2\n\n'
-        '[train]\nepochs = 1\nmin_steps = 3\nbatch_size = 256\n')
+    (tmp_path / "suite.toml").write_text(tiny_suite([{"plugin": "confidence_penalty", "beta": 0.2}], suite={"name": "third"}))
     result = cli("run", "suite.toml", "--plugin", "my_strategy", "--no-report")
     assert result.exit_code == 0, result.output
     from tlbench.run.store import Store

@@ -16,6 +16,7 @@ from tlbench.contract import backbone
 from tlbench.train import context
 from tlbench.plugins import hookspecs, records
 from tlbench.modalities import image
+from tlbench.testing import tiny_suite
 
 from helpers.docs import page, python_blocks
 
@@ -80,25 +81,6 @@ def test_import_is_clean_in_a_fresh_interpreter():
     assert result.returncode == 0, result.stderr
 
 
-ONE_CELL = """
-[suite]
-name = "outside"
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-
-[[dataset]]
-plugin = "digits"
-image_size = 8
-
-[[strategy]]
-plugin = "linear_probe"
-C = 1.0
-"""
-
-
 def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names(write_suite, cli):
     source = (ROOT / "tests/helpers/outside_plugin.py").read_text()
     used = set(re.findall(r"\btlbench\.([A-Za-z_]\w*)\b(?!\.\w)", source))
@@ -108,7 +90,8 @@ def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names
     assert set(imported) <= {"modalities.modality", "run.worker", "plugins.executors",
                              "train.strategies"}  # documented public modules
     from tlbench.modalities import modality
-    result = cli("run", write_suite(ONE_CELL), "--plugin", "helpers.outside_plugin", "--executor", "serial",
+    one_cell = tiny_suite([{"plugin": "linear_probe", "C": 1.0}], suite={"name": "outside"})
+    result = cli("run", write_suite(one_cell), "--plugin", "helpers.outside_plugin", "--executor", "serial",
                  "--no-report")
     assert result.exit_code == 0, result.output
     assert "1 to run" in result.stdout and "ok" in result.stdout
