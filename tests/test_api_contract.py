@@ -112,7 +112,8 @@ def test_the_documented_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypa
     (tmp_path / "my_strategy.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "suite.toml").write_text(tiny_suite([{"plugin": "confidence_penalty", "beta": 0.2}], suite={"name": "third"}))
+    suite = tiny_suite([{"plugin": "confidence_penalty", "beta": 0.2}], suite={"name": "third"})
+    (tmp_path / "suite.toml").write_text(suite)
     result = cli("run", "suite.toml", "--plugin", "my_strategy", "--no-report")
     assert result.exit_code == 0, result.output
     from tlbench.run.store import Store

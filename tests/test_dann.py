@@ -23,6 +23,7 @@ from tlbench.builtins.strategies import dann
 from tlbench.builtins.strategies.dann import DannOptions, modules
 from tlbench.cli import main
 from tlbench.contract.values import Split
+from tlbench.testing import tiny_suite
 
 TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
@@ -200,40 +201,15 @@ def test_iterations_scale_with_the_budget_of_a_budget_check_cell(toy_shift):
 # ---------------------------------------------------------------------------------------------
 # through the command line
 
-SUITE = """
-[suite]
-name = "dann"
-seeds = [0]
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 8
-input_size = 8
-
-[[dataset]]
-plugin = "{dataset}"
-
-[[strategy]]
-plugin = "dann"
-lr = 3e-3
-hidden = 64
-
-[[strategy]]
-plugin = "finetune"
-lr = 3e-3
-
-[[strategy]]
-plugin = "target_oracle"
-lr = 3e-3
-
-[train]
-epochs = 2
-batch_size = 128
-"""
+def dann_suite(dataset: str) -> str:
+    return tiny_suite([{"plugin": "dann", "lr": 3e-3, "hidden": 64}, {"plugin": "finetune", "lr": 3e-3},
+                       {"plugin": "target_oracle", "lr": 3e-3}], suite={"name": "dann"},
+                      train={"epochs": 2, "batch_size": 128},
+                      backbone={"plugin": "tiny_cnn", "width": 8, "input_size": 8}, dataset={"plugin": dataset})
 
 
 def test_dann_is_skipped_with_a_reason_on_a_dataset_without_target_domain(write_suite, cli):
-    path = write_suite(SUITE.format(dataset="digits"))
+    path = write_suite(dann_suite("digits"))
     result = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["run", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "skip: strategy 'dann' needs a target domain and dataset 'digits' has none" in result.stdout
@@ -260,7 +236,7 @@ def shift_datasets():
 
 @pytest.mark.parametrize("dataset", shift_datasets())
 def test_dann_runs_end_to_end_on_a_shift_pair(dataset, write_suite, cli):
-    path = write_suite(SUITE.format(dataset=dataset))
+    path = write_suite(dann_suite(dataset))
     result = cli("run", path, "--no-report", "--plugin", "helpers.toy_cells")
     assert result.exit_code == 0, result.output
     with open(path.parent / "results/dann/results.csv") as f:

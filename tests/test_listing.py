@@ -152,7 +152,8 @@ def test_a_hit_imports_no_plugin(tmp_path):
         assert done.returncode == 0, done.stderr
         return done.stdout, done.stderr
     missed, imported = run()
-    assert imported.split() == ["tlbench.builtins.backbones.timm", "tlbench.builtins.strategies.dann"]  # the miss loads the plugins
+    loaded = ["tlbench.builtins.backbones.timm", "tlbench.builtins.strategies.dann"]
+    assert imported.split() == loaded  # the miss loads the plugins
     hit, imported = run()
     assert hit == missed and imported == ""
 

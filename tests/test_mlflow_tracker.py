@@ -22,8 +22,8 @@ def suite(tmp_path, monkeypatch):
     monkeypatch.setenv("TLBENCH_MLFLOW", "1")  # the test session switches the tracker off (conftest)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for reading the local store back
     pm, _ = plugin_manager()
-    (tmp_path / "s.toml").write_text(tiny_suite([{"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe", "C": 1.0}],
-                                                suite={"name": "tracked", "output": str(tmp_path / "results")}))
+    strategies = [{"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe", "C": 1.0}]
+    (tmp_path / "s.toml").write_text(tiny_suite(strategies, suite={"name": "tracked", "output": str(tmp_path / "results")}))
     return pm, load_suite(tmp_path / "s.toml", Registry.collect(pm))
 
 

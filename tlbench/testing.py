@@ -394,19 +394,21 @@ TINY_STRATEGIES = ({"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe"
 
 def tiny_suite(strategies: Iterable[dict] = TINY_STRATEGIES, seeds: Iterable[int] = (0,),
                suite: dict | None = None, train: dict | None = None,
-               tables: dict[str, dict] | None = None) -> str:
+               tables: dict[str, dict] | None = None, backbone: dict | None = None,
+               dataset: dict | None = None) -> str:
     """The text of a tiny CPU suite: the ``tiny_cnn`` backbone (width 4, 8×8 inputs) on the
     handwritten digits at 8×8, each of ``strategies`` (``{"plugin": name, option: value}``) at
     every seed, all the labels, a few optimizer steps, no deployment measurement. ``suite`` adds
-    to or replaces ``[suite]`` keys, ``train`` replaces the ``[train]`` table, ``tables`` adds
-    tables (``{"budget_check": {"factor": 2}}``)."""
+    to or replaces ``[suite]`` keys, ``train`` replaces the ``[train]`` table, ``backbone`` and
+    ``dataset`` replace the ``[[backbone]]`` and ``[[dataset]]`` tables, ``tables`` adds tables
+    (``{"budget_check": {"factor": 2}}``)."""
     def entry(table: str, values: dict) -> list[str]:
         return ["", table, *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
     lines = entry("[suite]", {"name": "kit", "seeds": list(seeds), "measure_deployment": False,
                               **(suite or {})})
     lines += entry("[train]", train or {"epochs": 1, "min_steps": 3, "batch_size": 256})
-    lines += entry("[[backbone]]", {"plugin": "tiny_cnn", "width": 4, "input_size": 8})
-    lines += entry("[[dataset]]", {"plugin": "digits", "image_size": 8})
+    lines += entry("[[backbone]]", backbone or {"plugin": "tiny_cnn", "width": 4, "input_size": 8})
+    lines += entry("[[dataset]]", dataset or {"plugin": "digits", "image_size": 8})
     for strategy in strategies:
         lines += entry("[[strategy]]", strategy)
     for name, values in (tables or {}).items():
