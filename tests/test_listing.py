@@ -162,11 +162,24 @@ def test_a_hit_imports_no_plugin(tmp_path):
 HEAVY = ("torch", "torchvision", "timm", "transformers", "peft", "sklearn", "pandas", "scipy")
 
 
+#: `tlbench list` with tlbench's own entry points only: a third-party plugin installed beside it (the
+#: example package, while tests/test_example_plugin.py runs) imports what it likes
+BUILTINS_ONLY = """
+import importlib.metadata, sys
+every = importlib.metadata.entry_points
+importlib.metadata.entry_points = lambda **group: importlib.metadata.EntryPoints(
+    ep for ep in every(**group) if ep.dist is None or ep.dist.name == "tlbench")
+from tlbench.cli import main
+sys.argv = ["tlbench", "list"]
+main()
+"""
+
+
 def test_a_cold_listing_imports_no_heavy_library(tmp_path, listing_cache):
-    """`tlbench list` with an empty cache imports every plugin and calls every hook, yet none of
-    the heavy libraries (read from ``python -X importtime``, as bench/startup.py does)."""
+    """`tlbench list` with an empty cache imports every built-in plugin and calls every hook, yet
+    none of the heavy libraries (read from ``python -X importtime``, as bench/startup.py does)."""
     assert not any(listing_cache.iterdir())
-    code = "import sys; from tlbench.cli import main; sys.argv = ['tlbench', 'list']; main()"
+    code = BUILTINS_ONLY
     done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
