@@ -18,6 +18,7 @@ from tlbench.builtins.backbones.tiny_cnn import TinyCNNOptions, build
 from tlbench.builtins.datasets import digits
 from tlbench.train.context import CellContext
 from tlbench.contract.cells import TrainOptions
+from tlbench.plugins.host import load_registry
 from tlbench.run.worker import extract_features
 from tlbench.testing import tiny_suite
 
@@ -43,7 +44,8 @@ def make_ctx() -> CellContext:
         return extract_features(make_backbone(), splits, 512, ctx.autocast)
     ctx = CellContext(data=dict(splits), train_index=torch.arange(len(splits["train"])), num_classes=10,
                       device=torch.device("cpu"), train=TrainOptions(epochs=1, batch_size=256, min_steps=2),
-                      seed=0, build=backbone, features_cache=features_cache)
+                      seed=0, build=backbone, features_cache=features_cache,
+                      strategies=lambda name: load_registry().get("strategy", name))
     return ctx
 
 

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 
 from tlbench.contract.errors import UserError
 
-__all__ = ["ExistingFolder", "UserPath", "field_help", "shown", "validate"]
+__all__ = ["ExistingFolder", "UserPath", "check_strategy", "field_help", "shown", "validate"]
 
 #: A ``Path`` option whose leading ``~`` is expanded when the options are validated.
 UserPath = Annotated[Path, AfterValidator(lambda path: path.expanduser())]
@@ -46,6 +46,16 @@ def validate(model: type[BaseModel], values: dict, at: str):
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
         where = f"{at}.{key}" if key else at  # a check of the whole table (e.g. peft's config) names no key
         raise UserError(f"{where}: {err['msg']}{got}") from None
+
+
+def check_strategy(record, options, registry, at: str) -> None:
+    """A strategy plugin's ``check(options, strategies)`` (:class:`tlbench.StrategyPlugin`), if it has
+    one, with the registry's strategies by name; its :class:`UserError` as one line starting with ``at``."""
+    if record.check is not None:
+        try:
+            record.check(options, lambda name: registry.get("strategy", name))
+        except UserError as exc:
+            raise UserError(f"{at}: {exc}") from None
 
 
 def shown(value, limit: int = 60) -> str:

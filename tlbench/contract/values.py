@@ -8,7 +8,7 @@ records (:mod:`tlbench.plugins.records`) all build on these. Importing it does n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,6 +20,14 @@ class Options(BaseModel):
     """Base class of every plugin's options: unknown keys are errors, values are validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: options added after cells were stored, left out of a cell's configuration (and so of its id)
+    #: at these values, so that a user's store keeps its finished cells
+    omitted_at: ClassVar[dict[str, Any]] = {}
+
+    def as_config(self) -> dict:
+        """The options as JSON data, less those at their :attr:`omitted_at` value: what a cell id hashes."""
+        return self.model_dump(mode="json", exclude={k for k, v in self.omitted_at.items() if getattr(self, k) == v})
 
 
 @dataclass(frozen=True)
