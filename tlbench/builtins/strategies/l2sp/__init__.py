@@ -18,33 +18,29 @@ from pydantic import Field
 
 import tlbench
 from tlbench.contract.space import LogUniform
-from tlbench.train.strategies import FINETUNE_GRID, FinetuneOptions, count_params
+from tlbench.train.strategies import FINETUNE_GRID, FullFinetuneOptions, fine_tune
 
 
-class L2SPOptions(FinetuneOptions):
-    layer_decay: float = Field(1.0, gt=0, le=1, description="layer-wise learning-rate decay over backbone.blocks() "
-                               "(1: one rate), as finetune's")
+class L2SPOptions(FullFinetuneOptions):
+    """finetune's options (layer_decay, recalibrate_bn too), the pull and no weight decay by default."""
+
     alpha: float = Field(0.1, ge=0, description="strength of the pull of the backbone towards its pretrained weights "
                                                 "(alpha / 2 * squared distance)")
     beta: float = Field(0.01, ge=0, description="L2 strength on the new head's weights (beta / 2 * squared norm)")
     weight_decay: float = Field(0.0, ge=0, description="decoupled AdamW weight decay on top of the penalty "
                                                        "(L2-SP replaces it: 0)")
-    recalibrate_bn: bool = Field(True, description="before every evaluation of validation, re-estimate batch-norm "
-                                                   "statistics over the training data (precise BN), as finetune")
 
 
 def run(ctx, options: L2SPOptions) -> tlbench.Outcome:
     from tlbench.builtins.strategies.l2sp.step import L2SPStep
 
     model = ctx.classifier(pretrained=True)
-    step = L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing)
-    ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay, step=step,
-            recalibrate_bn=options.recalibrate_bn)
-    return tlbench.Outcome(ctx.predict(model), *count_params(model))
+    return fine_tune(ctx, model, options, L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing))
 
 
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("l2sp", "fine-tune all weights with an L2 pull towards the pretrained ones "
                                    "(L2-SP, Li et al. 2018)", L2SPOptions, run, grid=FINETUNE_GRID,
-                                   space={"lr": LogUniform(3e-5, 1e-2), "alpha": LogUniform(1e-3, 1.0)})]
+                                   space={"lr": LogUniform(3e-5, 1e-2), "alpha": LogUniform(1e-3, 1.0)},
+                                   finetunes_pretrained=True)]
