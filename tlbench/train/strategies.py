@@ -135,6 +135,17 @@ class Probe:
     scaler: Any
     model: Any
 
+    @classmethod
+    def fit(cls, features: torch.Tensor, labels: torch.Tensor, C: float = 1.0, max_iter: int = 1000) -> "Probe":
+        """Standardise ``features`` (``N×D``) and fit the logistic regression to ``labels``."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        train = features.numpy()
+        scaler = StandardScaler().fit(train)
+        return cls(scaler, LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(train),
+                                                                          labels.cpu().numpy()))
+
     @property
     def size(self) -> int:
         """Its trained numbers (weights and biases)."""
@@ -175,18 +186,13 @@ class Probe:
 def fit_probe(ctx, options: ProbeOptions) -> tuple[Probe, Features]:
     """The linear probe fitted on the cell's frozen pretrained features (``ctx.features()``, cached),
     charged to the cell as the forward pass over its training examples plus the fit; and the features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     features = ctx.features()
-    train = features.splits["train"].numpy()
-    labels = ctx.data["train"].labels.cpu().numpy()
+    train = features.splits["train"]
     with ctx.clock.training(ctx.device):
-        scaler = StandardScaler().fit(train)
-        model = LogisticRegression(C=options.C, max_iter=options.max_iter).fit(scaler.transform(train), labels)
+        probe = Probe.fit(train, ctx.data["train"].labels, options.C, options.max_iter)
     ctx.clock.train_seconds += features.seconds_per_image * len(train)
     ctx.clock.images += len(train)
-    return Probe(scaler, model), features
+    return probe, features
 
 
 def wrapped(strategies, name: str, options: dict):
