@@ -18,7 +18,9 @@ from tlbench.builtins.backbones.tiny_cnn import TinyCNNOptions, build
 from tlbench.builtins.datasets import digits
 from tlbench.train.context import CellContext
 from tlbench.contract.cells import TrainOptions
+from tlbench.plugins.host import load_registry
 from tlbench.run.worker import extract_features
+from tlbench.testing import tiny_suite
 
 from helpers.docs import named_block, page, section
 
@@ -42,7 +44,8 @@ def make_ctx() -> CellContext:
         return extract_features(make_backbone(), splits, 512, ctx.autocast)
     ctx = CellContext(data=dict(splits), train_index=torch.arange(len(splits["train"])), num_classes=10,
                       device=torch.device("cpu"), train=TrainOptions(epochs=1, batch_size=256, min_steps=2),
-                      seed=0, build=backbone, features_cache=features_cache)
+                      seed=0, build=backbone, features_cache=features_cache,
+                      strategies=lambda name: load_registry().get("strategy", name))
     return ctx
 
 
@@ -111,10 +114,8 @@ def test_the_documented_strategy_runs_as_a_third_party_plugin(tmp_path, monkeypa
     (tmp_path / "my_strategy.py").write_text(code)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "suite.toml").write_text(
-        '[suite]\nname = "third"\nseeds = [0]\n\n[[backbone]]\nplugin = "tiny_cnn"\nwidth = 4\ninput_size = 8\n\n'
-        '[[dataset]]\nplugin = "digits"\nimage_size = 8\n\n[[strategy]]\nplugin = "confidence_penalty"\nbeta = 0.2\n\n'
-        '[train]\nepochs = 1\nmin_steps = 3\nbatch_size = 256\n')
+    suite = tiny_suite([{"plugin": "confidence_penalty", "beta": 0.2}], suite={"name": "third"})
+    (tmp_path / "suite.toml").write_text(suite)
     result = cli("run", "suite.toml", "--plugin", "my_strategy", "--no-report")
     assert result.exit_code == 0, result.output
     from tlbench.run.store import Store

@@ -7,6 +7,7 @@ from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.datasets.digits import DigitsOptions
 from tlbench.builtins.datasets.digits import load as load_digits
 from tlbench.builtins.strategies import bitfit
+from tlbench.train.strategies import FrozenNormStats, batch_norms
 
 TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
@@ -27,7 +28,7 @@ def test_only_biases_and_head_train():
     # run() trained its own fresh model: check what moved on one trained like it
     ctx = make_ctx(TINY, load_digits(DigitsOptions(image_size=8)), batch_size=128, min_steps=5)
     model = bitfit.biases_only(ctx.classifier(pretrained=True))
-    ctx.fit(bitfit.FrozenNormStats(model, bitfit.batch_norms(model)), 1e-2, 0.0)
+    ctx.fit(FrozenNormStats(model, batch_norms(model)), 1e-2, 0.0)
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.endswith(".bias") or k.startswith("head.") for k in changed), changed

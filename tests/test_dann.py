@@ -20,9 +20,10 @@ import tlbench
 from tlbench.contract.backbone import Backbone
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.strategies import dann
-from tlbench.builtins.strategies.dann import DannOptions
+from tlbench.builtins.strategies.dann import DannOptions, modules
 from tlbench.cli import main
 from tlbench.contract.values import Split
+from tlbench.testing import tiny_suite
 
 TINY = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
@@ -42,14 +43,14 @@ def test_hook_and_options():
 def test_gradient_reversal_is_identity_forward_and_minus_lambda_backward(lambd):
     x = torch.randn(5, 7, requires_grad=True)
     upstream = torch.randn(5, 7)
-    y = dann.grad_reverse(x, lambd)
+    y = modules.grad_reverse(x, lambd)
     assert torch.equal(y, x)
     y.backward(upstream)
     assert torch.equal(x.grad, -lambd * upstream)
     # through a layer: the layer's own gradient is untouched, only what flows below is reversed
     layer = nn.Linear(7, 3)
     x.grad = None
-    layer(dann.grad_reverse(x, lambd)).sum().backward()
+    layer(modules.grad_reverse(x, lambd)).sum().backward()
     reference = torch.ones(5, 3) @ layer.weight
     torch.testing.assert_close(x.grad, -lambd * reference)
 
@@ -61,7 +62,7 @@ def test_paper_schedules():
     assert dann.dann_lr_factor(0.0) == 1.0
     assert dann.dann_lr_factor(1.0) == pytest.approx(11 ** -0.75)
     # the optimizer follows mu_p = mu_0 / (1 + 10 p)^0.75, the backbone at a tenth
-    model = dann.DannModel(_classifier(), dann.DomainDiscriminator(4, 8))
+    model = modules.DannModel(_classifier(), modules.DomainDiscriminator(4, 8))
     ctx = make_ctx(TINY, load_toy_shift(ToyShiftOptions()))
     opt, schedule = dann.make_optimizer(ctx, model, DannOptions(lr=0.01), steps=10)
     for step in range(5):
@@ -110,7 +111,7 @@ def blobs(shift: float, seed: int, n: int = 600) -> Split:
     return Split(x, y)
 
 
-def held_out_features(model: dann.DannModel, ctx) -> tuple[torch.Tensor, torch.Tensor]:
+def held_out_features(model: modules.DannModel, ctx) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     with torch.no_grad():
         source = model.backbone.extract(torch.cat([ctx.data["val"].inputs, ctx.data["test"].inputs]))
@@ -182,7 +183,7 @@ def test_run_outcome(toy_shift):
     assert all(v.shape[1] == 10 for v in outcome.logits.values())
     backbone = TINY(True)
     params = sum(p.numel() for p in backbone.parameters()) + 32 * 10 + 10 + \
-        sum(p.numel() for p in dann.DomainDiscriminator(32, 32).parameters())
+        sum(p.numel() for p in modules.DomainDiscriminator(32, 32).parameters())
     assert outcome.trainable_params == outcome.total_params == params
     assert 0.0 <= outcome.extra["domain_acc"] <= 1.0
     assert ctx.steps() == math.ceil(len(ctx.data["train"]) / 64)  # one epoch over the labelled source
@@ -200,40 +201,15 @@ def test_iterations_scale_with_the_budget_of_a_budget_check_cell(toy_shift):
 # ---------------------------------------------------------------------------------------------
 # through the command line
 
-SUITE = """
-[suite]
-name = "dann"
-seeds = [0]
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 8
-input_size = 8
-
-[[dataset]]
-plugin = "{dataset}"
-
-[[strategy]]
-plugin = "dann"
-lr = 3e-3
-hidden = 64
-
-[[strategy]]
-plugin = "finetune"
-lr = 3e-3
-
-[[strategy]]
-plugin = "target_oracle"
-lr = 3e-3
-
-[train]
-epochs = 2
-batch_size = 128
-"""
+def dann_suite(dataset: str) -> str:
+    return tiny_suite([{"plugin": "dann", "lr": 3e-3, "hidden": 64}, {"plugin": "finetune", "lr": 3e-3},
+                       {"plugin": "target_oracle", "lr": 3e-3}], suite={"name": "dann"},
+                      train={"epochs": 2, "batch_size": 128},
+                      backbone={"plugin": "tiny_cnn", "width": 8, "input_size": 8}, dataset={"plugin": dataset})
 
 
 def test_dann_is_skipped_with_a_reason_on_a_dataset_without_target_domain(write_suite, cli):
-    path = write_suite(SUITE.format(dataset="digits"))
+    path = write_suite(dann_suite("digits"))
     result = CliRunner(env={"COLUMNS": "300"}).invoke(main, ["run", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "skip: strategy 'dann' needs a target domain and dataset 'digits' has none" in result.stdout
@@ -260,7 +236,7 @@ def shift_datasets():
 
 @pytest.mark.parametrize("dataset", shift_datasets())
 def test_dann_runs_end_to_end_on_a_shift_pair(dataset, write_suite, cli):
-    path = write_suite(SUITE.format(dataset=dataset))
+    path = write_suite(dann_suite(dataset))
     result = cli("run", path, "--no-report", "--plugin", "helpers.toy_cells")
     assert result.exit_code == 0, result.output
     with open(path.parent / "results/dann/results.csv") as f:
@@ -287,7 +263,7 @@ def test_iterations_size_the_run_and_its_schedules(toy_shift):
     ctx = make_ctx(TINY, toy_shift, epochs=1, batch_size=64)
     dann.train(ctx, DannOptions(hidden=16, iterations=7))
     assert ctx.clock.images == 7 * 2 * 64  # 7 steps of 64 source and 64 target images, whatever [train] says
-    opt, schedule = dann.make_optimizer(ctx, dann.DannModel(ctx.classifier(), dann.DomainDiscriminator(32, 8)),
+    opt, schedule = dann.make_optimizer(ctx, modules.DannModel(ctx.classifier(), modules.DomainDiscriminator(32, 8)),
                                         DannOptions(lr=0.01), steps=20000)
     for _ in range(10000):  # halfway through TLlib's 20 x 1000 iterations
         schedule.step()
@@ -309,8 +285,8 @@ def test_source_only_control_is_dann_without_the_adversary(toy_shift):
     for split in outs[0].logits:
         assert torch.equal(outs[0].logits[split], outs[1].logits[split]), split
     # with lambda = 0 the domain loss sends no gradient into the backbone
-    model = dann.DannModel(_classifier(), dann.DomainDiscriminator(4, 8))
-    step = dann.DannStep(model, _Fixed(torch.randn(6, 3)), DannOptions(lambda_max=0.0))
+    model = modules.DannModel(_classifier(), modules.DomainDiscriminator(4, 8))
+    step = modules.DannStep(model, _Fixed(torch.randn(6, 3)), DannOptions(lambda_max=0.0))
     step.advance(5, 10)
     out = step(torch.randn(6, 3), torch.zeros(6, dtype=torch.long))
     out.components["domain_loss"].backward()
@@ -345,7 +321,7 @@ def test_a_compiled_step_compiles_once_while_lambda_changes(monkeypatch):
     ctx = make_ctx(lambda pretrained: VectorBackbone(), shifted, batch_size=16, min_steps=12)
     ctx.train = ctx.train.model_copy(update={"compile": True})
     lambdas = []
-    original = dann.DannStep.advance
+    original = modules.DannStep.advance
 
     def advance(self, step, steps):
         original(self, step, steps)
@@ -353,7 +329,7 @@ def test_a_compiled_step_compiles_once_while_lambda_changes(monkeypatch):
         if step == 2:
             counted[0] = counter.frame_count
     counted = [None]
-    monkeypatch.setattr(dann.DannStep, "advance", advance)
+    monkeypatch.setattr(modules.DannStep, "advance", advance)
     dann.train(ctx, DannOptions(hidden=8, iterations=12, backbone_lr_mult=1.0))
     assert len(set(lambdas)) == 12  # a new lambda at every step
     assert counter.frame_count >= 1 and counter.frame_count == counted[0]  # no graph after the first steps

@@ -6,6 +6,7 @@ import types
 import pytest
 import torch
 
+from tlbench.testing import tiny_suite
 from tlbench.train import energy
 
 
@@ -156,23 +157,9 @@ def test_worker_records_energy_and_curve_joules(powercap, monkeypatch, tmp_path)
 
     monkeypatch.setattr(energy.RaplCounters, "read", advancing)
     registry = load_registry()
-    suite = parse_suite("""
-[suite]
-name = "e"
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-[[dataset]]
-plugin = "digits"
-image_size = 8
-[[strategy]]
-plugin = "finetune"
-[train]
-epochs = 1
-min_steps = 2
-batch_size = 256
-""", tmp_path / "e.toml", registry)
+    text = tiny_suite([{"plugin": "finetune"}], suite={"name": "e"},
+                      train={"epochs": 1, "min_steps": 2, "batch_size": 256})
+    suite = parse_suite(text, tmp_path / "e.toml", registry)
     worker = Worker(registry, torch.device("cpu"), measure_deployment=suite.options.measure_deployment)
     record = worker.run(suite.cells[0])
     assert record.status == "ok", record.error

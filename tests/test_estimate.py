@@ -9,29 +9,16 @@ from tlbench.plugins.host import load_registry
 from tlbench.contract.results import CellRecord, Cost
 from tlbench.run.store import Store
 from tlbench.plan.suite import parse_suite
+from tlbench.testing import tiny_suite
 
 DEVICE = "cpu: Test CPU"
-SUITE = """
-[suite]
-name = "{name}"
-label_fractions = {fractions}
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-[[dataset]]
-plugin = "digits"
-image_size = 8
-[[strategy]]
-plugin = "finetune"
-lr = 1e-3
-[[strategy]]
-plugin = "linear_probe"
-C = 1.0
-[train]
-epochs = {epochs}
-batch_size = 100
-"""
+
+
+def suite_text(name: str = "s", fractions: tuple[float, ...] = (1.0,), epochs: int = 1,
+               tables: dict | None = None) -> str:
+    return tiny_suite([{"plugin": "finetune", "lr": 1e-3}, {"plugin": "linear_probe", "C": 1.0}],
+                      suite={"name": name, "label_fractions": list(fractions)},
+                      train={"epochs": epochs, "batch_size": 100}, tables=tables)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +26,8 @@ def registry():
     return load_registry()
 
 
-def cells(registry, name="s", fractions="[1.0]", epochs=1):
-    return parse_suite(SUITE.format(name=name, fractions=fractions, epochs=epochs), "s.toml", registry).cells
+def cells(registry, name="s", fractions=(1.0,), epochs=1):
+    return parse_suite(suite_text(name, fractions, epochs), "s.toml", registry).cells
 
 
 def record(cell, n, wall, train, steps, joules=None, device=DEVICE, end=None):
@@ -70,7 +57,7 @@ def test_known_throughput_gives_the_exact_prediction(registry):
 def test_label_fraction_scales_the_examples_and_the_loop_steps(registry):
     finetune, _ = cells(registry)
     history = [record(finetune, 1000, wall=12.0, train=10.0, steps=10)]
-    half, _ = cells(registry, name="t", fractions="[0.5]", epochs=2)
+    half, _ = cells(registry, name="t", fractions=(0.5,), epochs=2)
     predicted = estimate.estimate([half], history, DEVICE)
     # 500 examples, 2 epochs of 5 batches: 1000 examples at 0.01 s each, plus 2 s
     assert predicted.cells[0].seconds == pytest.approx(12.0)
@@ -81,7 +68,7 @@ def test_a_budget_check_cell_costs_its_factor_in_training_and_a_probe_the_same(r
     later = datetime(2026, 12, 1, 13, 0, 0, tzinfo=timezone.utc)
     history = [record(finetune, 1000, wall=12.0, train=10.0, steps=10),
                record(probe, 1000, wall=3.0, train=2.0, steps=None, end=later)]
-    text = SUITE.format(name="t", fractions="[1.0]", epochs=1) + "[budget_check]\nfactor = 3\n"
+    text = suite_text("t", tables={"budget_check": {"factor": 3}})
     planned = parse_suite(text, "t.toml", registry).cells
     assert [c.train.budget for c in planned] == [1.0, 1.0, 3.0, 3.0]
     seconds = [c.seconds for c in estimate.estimate(planned, history, DEVICE).cells]
@@ -129,7 +116,7 @@ def test_durations(text, seconds):
 
 
 def test_dry_run_prints_the_prediction_and_max_time_refuses(write_suite, cli, registry):
-    earlier = write_suite(SUITE.format(name="earlier", fractions="[1.0]", epochs=1), "earlier.toml")
+    earlier = write_suite(suite_text("earlier"), "earlier.toml")
     from tlbench.train import engine
     from tlbench.run.worker import device_label
     here = device_label(engine.resolve_device("cpu"))
@@ -140,7 +127,7 @@ def test_dry_run_prints_the_prediction_and_max_time_refuses(write_suite, cli, re
                          steps=10 if looped else None, device=here,
                          end=datetime(2026, 12, 1, 12 + hour, tzinfo=timezone.utc)))
     store.close()
-    suite = write_suite(SUITE.format(name="later", fractions="[0.5, 1.0]", epochs=1), "later.toml")
+    suite = write_suite(suite_text("later", (0.5, 1.0)), "later.toml")
     dry = cli("run", str(suite), "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "predicted: " in dry.output and "for 4 of 4 cells to run (100% estimated" in dry.output

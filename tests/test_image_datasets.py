@@ -14,7 +14,7 @@ from PIL import Image
 import tlbench
 from tlbench.plugins import hookspecs
 from tlbench.builtins.datasets import imagefolder, torchvision_sets
-from tlbench.builtins.datasets.images import square_rgb
+from tlbench.modalities.image import square_rgb
 from tlbench.contract.errors import UserError
 
 COLORS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
@@ -334,7 +334,7 @@ def test_torchvision_default_image_sizes():
 
 
 def test_stack_images_threads_keep_order():
-    from tlbench.builtins.datasets.images import stack_images
+    from tlbench.modalities.image import stack_images
 
     def get(i):
         return torch.full((3, 2, 2), i % 251, dtype=torch.uint8)

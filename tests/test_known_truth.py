@@ -144,51 +144,23 @@ def test_strategy_is_skipped_on_other_data():
         STRATEGY.run(testing.tiny_context(), known_truth.SimulatedOptions(name="a"))
 
 
-SUITE = """
-[suite]
-name = "kt"
-seeds = [0, 1, 2]
-label_fractions = [0.5, 1.0]
-measure_deployment = false
+GOOD = {"plugin": "simulated", "label": "good", "name": "good", "accuracy": 0.85, "seed_sd": 0.04, "agreement": 0.6}
 
-[executor]
-device = "cpu"
 
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-
-[[dataset]]
-plugin = "known_truth"
-examples = 200
-val_examples = 50
-classes = 5
-row = [3, "three"]
-
-[[strategy]]
-plugin = "simulated"
-label = "good"
-name = "good"
-accuracy = 0.85
-seed_sd = 0.04
-agreement = 0.6
-
-[[strategy]]
-plugin = "simulated"
-label = "poor"
-name = "poor"
-accuracy = {accuracy}
-seed_sd = 0.0
-agreement = 0.6
-
-[train]
-epochs = 1
-"""
+def kt_suite(**poor) -> str:
+    """Two simulated strategies on two known-truth rows, 3 seeds; ``poor`` sets options of the
+    second (``poor``, accuracy 0.6, no seed effect), None leaving one out."""
+    second = {"plugin": "simulated", "label": "poor", "name": "poor", "accuracy": 0.6, "seed_sd": 0.0,
+              "agreement": 0.6, **poor}
+    return testing.tiny_suite([GOOD, {k: v for k, v in second.items() if v is not None}], seeds=(0, 1, 2),
+                              suite={"name": "kt", "label_fractions": [0.5, 1.0]}, train={"epochs": 1},
+                              dataset={"plugin": "known_truth", "examples": 200, "val_examples": 50, "classes": 5,
+                                       "row": [3, "three"]},
+                              tables={"executor": {"device": "cpu"}})
 
 
 def test_run_stores_exactly_the_simulated_cells(cli, write_suite, tmp_path):
-    suite = write_suite(SUITE.format(accuracy=0.6))
+    suite = write_suite(kt_suite())
     result = cli("run", suite, "--no-report", *PLUGIN)
     assert result.exit_code == 0, result.output
     store = Store(tmp_path / "results" / "kt", create=False)
@@ -220,10 +192,9 @@ def test_run_stores_exactly_the_simulated_cells(cli, write_suite, tmp_path):
 
 
 @pytest.mark.parametrize("suite, fragments", [
-    (SUITE.format(accuracy=1.5), ["[[strategy]] #2 (simulated).accuracy", "less than or equal to 1"]),
-    (SUITE.format(accuracy=0.6).replace('name = "poor"\n', ""), ["[[strategy]] #2 (simulated).name", "missing"]),
-    (SUITE.format(accuracy=0.6).replace("agreement = 0.6\n\n[train]", "agreement = 1.0\n\n[train]"),
-     ["agreement", "less than 1"]),
+    (kt_suite(accuracy=1.5), ["[[strategy]] #2 (simulated).accuracy", "less than or equal to 1"]),
+    (kt_suite(name=None), ["[[strategy]] #2 (simulated).name", "missing"]),
+    (kt_suite(agreement=1.0), ["agreement", "less than 1"]),
 ], ids=["accuracy_above_1", "no_name", "agreement_1"])
 def test_bad_option_is_one_error_line_exit_2(cli, write_suite, tmp_path, suite, fragments):
     result = cli("run", write_suite(suite), "--dry-run", *PLUGIN)

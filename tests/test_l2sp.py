@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from tlbench.builtins.strategies import finetune, l2sp
+from tlbench.builtins.strategies.l2sp.step import L2SPStep
 from tlbench.plugins.host import load_registry
 from tlbench.testing import check_strategy_plugin, tiny_context
 
@@ -25,7 +26,7 @@ def test_registered_with_documented_options():
 def test_penalty_is_the_distance_from_the_start_and_the_head_norm():
     ctx = context()
     model = ctx.classifier()
-    step = l2sp.L2SPStep(model, alpha=1.0, beta=1.0)
+    step = L2SPStep(model, alpha=1.0, beta=1.0)
     distance, norm = step.penalty()
     assert distance.item() == 0.0
     assert norm.item() == pytest.approx((model.head.weight ** 2).sum().item())
@@ -40,7 +41,7 @@ def test_a_strong_pull_keeps_the_backbone_near_its_start():
         ctx = context(keep_best=False)
         model = ctx.classifier()
         start = [p.detach().clone() for p in model.backbone.parameters()]
-        step = l2sp.L2SPStep(model, alpha, 0.0)
+        step = L2SPStep(model, alpha, 0.0)
         ctx.fit(model, 3e-3, 0.0, step=step)
         return sum(((p - s) ** 2).sum().item() for p, s in zip(model.backbone.parameters(), start))
     assert moved(1e3) < 0.5 * moved(0.0)

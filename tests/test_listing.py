@@ -1,6 +1,6 @@
 """The plugin listing cache (tlbench.plugins.listing): a hit prints what a miss printed and imports no
-plugin (no torch); an edited plugin, a corrupt or unwritable cache and --refresh each load the
-plugins again."""
+plugin; an edited plugin, a corrupt or unwritable cache and --refresh each load the plugins again.
+A miss imports every plugin but none of the heavy libraries (torch, timm, ...)."""
 import json
 import os
 import subprocess
@@ -140,17 +140,52 @@ LIST_AND_SHOW_IMPORTS = """
 import sys
 from tlbench.cli import main
 main(["list"], standalone_mode=False)
-sys.stderr.write(" ".join(m for m in ("torch", "torchvision", "timm", "sklearn", "transformers") if m in sys.modules))
+sys.stderr.write(" ".join(m for m in ("tlbench.builtins.backbones.timm", "tlbench.builtins.strategies.dann")
+                          if m in sys.modules))
 """
 
 
-def test_a_hit_imports_no_torch(tmp_path):
+def test_a_hit_imports_no_plugin(tmp_path):
     def run():
         done = subprocess.run([sys.executable, "-c", LIST_AND_SHOW_IMPORTS], cwd=tmp_path, capture_output=True,
                               text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         return done.stdout, done.stderr
     missed, imported = run()
-    assert "torch" in imported.split()  # the miss loads the plugins
+    loaded = ["tlbench.builtins.backbones.timm", "tlbench.builtins.strategies.dann"]
+    assert imported.split() == loaded  # the miss loads the plugins
     hit, imported = run()
     assert hit == missed and imported == ""
+
+
+#: what no plugin's metadata may cost (CHANGELOG 0.4: plugin modules import these inside their functions)
+HEAVY = ("torch", "torchvision", "timm", "transformers", "peft", "sklearn", "pandas", "scipy")
+
+
+#: `tlbench list` with tlbench's own entry points only: a third-party plugin installed beside it (the
+#: example package, while tests/test_example_plugin.py runs) imports what it likes
+BUILTINS_ONLY = """
+import importlib.metadata, sys
+every = importlib.metadata.entry_points
+importlib.metadata.entry_points = lambda **group: importlib.metadata.EntryPoints(
+    ep for ep in every(**group) if ep.dist is None or ep.dist.name == "tlbench")
+from tlbench.cli import main
+sys.argv = ["tlbench", "list"]
+main()
+"""
+
+
+def test_a_cold_listing_imports_no_heavy_library(tmp_path, listing_cache):
+    """`tlbench list` with an empty cache imports every built-in plugin and calls every hook, yet
+    none of the heavy libraries (read from ``python -X importtime``, as bench/startup.py does)."""
+    assert not any(listing_cache.iterdir())
+    code = BUILTINS_ONLY
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "tlbench.train.strategies" in imported and "tlbench.contract.space" in imported  # read by the plugins
+    for name in ("mobilenetv2", "timm", "transformers", "digits", "textfile", "dann", "peft", "lora", "simulated"):
+        assert f"  {name}  " in done.stdout  # every plugin was listed
+    assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
+    assert any(listing_cache.iterdir())  # and the listing was cached

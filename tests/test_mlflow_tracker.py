@@ -12,28 +12,7 @@ from tlbench.plugins.host import Host  # noqa: E402
 from tlbench.plugins.loading import plugin_manager  # noqa: E402
 from tlbench.contract.results import CellRecord, Cost  # noqa: E402
 from tlbench.plan.suite import load_suite  # noqa: E402
-
-SUITE = """
-[suite]
-name = "tracked"
-seeds = [0]
-output = "{output}"
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 8
-
-[[dataset]]
-plugin = "digits"
-
-[[strategy]]
-plugin = "finetune"
-lr = 3e-3
-
-[[strategy]]
-plugin = "linear_probe"
-C = 1.0
-"""
+from tlbench.testing import tiny_suite  # noqa: E402
 
 
 @pytest.fixture
@@ -42,7 +21,8 @@ def suite(tmp_path, monkeypatch):
     monkeypatch.setenv("TLBENCH_MLFLOW", "1")  # the test session switches the tracker off (conftest)
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for reading the local store back
     pm, _ = plugin_manager()
-    (tmp_path / "s.toml").write_text(SUITE.format(output=tmp_path / "results"))
+    strategies = [{"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe", "C": 1.0}]
+    (tmp_path / "s.toml").write_text(tiny_suite(strategies, suite={"name": "tracked", "output": str(tmp_path / "results")}))
     return pm, load_suite(tmp_path / "s.toml", Host(pm).registry)
 
 
@@ -94,7 +74,7 @@ def test_suite_run_is_a_parent_run_with_a_nested_run_per_cell(suite):
     ok = children[finetune.id]
     assert ok.info.status == "FINISHED"
     assert ok.data.params["strategy.plugin"] == "finetune" and ok.data.params["strategy.lr"] == "0.003"
-    assert ok.data.params["backbone.width"] == "8" and ok.data.params["seed"] == "0"
+    assert ok.data.params["backbone.width"] == "4" and ok.data.params["seed"] == "0"
     assert ok.data.metrics == {"test_acc": 0.9, "val_acc": 0.8, "cost.wall_seconds": 1.5,
                                "cost.peak_memory_mb": 12.0, "train.loss": 1.1}
     assert {k: ok.data.tags[k] for k in ("status", "cell_id", "role")} == {

@@ -17,14 +17,16 @@ import tlbench
 from tlbench.builtins.backbones import timm as timm_plugin
 from tlbench.builtins.backbones import tiny_cnn
 from tlbench.builtins.backbones import transformers as tf
-from tlbench.builtins.backbones.mobilenet import MobileNetV2
+from tlbench.builtins.backbones.mobilenet.model import MobileNetV2
 from tlbench.builtins.datasets import textfile
 from tlbench.builtins.datasets.digits import DigitsOptions
 from tlbench.builtins.datasets.digits import load as load_digits
-from tlbench.builtins.strategies import lora, peft_methods
-from tlbench.builtins.strategies.peft_methods import METHODS, PeftOptions
+from tlbench.builtins.strategies import lora
+from tlbench.train import peft as peft_methods
+from tlbench.train.peft import METHODS, PeftOptions
 from tlbench.cli import main
 from tlbench.contract.errors import NotApplicable
+from tlbench.testing import tiny_suite
 
 peft = pytest.importorskip("peft")
 
@@ -188,27 +190,8 @@ def test_bad_options_are_one_line_errors(bad, message, write_suite):
 
 
 def test_a_method_that_cannot_wrap_the_layers_is_a_skipped_cell(write_suite, cli):
-    path = write_suite("""
-        [suite]
-        name = "skip"
-        seeds = [0]
-        [[backbone]]
-        plugin = "tiny_cnn"
-        width = 8
-        input_size = 8
-        [[dataset]]
-        plugin = "digits"
-        image_size = 8
-        [[strategy]]
-        plugin = "peft"
-        method = "vera"
-        r = 4
-        [[strategy]]
-        plugin = "bitfit"
-        [train]
-        epochs = 1
-        batch_size = 256
-        """)
+    path = write_suite(tiny_suite([{"plugin": "peft", "method": "vera", "r": 4}, {"plugin": "bitfit"}],
+                                  suite={"name": "skip"}, train={"epochs": 1, "batch_size": 256}))
     result = cli("run", path, "--no-report")
     assert result.exit_code == 0, result.output
     from tlbench.run.store import Store

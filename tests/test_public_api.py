@@ -7,13 +7,16 @@ import sys
 import typing
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 import tlbench
 from tlbench.contract import backbone
 from tlbench.train import context
 from tlbench.plugins import hookspecs, records
 from tlbench.modalities import image
+from tlbench.testing import tiny_suite
 
 from helpers.docs import page, python_blocks
 
@@ -67,8 +70,8 @@ def test_record_and_context_annotations_resolve_to_public_names(cls):
     own = cls.__dict__.get("__annotations__", {})  # not nn.Module's: those are torch's business
     assert own, f"{cls.__name__} declares no annotations"
     for name, annotation in own.items():
-        if isinstance(annotation, str):
-            eval(annotation, {**vars(module), **PUBLIC})  # NameError: a type-checking-only name not exported
+        if isinstance(annotation, str):  # torch and numpy: type-checking-only imports where plugins import the module
+            eval(annotation, {"torch": torch, "np": np, **vars(module), **PUBLIC})  # NameError: a name not exported
 
 
 def test_import_is_clean_in_a_fresh_interpreter():
@@ -76,25 +79,6 @@ def test_import_is_clean_in_a_fresh_interpreter():
     code = "import tlbench.testing, tlbench; assert tlbench.CellContext and tlbench.Features and tlbench.Cell"
     result = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-
-
-ONE_CELL = """
-[suite]
-name = "outside"
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 4
-input_size = 8
-
-[[dataset]]
-plugin = "digits"
-image_size = 8
-
-[[strategy]]
-plugin = "linear_probe"
-C = 1.0
-"""
 
 
 def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names(write_suite, cli):
@@ -106,7 +90,8 @@ def test_a_plugin_from_outside_adds_an_executor_and_a_modality_with_public_names
     assert set(imported) <= {"modalities.modality", "run.worker", "plugins.executors",
                              "train.strategies"}  # documented public modules
     from tlbench.modalities import modality
-    result = cli("run", write_suite(ONE_CELL), "--plugin", "helpers.outside_plugin", "--executor", "serial",
+    one_cell = tiny_suite([{"plugin": "linear_probe", "C": 1.0}], suite={"name": "outside"})
+    result = cli("run", write_suite(one_cell), "--plugin", "helpers.outside_plugin", "--executor", "serial",
                  "--no-report")
     assert result.exit_code == 0, result.output
     assert "1 to run" in result.stdout and "ok" in result.stdout

@@ -13,27 +13,15 @@ from tlbench.run.rank import (META_KEY, collect_scorers, rank_backbones, store_s
 from tlbench.plugins.host import Host
 from tlbench.run.store import Store
 from tlbench.plan.suite import load_suite
+from tlbench.testing import tiny_suite
 
-SUITE = """
-[suite]
-name = "ranked"
 
-[[backbone]]
-plugin = "tiny_cnn"
-width = [4, 8]
-input_size = 8
+def rank_suite(dataset: str = "digits") -> str:
+    return tiny_suite([{"plugin": "linear_probe"}], suite={"name": "ranked"},
+                      train={"epochs": 1, "eval_batch_size": 512},
+                      backbone={"plugin": "tiny_cnn", "width": [4, 8], "input_size": 8},
+                      dataset={"plugin": dataset, "image_size": 8})
 
-[[dataset]]
-plugin = "digits"
-image_size = 8
-
-[[strategy]]
-plugin = "linear_probe"
-
-[train]
-epochs = 1
-eval_batch_size = 512
-"""
 
 GOOD, NOISY = "tiny_cnn[width=4]", "tiny_cnn[width=8]"
 
@@ -42,7 +30,7 @@ GOOD, NOISY = "tiny_cnn[width=4]", "tiny_cnn[width=8]"
 def setup(write_suite):
     pm, _ = plugin_manager()
     registry = Host(pm).registry
-    return load_suite(write_suite(SUITE), registry), registry, collect_scorers(pm)
+    return load_suite(write_suite(rank_suite()), registry), registry, collect_scorers(pm)
 
 
 def _fake(labels):
@@ -131,7 +119,7 @@ def test_store_scores_merges(tmp_path, setup):
 
 
 def test_cli_rank_end_to_end(write_suite, cli, tmp_path):
-    suite = write_suite(SUITE)
+    suite = write_suite(rank_suite())
     first = cli("rank", suite)
     assert first.exit_code == 0, first.output
     assert f"{GOOD}, {NOISY}: leep, nce: no source head" in first.output   # one caption line per note
@@ -157,12 +145,12 @@ def test_cli_rank_end_to_end(write_suite, cli, tmp_path):
 
 
 def test_cli_rank_bad_suite_is_a_user_error(write_suite, cli):
-    result = cli("rank", write_suite(SUITE.replace('plugin = "digits"', 'plugin = "digitz"')))
+    result = cli("rank", write_suite(rank_suite("digitz")))
     assert result.exit_code == 2 and "did you mean 'digits'" in result.output
 
 
 def test_rank_then_run_reports_transferability(write_suite, cli, tmp_path):
-    suite = write_suite(SUITE)
+    suite = write_suite(rank_suite())
     assert cli("rank", suite).exit_code == 0
     result = cli("run", suite)
     assert result.exit_code == 0, result.output

@@ -5,7 +5,7 @@ import torch
 from pydantic import ValidationError
 
 import tlbench
-from tlbench.builtins.datasets import digits
+from tlbench.modalities import digits, image
 from tlbench.builtins.datasets import shift_digits as sd
 
 
@@ -101,7 +101,7 @@ def test_hand2photo_shapes_and_balance(hand2photo):
 
 def test_hand2photo_source_and_target_are_disjoint_halves(hand2photo):
     x8, y = digits.handwritten()
-    full = digits.to_uint8_rgb(digits.upsample(x8, 32))
+    full = image.to_uint8_rgb(image.upsample(x8, 32))
     src = hand2photo.source["all"].inputs
     # every source image is one handwritten digit, each used once
     keys = {bytes(im.numpy()): i for i, im in enumerate(full)}

@@ -14,6 +14,7 @@ import tlbench
 from tlbench.analysis import scores
 from tlbench import testing
 from tlbench.builtins.backbones import tiny_cnn
+from tlbench.builtins.backbones.tiny_cnn.model import TinyCNN
 from tlbench.builtins.datasets import digits
 from tlbench.builtins.executors import inprocess
 from tlbench.builtins.strategies import finetune
@@ -84,7 +85,7 @@ def test_ids_name_plugin_and_check():
                                                                           {"lr": 1e-2})])
     ids = mark.kwargs["ids"]
     assert ids[:3] == ["digits-options_documented", "digits-deterministic_load", "digits-splits_shaped"]
-    assert "finetune-reads_only_train_labels" in ids and len(ids) == len(set(ids)) == 7
+    assert "finetune-reads_only_train_labels" in ids and len(ids) == len(set(ids)) == 8
     assert [c.options for r, c in mark.args[1] if r.name == "finetune"][0] == {"lr": 1e-2}
 
 
@@ -121,6 +122,19 @@ def test_training_on_target_labels_is_caught_unless_oracle():
         check_strategy_plugin(strategy(trains_on_target_labels, needs_target_domain=True, role="adaptation"))
     check_strategy_plugin(strategy(trains_on_target_labels, needs_target_domain=True, role="oracle",
                                    select_on="target_val"))
+
+
+def test_a_false_finetunes_pretrained_declaration_is_caught():
+    def new_classifier(ctx, options):
+        """Predicts with a classifier of another width: nothing for wise_ft or soup to mix."""
+        model = tlbench.Classifier(ctx.backbone(), ctx.num_classes + 1)
+        logits = {k: v[:, :ctx.num_classes] for k, v in ctx.predict(model).items()}
+        return tlbench.Outcome(logits, 1, 1)
+    check = next(c for c in plugin_checks(strategy(new_classifier)) if c.name == "predicts_with_its_classifier")
+    check(strategy(new_classifier))  # no declaration: nothing to check
+    with pytest.raises(AssertionError, match="predicts_with_its_classifier failed: declares finetunes_pretrained "
+                                             "but its Classifier's parameters differ"):
+        check(strategy(new_classifier, finetunes_pretrained=True))
 
 
 def test_nondeterminism_is_caught():
@@ -202,7 +216,7 @@ def test_broken_backbones_are_caught():
     def wider_when_random(options, pretrained):
         return tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8 if pretrained else 16), pretrained)
 
-    class Unblocked(tiny_cnn.TinyCNN):
+    class Unblocked(TinyCNN):
         def __init__(self):
             super().__init__(4, 8)
             self.extra = nn.Linear(16, 16)  # trainable, in no block
@@ -210,7 +224,7 @@ def test_broken_backbones_are_caught():
         def blocks(self):
             return list(self.stages)
 
-    class WrongDim(tiny_cnn.TinyCNN):
+    class WrongDim(TinyCNN):
         def forward(self, x):
             return super().forward(x)[:, :3]
 

@@ -10,6 +10,7 @@ from tlbench.builtins.backbones import transformers as tf
 from tlbench.builtins.datasets import textfile
 from tlbench.builtins.strategies import dann, finetune, linear_probe, lora, partial_finetune, scratch
 from tlbench.contract.errors import UserError
+from tlbench.modalities import text
 from tlbench.modalities.text import TextBackbone, Tokenize, TruncationWarning
 
 from helpers import text_cells
@@ -92,7 +93,7 @@ def test_blocks_lora_targets_and_scratch(options, bert_dir):
 
 
 def test_unknown_encoder_offline_is_one_clear_error(monkeypatch):
-    monkeypatch.setattr(tf, "hub_reachable", lambda: False)
+    monkeypatch.setattr(text, "hub_reachable", lambda: False)
     tf.resolve.cache_clear()
     with pytest.raises(UserError, match="needs the hub .*or a local directory") as err:
         tf.encoder(tf.TransformersOptions(model="someone/no-such-encoder"))

@@ -9,6 +9,7 @@ import torch
 from tlbench.train import data as data_mod
 from tlbench.builtins.datasets import text_sets, textfile
 from tlbench.contract.errors import UserError
+from tlbench.modalities import text
 
 from helpers import text_cells
 
@@ -143,7 +144,7 @@ def test_hf_text_loads_local_files_through_datasets(tmp_path):
 
 
 def test_hf_text_unknown_dataset_offline_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(textfile, "hub_reachable", lambda: False)
+    monkeypatch.setattr(text, "hub_reachable", lambda: False)
     with pytest.raises(UserError) as err:
         textfile.load_hf(textfile.HfTextOptions(name="someone/no-such-set"))
     one_line(err, "hf_text someone/no-such-set", "needs the hub")

@@ -12,7 +12,8 @@ import torch
 from tlbench.contract.assets import load_array_pickle
 from tlbench.builtins.datasets import animals, lfw_faces, mnist, mnist2digits
 from tlbench.builtins.datasets.mnist2digits import fit_to_frame
-from tlbench.builtins.datasets.sampling import per_class_index
+from tlbench.contract.sampling import per_class_index
+from tlbench.modalities import digits
 from tlbench.train.data import prepare
 
 
@@ -75,13 +76,13 @@ def test_per_class_index_is_stratified_seeded_and_deterministic():
 # --------------------------------------------------------------------------- MNIST
 @pytest.fixture(scope="module")
 def mnist_raw():
-    return mnist.mnist_arrays()
+    return digits.mnist_arrays()
 
 
 @pytest.fixture
 def cached_mnist(monkeypatch, mnist_raw):
     """Read the 20 MB wheel once per module; every load below reuses it."""
-    monkeypatch.setattr(mnist, "mnist_arrays", lambda: mnist_raw)
+    monkeypatch.setattr(digits, "mnist_arrays", lambda: mnist_raw)
 
 
 def test_mnist_official_splits(mnist_raw):
@@ -102,7 +103,7 @@ def test_mnist_max_per_class_is_stratified_per_split_and_deterministic(cached_mn
     other = mnist.load(mnist.MnistOptions(max_per_class=20, seed=4))
     assert not torch.equal(other.source["train"].inputs, data.source["train"].inputs)
     # the kept images are MNIST's own, scaled to uint8
-    x, y = mnist.mnist_arrays()["test"]
+    x, y = digits.mnist_arrays()["test"]
     keep = per_class_index(y, 20, 3 + 2)
     assert torch.equal(data.source["test"].inputs[:, 0], torch.from_numpy(np.round(x[keep] * 255).astype(np.uint8)))
 

@@ -19,38 +19,15 @@ from tlbench.run.store import Store
 from tlbench.plan.suite import load_suite
 from tlbench.contract.session import CellSpec
 from tlbench.run.worker import run_cell
+from tlbench.testing import tiny_suite
 
 TINY_CNN = lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=8), pretrained)  # noqa: E731
 
-SHIFT = """
-[suite]
-name = "shift"
-seeds = [0]
-label_fractions = [0.25, 1.0]
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 8
-input_size = 8
-
-[[dataset]]
-plugin = "toy-shift"
-
-[[strategy]]
-plugin = "target_oracle"
-label = "oracle-ft"
-lr = 3e-3
-
-[[strategy]]
-plugin = "dann"
-lr = 3e-3
-hidden = 16
-
-[train]
-epochs = 1
-min_steps = 3
-batch_size = 128
-"""
+SHIFT = tiny_suite([{"plugin": "target_oracle", "label": "oracle-ft", "lr": 3e-3},
+                    {"plugin": "dann", "lr": 3e-3, "hidden": 16}],
+                   suite={"name": "shift", "label_fractions": [0.25, 1.0]},
+                   train={"epochs": 1, "min_steps": 3, "batch_size": 128},
+                   backbone={"plugin": "tiny_cnn", "width": 8, "input_size": 8}, dataset={"plugin": "toy-shift"})
 
 
 def test_a_cell_spec_is_plain_data_and_run_cell_gives_the_inprocess_record(write_suite, cli, monkeypatch):

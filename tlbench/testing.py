@@ -26,7 +26,8 @@ What is checked (the contracts of ``tlbench/plugins/hookspecs.py``):
 * strategies, run on a tiny CPU cell (the ``tiny_cnn`` backbone on 300 handwritten digits, a
   colour-inverted target domain when the strategy needs one): logits for exactly
   ``ctx.eval_splits``, each ``(N, num_classes)`` and finite; only the labels a strategy may use are
-  read; the same seed gives the same logits;
+  read; the same seed gives the same logits; one that declares ``finetunes_pretrained`` predicts
+  with a ``Classifier`` shaped as ``ctx.classifier(pretrained=True)``;
 * executors, on :func:`tiny_suite` at one torch thread: every cell comes back once, with the cell
   ids, statuses and metrics of the built-in ``inprocess`` executor; a cell whose worker dies runs
   once more on a fresh worker and is then recorded as failed (``session.failed``) while the other
@@ -51,6 +52,7 @@ comparing outcomes tests exactly the promise that held-out labels do not influen
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -265,17 +267,18 @@ def check_blocks_cover_parameters(record: BackbonePlugin, options: BaseModel) ->
 def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) -> LoadedDataset:
     """``per_class`` handwritten digits per class (300 by default); with ``target`` a second,
     disjoint set drawn in inverted colours as the target domain."""
-    from tlbench.builtins.datasets import digits
+    from tlbench.modalities.digits import CLASSES, handwritten
+    from tlbench.modalities.image import to_uint8_rgb, upsample
 
-    x8, labels = digits.handwritten()
+    x8, labels = handwritten()
     index = np.concatenate([np.flatnonzero(labels == c)[:2 * per_class] for c in range(10)])
-    x = digits.to_uint8_rgb(digits.upsample(x8[index], image_size))
+    x = to_uint8_rgb(upsample(x8[index], image_size))
     y = torch.from_numpy(labels[index])
     first = torch.as_tensor(np.concatenate([np.flatnonzero(y.numpy() == c)[:per_class] for c in range(10)]))
     second = torch.as_tensor(np.setdiff1d(np.arange(len(y)), first.numpy()))
     source = {"all": Split(x[first], y[first])}
     shifted = {"all": Split(255 - x[second], y[second])} if target else None
-    return LoadedDataset(list(digits.CLASSES), source, shifted)
+    return LoadedDataset(list(CLASSES), source, shifted)
 
 
 def _features_cache(splits: dict[str, Split], eval_batch_size: int):
@@ -291,11 +294,19 @@ def _features_cache(splits: dict[str, Split], eval_batch_size: int):
     return get
 
 
+@functools.cache
+def _installed():
+    """The registry of the installed plugins, loaded once: what a tiny context's ``run_strategy`` runs."""
+    from tlbench.plugins.host import load_registry
+    return load_registry()
+
+
 def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Backbone] | None = None,
                  seed: int = 0, label_fraction: float = 1.0, epochs: int = 1, batch_size: int = 64,
                  target: bool = False, select_on: str = "val") -> CellContext:
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
-    backbone (width 4, 8×8 inputs) on :func:`tiny_digits`."""
+    backbone (width 4, 8×8 inputs) on :func:`tiny_digits`; ``ctx.run_strategy`` runs the installed
+    strategies."""
     from tlbench.builtins.backbones import tiny_cnn
     from tlbench.contract.cells import Cell, Entry, TrainOptions
     from tlbench.run.worker import new_context
@@ -308,7 +319,8 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     plain = Entry("kit", "kit", Options(), {})
     cell = Cell("kit", plain, plain, plain, train, {}, seed, label_fraction)
     return new_context(cell, splits, num_classes=len(loaded.classes), device=torch.device("cpu"), build=build,
-                       features_cache=_features_cache(splits, train.eval_batch_size), select_on=select_on)
+                       features_cache=_features_cache(splits, train.eval_batch_size), select_on=select_on,
+                       strategies=lambda name: _installed().get("strategy", name))
 
 
 def _allowed_labels(record: StrategyPlugin) -> set[str]:
@@ -381,6 +393,21 @@ def check_deterministic(record: StrategyPlugin, options: BaseModel) -> None:
     _assert_same_logits(first.logits, second.logits, "two runs with the same seed")
 
 
+def check_predicts_with_its_classifier(record: StrategyPlugin, options: BaseModel) -> None:
+    """A strategy that declares ``finetunes_pretrained`` predicts with (a model holding) a
+    :class:`tlbench.Classifier` of the same parameters and shapes as ``ctx.classifier(pretrained=True)``:
+    what ``wise_ft`` interpolates and ``soup`` averages. Nothing to check for the others."""
+    from tlbench.train.strategies import classifier_in
+
+    if not record.finetunes_pretrained:
+        return
+    ctx, _ = _run(record, options)
+    assert ctx.deployed is not None, "declares finetunes_pretrained but predicted without ctx.predict(model)"
+    shapes = lambda model: {k: v.shape for k, v in model.state_dict().items()}  # noqa: E731
+    assert shapes(classifier_in(ctx.deployed[0])) == shapes(ctx.classifier(pretrained=True)), \
+        "declares finetunes_pretrained but its Classifier's parameters differ from ctx.classifier(pretrained=True)'s"
+
+
 # ------------------------------------------------------------------------------------------------
 # Executors
 
@@ -393,24 +420,35 @@ TINY_STRATEGIES = ({"plugin": "finetune", "lr": 3e-3}, {"plugin": "linear_probe"
 
 def tiny_suite(strategies: Iterable[dict] = TINY_STRATEGIES, seeds: Iterable[int] = (0,),
                suite: dict | None = None, train: dict | None = None,
-               tables: dict[str, dict] | None = None) -> str:
+               tables: dict[str, dict] | None = None, backbone: dict | None = None,
+               dataset: dict | None = None) -> str:
     """The text of a tiny CPU suite: the ``tiny_cnn`` backbone (width 4, 8×8 inputs) on the
     handwritten digits at 8×8, each of ``strategies`` (``{"plugin": name, option: value}``) at
     every seed, all the labels, a few optimizer steps, no deployment measurement. ``suite`` adds
-    to or replaces ``[suite]`` keys, ``train`` replaces the ``[train]`` table, ``tables`` adds
-    tables (``{"budget_check": {"factor": 2}}``)."""
+    to or replaces ``[suite]`` keys, ``train`` replaces the ``[train]`` table, ``backbone`` and
+    ``dataset`` replace the ``[[backbone]]`` and ``[[dataset]]`` tables, ``tables`` adds tables
+    (``{"budget_check": {"factor": 2}}``)."""
     def entry(table: str, values: dict) -> list[str]:
-        return ["", table, *(f"{key} = {json.dumps(value)}" for key, value in values.items())]
+        return ["", table, *(f"{key} = {_toml(value)}" for key, value in values.items())]
     lines = entry("[suite]", {"name": "kit", "seeds": list(seeds), "measure_deployment": False,
                               **(suite or {})})
     lines += entry("[train]", train or {"epochs": 1, "min_steps": 3, "batch_size": 256})
-    lines += entry("[[backbone]]", {"plugin": "tiny_cnn", "width": 4, "input_size": 8})
-    lines += entry("[[dataset]]", {"plugin": "digits", "image_size": 8})
+    lines += entry("[[backbone]]", backbone or {"plugin": "tiny_cnn", "width": 4, "input_size": 8})
+    lines += entry("[[dataset]]", dataset or {"plugin": "digits", "image_size": 8})
     for strategy in strategies:
         lines += entry("[[strategy]]", strategy)
     for name, values in (tables or {}).items():
         lines += entry(f"[{name}]", values)
     return "\n".join(lines[1:]) + "\n"
+
+
+def _toml(value) -> str:
+    """A TOML value: a dict as an inline table, a list of them, a JSON-written scalar."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {_toml(v)}" for key, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return json.dumps(value)
 
 
 class DieOptions(Options):
@@ -630,7 +668,7 @@ CHECKS: dict[type, list[Callable]] = {
     BackbonePlugin: [check_options_documented, check_same_architecture, check_extract_shape,
                      check_blocks_cover_parameters],
     StrategyPlugin: [check_options_documented, check_logits_for_eval_splits, check_deterministic,
-                     check_reads_only_train_labels],
+                     check_reads_only_train_labels, check_predicts_with_its_classifier],
     ExecutorPlugin: [check_options_documented, check_same_records_as_inprocess, check_dead_worker_retried_once],
     ScorerPlugin: [check_finite_score, check_deterministic_score, check_order_invariant, check_ranks_separated_first],
 }

@@ -10,7 +10,7 @@ from pydantic import Field
 
 import tlbench
 from tlbench.train import data as data_mod
-from tlbench.builtins.datasets import digits
+from tlbench.modalities import digits, image
 from tlbench.train.context import CellContext
 from tlbench.contract.cells import TrainOptions
 
@@ -29,10 +29,10 @@ def colour_shift(gray: torch.Tensor, generator: torch.Generator) -> torch.Tensor
 
 def load(options: ToyShiftOptions) -> tlbench.LoadedDataset:
     x8, labels = digits.handwritten()
-    x, y = digits.upsample(x8, options.image_size), torch.from_numpy(labels)
+    x, y = image.upsample(x8, options.image_size), torch.from_numpy(labels)
     src, tgt = torch.arange(0, len(y), 2), torch.arange(1, len(y), 2)
-    source = tlbench.Split(digits.to_uint8_rgb(x[src]), y[src])
-    target = tlbench.Split(digits.to_uint8_rgb(colour_shift(x[tgt], torch.Generator().manual_seed(0))), y[tgt])
+    source = tlbench.Split(image.to_uint8_rgb(x[src]), y[src])
+    target = tlbench.Split(image.to_uint8_rgb(colour_shift(x[tgt], torch.Generator().manual_seed(0))), y[tgt])
     return tlbench.LoadedDataset(list(digits.CLASSES), {"all": source}, {"all": target})
 
 

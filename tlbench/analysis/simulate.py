@@ -45,7 +45,6 @@ import json
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import ndtr, ndtri
 
 #: accuracies are clipped to this range before the normal quantile (the threshold stays finite)
 CLIP = (1e-3, 1 - 1e-3)
@@ -96,6 +95,8 @@ def decide(accuracy: np.ndarray, seed_effect: np.ndarray, z: np.ndarray, noise: 
     """The model's one rule, shared by both generators: right where ``sqrt(agreement) · z +
     sqrt(1 − agreement) · noise < Φ⁻¹(clip(accuracy + seed_effect))`` (arrays broadcast; the
     threshold over the last axis of ``z`` and ``noise``)."""
+    from scipy.special import ndtri  # imported here: half a second, and the known_truth plugin is listed without it
+
     threshold = ndtri(np.clip(np.asarray(accuracy, float) + seed_effect, *CLIP))
     latent = np.sqrt(agreement) * z + np.sqrt(1 - agreement) * noise
     return latent < np.asarray(threshold)[..., None]
@@ -191,6 +192,8 @@ def true_accuracy(accuracy: float, seed_sd: float) -> float:
     """The truth of a strategy: its accuracy expected over seeds and test sets,
     E[clip(accuracy + a, 0.001, 0.999)] with a ~ N(0, seed_sd²) (closed form). Equal to
     ``accuracy`` unless it lies within a few ``seed_sd`` of the clip."""
+    from scipy.special import ndtr
+
     lo, hi = CLIP
     if seed_sd == 0:
         return float(np.clip(accuracy, lo, hi))

@@ -24,14 +24,18 @@ different names are independent given the row; with the same name they share the
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from pydantic import Field, StrictInt, StrictStr
 
 import tlbench
 from tlbench.analysis import simulate
 from tlbench.contract.errors import NotApplicable
 from tlbench.plan.preflight import nothing_to_check
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 MAGIC = b"KT"
 SHAPE = (3, 4, 4)  # 48 bytes; three channels so that image backbones take it as it is
@@ -52,6 +56,8 @@ def encode(row_id: int, split: str, labels: np.ndarray) -> torch.Tensor:
     """The inputs of one split: example ``i`` is a uint8 ``3 × 4 × 4`` image whose first bytes
     are ``KT``, the split code, ``i`` and the split's size (3 bytes each, big-endian), its label
     and ``row_id``, the row's 64-bit digest (:func:`tlbench.analysis.simulate.row_digest`)."""
+    import torch
+
     n = len(labels)
     out = np.zeros((n, int(np.prod(SHAPE))), np.uint8)
     out[:, 0:2] = np.frombuffer(MAGIC, np.uint8)
@@ -69,6 +75,8 @@ def decode(inputs: torch.Tensor) -> dict[str, np.ndarray] | None:
     """``row`` (the row's digest), ``split`` (its code), and per example ``index`` (position in
     the split), ``size`` (the split's) and ``label``; None when these are not ``known_truth``
     inputs."""
+    import torch
+
     if not isinstance(inputs, torch.Tensor) or inputs.dtype != torch.uint8 or tuple(inputs.shape[1:]) != SHAPE:
         return None
     b = inputs.detach().cpu().reshape(len(inputs), -1).numpy().astype(np.int64)
@@ -85,6 +93,8 @@ def decode(inputs: torch.Tensor) -> dict[str, np.ndarray] | None:
 def load(options: KnownTruthOptions) -> tlbench.LoadedDataset:
     """Train (2 a class), validation and test splits of one row, labels balanced and shuffled by
     (row, split); deterministic."""
+    import torch
+
     row_id = simulate.row_digest(options.row)
     sizes = {"train": TRAIN_PER_CLASS * options.classes, "val": options.val_examples, "test": options.examples}
     splits = {}
@@ -107,6 +117,8 @@ class SimulatedOptions(tlbench.Options):
 def run(ctx: tlbench.CellContext, options: SimulatedOptions) -> tlbench.Outcome:
     """Trains nothing: for each evaluation split, right exactly where
     :func:`tlbench.analysis.simulate.cell_correct` (row, name, seed) says, read from the inputs."""
+    import torch
+
     logits = {}
     for split in ctx.eval_splits:
         info = decode(ctx.data[split].inputs)

@@ -1,4 +1,6 @@
-"""The backbone contract, one for every modality, and the Classifier every trained strategy uses.
+"""The backbone contract, one for every modality, the Classifier every trained strategy uses, and
+:func:`linear_head`, a pretrained source-task classifier (``Backbone.set_source_head``) rebuilt
+from its tensors.
 
 A backbone is an ``nn.Module`` that maps a *prepared* batch to pooled features ``(B, feature_dim)``.
 Raw inputs reach it in two stages: the backbone plugin's encoder (text: tokenisation) runs once per
@@ -8,6 +10,7 @@ trim the padding). Image specifics live in :mod:`tlbench.modalities.image`, text
 """
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -65,3 +68,16 @@ class Classifier(nn.Module):
 
     def forward(self, inputs):
         return self.head(self.backbone.extract(inputs))
+
+
+def linear_head(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    """An ``nn.Linear`` holding copies of ``weight``/``bias``; made without random init, so
+    building it draws nothing from torch's global generator (seeded runs stay bit-identical)."""
+    out_features, in_features = weight.shape
+    head = nn.utils.skip_init(nn.Linear, in_features, out_features, bias=bias is not None,
+                              dtype=weight.dtype)
+    with torch.no_grad():
+        head.weight.copy_(weight)
+        if bias is not None:
+            head.bias.copy_(bias)
+    return head

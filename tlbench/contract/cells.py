@@ -26,6 +26,9 @@ def canonical(value) -> str:
 
 
 class TrainOptions(Options):
+    #: options added after cells were stored (left out of a cell's id at these values)
+    omitted_at = {"compile": False, "stop": "budget", "eval_every_epochs": 0.0, "budget": 1.0}
+
     epochs: int = Field(10, gt=0, description="passes over the labelled training data")
     min_steps: int = Field(0, ge=0, description="at least this many optimizer steps, so that small label "
                            "fractions are not starved of updates")
@@ -74,11 +77,6 @@ class TrainOptions(Options):
         return stop
 
 
-#: ``[train]`` options left out of a cell's configuration (and so of its id) at these values: options
-#: added after cells were stored, so that a user's store keeps its finished cells
-OMITTED_AT = {"compile": False, "stop": "budget", "eval_every_epochs": 0.0, "budget": 1.0}
-
-
 @dataclass(frozen=True)
 class Entry:
     """One validated variant of a [[backbone]], [[dataset]] or [[strategy]] table."""
@@ -96,7 +94,7 @@ class Entry:
         core = {} if self.dedupe is None else {"dedupe": self.dedupe}
         if self.ood:  # left out when empty: configurations stored before it keep their ids
             core["ood"] = [entry.config() for entry in self.ood]
-        return {"plugin": self.plugin, **core, **self.options.model_dump(mode="json")}
+        return {"plugin": self.plugin, **core, **self.options.as_config()}
 
 
 @dataclass(frozen=True)
@@ -138,10 +136,8 @@ class Cell:
 
     def config(self) -> dict:
         """Everything that determines the result (not the device or executor it runs on)."""
-        train = self.train.model_dump(mode="json", exclude={k for k, v in OMITTED_AT.items()
-                                                            if getattr(self.train, k) == v})
         config = {"backbone": self.backbone.config(), "dataset": self.dataset.config(),
-                  "strategy": self.strategy.config(), "train": train,
+                  "strategy": self.strategy.config(), "train": self.train.as_config(),
                   "seed": self.seed, "label_fraction": self.label_fraction}
         if self.forgetting is not None:  # left out without one: configurations stored before it keep their ids
             config["forgetting"] = self.forgetting.config()

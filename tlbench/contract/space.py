@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tlbench.contract.options import shown as _shown, validate as _validate
+from tlbench.contract.options import check_strategy, shown as _shown, validate as _validate
 from tlbench.contract.values import Options
 
 __all__ = ["Choice", "Distribution", "IntUniform", "LogUniform", "Search", "SearchOptions", "Uniform", "from_toml"]
@@ -237,7 +237,8 @@ def parse_search(table: Any, strategies: list, registry, trains: list, where: st
         for key, dist in space.items():
             ends = dist.values if isinstance(dist, Choice) else (dist.low, dist.high)
             for value in ends:
-                _validate(record.options, {**entries[0].options.model_dump(), key: value},
-                          f"{at}.space.{label} ({record.name}, {dist})")
+                where = f"{at}.space.{label} ({record.name}, {dist})"
+                check_strategy(record, _validate(record.options, {**entries[0].options.model_dump(), key: value},
+                                                 where), registry, where)
         spaces[label] = space
     return Search(options, spaces)

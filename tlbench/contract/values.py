@@ -2,21 +2,32 @@
 examples, a :class:`LoadedDataset`, a strategy's :class:`Outcome` and its declared :data:`Role`.
 
 Plain data, importing nothing else of tlbench: the training loops, the planner and the plugin
-records (:mod:`tlbench.plugins.records`) all build on these.
+records (:mod:`tlbench.plugins.records`) all build on these. Importing it does not import torch
+(``tlbench list`` reads every plugin's options without it); :func:`take` imports it when called.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 class Options(BaseModel):
     """Base class of every plugin's options: unknown keys are errors, values are validated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: options added after cells were stored, left out of a cell's configuration (and so of its id)
+    #: at these values, so that a user's store keeps its finished cells
+    omitted_at: ClassVar[dict[str, Any]] = {}
+
+    def as_config(self) -> dict:
+        """The options as JSON data, less those at their :attr:`omitted_at` value: what a cell id hashes."""
+        return self.model_dump(mode="json", exclude={k for k, v in self.omitted_at.items() if getattr(self, k) == v})
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,8 @@ def take(inputs, index):
     if isinstance(inputs, dict):
         return {k: v[index] for k, v in inputs.items()}
     if isinstance(inputs, list):
+        import torch
+
         positions = range(len(inputs))[index] if isinstance(index, slice) else torch.as_tensor(index).tolist()
         return [inputs[i] for i in positions]
     return inputs[index]

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tlbench.contract.cells import Cell, Entry, Forgetting, TrainOptions, canonical  # noqa: F401 (re-exported)
 from tlbench.contract.errors import UserError
+from tlbench.contract.options import check_strategy
 from tlbench.contract.options import field_help as _help, shown as _shown, validate as _validate  # noqa: F401
 from tlbench.plugins import executors
 from tlbench.modalities import modality
@@ -343,6 +344,8 @@ def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bo
             options = {**{k: v for k, v in record.grid.items() if k not in options}, **options}
         at = f"{at} ({record.name})"
         for opts, variant in _variants(record.options, options, at):
+            if kind == "strategy":
+                check_strategy(record, opts, registry, at)
             label = _label(kind, table.get("label") or _base_label(kind, record.name, opts), variant)
             key = (label, canonical(variant) if kind == "strategy" else "")
             if key in entries and entries[key].options != opts:

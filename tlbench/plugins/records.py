@@ -12,12 +12,12 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
-import numpy as np
-import torch
-
 from tlbench.contract.values import LoadedDataset, Options, Outcome, Role, Split, move, shape_of, take  # noqa: F401
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
+
     from tlbench.train.context import CellContext
     from tlbench.contract.session import Session
 
@@ -84,6 +84,16 @@ class StrategyPlugin:
     reported. ``role`` is declared, stored in every record and read by the reports.
     ``uses_label_fraction=False`` declares that the strategy ignores the label budget: the
     suite then expands it at one fraction (1.0) only.
+
+    ``finetunes_pretrained=True`` declares that the model it predicts with (``ctx.predict``) is, or
+    holds, the :class:`tlbench.Classifier` that ``ctx.classifier(pretrained=True)`` built, trained:
+    strategies built on fine-tuned weights (``wise_ft``, ``soup``) wrap only such strategies.
+    ``init_options`` names its options that change that classifier's architecture or initialisation
+    (``lp_ft``'s probe ``C``): a soup's ingredients, which must share one initialisation, may not vary
+    them. ``check(options, strategies)``, if given, looks at the validated options before any cell
+    runs, with the registry's strategies by name (``strategies(name)`` returns a plugin record or
+    raises :class:`tlbench.UserError`), and raises a ``UserError`` naming the option: for a strategy
+    that runs another (``ctx.run_strategy``).
     """
 
     name: str
@@ -101,6 +111,9 @@ class StrategyPlugin:
     role: Role = "transfer"
     select_on: Literal["val", "target_val"] = "val"
     uses_label_fraction: bool = True
+    finetunes_pretrained: bool = False
+    init_options: tuple[str, ...] = ()
+    check: Callable[[Any, Callable[[str], "StrategyPlugin"]], None] | None = None
 
     def __post_init__(self):
         if self.role not in typing.get_args(Role):
@@ -108,10 +121,11 @@ class StrategyPlugin:
         if self.select_on == "target_val" and self.role != "oracle":
             raise ValueError(f"strategy {self.name!r} selects on target validation (target labels): "
                              "declare role=\"oracle\"")
-        unknown = sorted(set(self.space) - set(self.options.model_fields))
-        if unknown:
-            raise ValueError(f"strategy {self.name!r}: its space names {', '.join(unknown)}, which are not among "
-                             f"its options ({', '.join(self.options.model_fields)})")
+        for what, names in (("space", self.space), ("init_options", self.init_options)):
+            unknown = sorted(set(names) - set(self.options.model_fields))
+            if unknown:
+                raise ValueError(f"strategy {self.name!r}: its {what} names {', '.join(unknown)}, which are not "
+                                 f"among its options ({', '.join(self.options.model_fields)})")
 
 
 @dataclass(frozen=True)

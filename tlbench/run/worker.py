@@ -247,7 +247,8 @@ class Worker:
                                                                                         pretrained),
                           features_cache=features,
                           select_on=strategy.select_on,
-                          energy=meter.joules if meter else lambda: None)
+                          energy=meter.joules if meter else lambda: None,
+                          strategies=lambda name: self.registry.get("strategy", name))
         cell_splits, indices = dict(ctx.data), {"train": ctx.train_index, "val": ctx.val_index}
         peak: dict = {}
         with engine.peak_memory(self.device, peak), meter or contextlib.nullcontext():

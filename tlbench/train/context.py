@@ -6,7 +6,7 @@ import itertools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from tlbench.contract.backbone import Backbone, Classifier
 from tlbench.contract.values import Split
 from tlbench.train.compat import train_loop_step
 from tlbench.contract.step import ClassificationStep, TrainStep
+from tlbench.train.strategies import count_params, seed_everything  # noqa: F401 (count_params: as before)
 
 #: points of the loss curve a cell records (each the mean loss since the last; read at the end)
 CURVE_POINTS = 20
@@ -26,6 +27,7 @@ EVAL_POINTS = 10
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.cells import TrainOptions
+    from tlbench.contract.values import Outcome
 
 
 @dataclass
@@ -45,7 +47,10 @@ class CellContext:
     ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
     val_acc[, joules]}``), ``best_step`` the step whose state was kept, ``trained_steps`` the
     optimizer steps taken and ``stopped`` how the last training loop ended: ``"plateau"`` (the
-    patience rule fired), ``"cap"`` (it reached its planned steps); None without a loop."""
+    patience rule fired), ``"cap"`` (it reached its planned steps); None without a loop.
+
+    ``strategies(name)`` is the registered strategy plugin of that name (the worker and the
+    conformance kit wire it to their registry): :meth:`run_strategy` runs one."""
 
     data: dict[str, Split]
     train_index: torch.Tensor
@@ -66,6 +71,7 @@ class CellContext:
     trained_steps: int | None = None
     stopped: str | None = None
     deployed: tuple[nn.Module, dict[str, torch.Tensor] | None] | None = None  # set by predict
+    strategies: Callable[[str], Any] | None = None
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -290,6 +296,36 @@ class CellContext:
         return {name: engine.predict(model, self.data[name], self.train.eval_batch_size, self.autocast)
                 for name in self.eval_splits}
 
+    def run_strategy(self, name: str, options: dict) -> tuple["Outcome", nn.Module | None]:
+        """Run the registered strategy ``name`` with ``options`` (a dict its plugin validates) on
+        this very context, for a strategy built on others (WiSE-FT, soups): its training is this
+        cell's (the clock, curves and steps add up). The global generators and the batch order are
+        seeded with the cell's seed first, so every run starts as the cell itself would: the same
+        pretrained weights, the same new head, the same batches. Returns its outcome and the model
+        it predicted with (:meth:`predict`; None: it predicted without one, as the linear probe)."""
+        if self.strategies is None:
+            raise TypeError("this CellContext has no strategies lookup: make it with strategies=<name -> plugin>")
+        record = self.strategies(name)
+        seed_everything(self.seed)
+        self.generator.manual_seed(self.seed)
+        self.deployed = None
+        outcome = record.run(self, record.options.model_validate(options))
+        return outcome, self.deployed[0] if self.deployed else None
+
+    def selection_accuracy(self, model: nn.Module) -> float:
+        """Accuracy of ``model`` on the selection split (``select_on``, the core's labels), timed as
+        evaluation (``eval_seconds``): for a strategy that chooses between trained models."""
+        with self.clock.training(self.device):
+            return self._selection_accuracy(model)
+
+    def _selection_accuracy(self, model: nn.Module) -> float:
+        """:meth:`selection_accuracy` inside a timed block (the training loop's)."""
+        start = time.perf_counter()
+        accuracy = engine.accuracy(model, self.selection, self.train.eval_batch_size, self.autocast,
+                                   self.num_classes)
+        self.clock.exclude(start, "eval_seconds", self.device)
+        return accuracy
+
     def features(self) -> "Features":
         """Frozen pretrained features of every split, extracted once and shared by every cell with
         the same backbone and dataset (any seed, label fraction or strategy)."""
@@ -338,9 +374,7 @@ class BestState:
         ctx = self.ctx
         if self.recalibrate is not None:  # timed as training: the loop's clock is running
             self.recalibrate(self.model)
-        start = time.perf_counter()
-        accuracy = engine.accuracy(self.model, self.split, ctx.train.eval_batch_size, ctx.autocast, ctx.num_classes)
-        ctx.clock.exclude(start, "eval_seconds", ctx.device)
+        accuracy = ctx._selection_accuracy(self.model)
         point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(), "val_acc": accuracy}
         joules = ctx.energy()
         if joules is not None:
@@ -380,9 +414,3 @@ class Features:
     backbone_params: int
     seconds_per_image: float
     source_logits: dict[str, torch.Tensor] | None = None
-
-
-def count_params(*modules: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameters of the modules together."""
-    params = {id(p): p for m in modules for p in m.parameters()}.values()
-    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

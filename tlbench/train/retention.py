@@ -3,8 +3,9 @@ of its source-task predictions (issue 24).
 
 A cell's *adapted backbone* is the backbone inside the model its strategy predicted with
 (``ctx.predict``, held in ``ctx.deployed``). On each reference task (``[forgetting] reference``) a
-linear probe is fitted once on the pretrained backbone's features and once on the adapted one's,
-with the same examples and the same fit; forgetting is the first probe's test accuracy minus the
+linear probe (:class:`tlbench.train.strategies.Probe`, as the ``linear_probe`` strategy fits it at
+C = 1) is fitted once on the pretrained backbone's features and once on the adapted one's, with the
+same examples; forgetting is the first probe's test accuracy minus the
 second's, per example paired (both predictions are stored as evidence: ``reference0:<task>`` and
 ``reference:<task>``). A strategy that predicted from frozen features without deploying a model
 (the linear probe) left the backbone untouched: its adapted features *are* the pretrained ones,
@@ -14,47 +15,15 @@ classifiers), the source predictions of both networks on the reference test exam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
 import torch
 from torch import nn
 
 from tlbench.contract import evidence as evidence_mod
 from tlbench.contract.backbone import Backbone, Classifier
 from tlbench.train.context import Features
+from tlbench.train.strategies import Probe
 
-__all__ = ["Probe", "adapted_backbone", "forgetting", "source_drift"]
-
-
-@dataclass(frozen=True)
-class Probe:
-    """A multinomial logistic regression on standardised features (scikit-learn's L-BFGS), as the
-    ``linear_probe`` strategy fits it; :meth:`logits` gives ``N × num_classes`` scores, ``-inf``
-    for classes the fit never saw."""
-
-    scaler: object
-    model: object
-    num_classes: int
-
-    @classmethod
-    def fit(cls, features: torch.Tensor, labels: torch.Tensor, num_classes: int, C: float = 1.0,
-            max_iter: int = 1000) -> "Probe":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.preprocessing import StandardScaler
-
-        x = features.double().numpy()
-        scaler = StandardScaler().fit(x)
-        model = LogisticRegression(C=C, max_iter=max_iter).fit(scaler.transform(x), labels.cpu().numpy())
-        return cls(scaler, model, num_classes)
-
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        scores = self.model.decision_function(self.scaler.transform(features.double().numpy()))
-        if scores.ndim == 1:  # two classes: scikit-learn gives one margin
-            scores = np.stack([-scores, scores], axis=1)
-        full = torch.full((len(scores), self.num_classes), float("-inf"))
-        full[:, torch.as_tensor(self.model.classes_)] = torch.as_tensor(scores, dtype=torch.float32)
-        return full
+__all__ = ["adapted_backbone", "forgetting", "source_drift"]
 
 
 def adapted_backbone(model: nn.Module | None) -> Backbone | None:
@@ -70,8 +39,8 @@ def forgetting(pretrained: Features, adapted: Features, labels: dict[str, torch.
     """(pretrained, adapted) probe evidence on the reference ``test`` split: each probe fitted on its
     features of the ``train`` split. Identical features give identical evidence."""
     def probe(features: Features) -> evidence_mod.SplitEvidence:
-        fitted = Probe.fit(features.splits["train"], labels["train"], num_classes)
-        return evidence_mod.from_logits(fitted.logits(features.splits["test"]), labels["test"])
+        fitted = Probe.fit(features.splits["train"], labels["train"])
+        return evidence_mod.from_logits(fitted.logits(features.splits["test"], num_classes), labels["test"])
     before = probe(pretrained)
     return before, (before if adapted is pretrained else probe(adapted))
 

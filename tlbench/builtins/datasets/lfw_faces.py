@@ -7,12 +7,10 @@ A small binary task: class 0 ``face``, class 1 ``non-face``.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from pydantic import Field
 
 import tlbench
 from tlbench.plan.preflight import nothing_to_check
-from tlbench.builtins.datasets.digits import to_uint8_rgb, upsample
 
 CLASSES = ["face", "non-face"]
 
@@ -31,6 +29,10 @@ def lfw_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(options: LfwFacesOptions) -> tlbench.LoadedDataset:
+    import torch
+
+    from tlbench.modalities.image import to_uint8_rgb, upsample
+
     x, y = lfw_arrays()
     images = to_uint8_rgb(upsample(x, options.image_size))
     return tlbench.LoadedDataset(list(CLASSES), {"all": tlbench.Split(images, torch.from_numpy(y))})

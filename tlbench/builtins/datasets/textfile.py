@@ -13,16 +13,17 @@ from __future__ import annotations
 import difflib
 import functools
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
-import torch
 from pydantic import Field, model_validator
 
 import tlbench
 from tlbench.contract.errors import UserError
-from tlbench.builtins.datasets.sampling import max_per_class_field, per_class_index, seed_field
-from tlbench.modalities.text import check_texts, hub_reachable, label_codes
+from tlbench.contract.sampling import max_per_class_field, per_class_index, seed_field
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import torch
 
 SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
@@ -83,6 +84,10 @@ def frame_to_dataset(frame: pd.DataFrame, where: str, options: ColumnOptions,
                      class_names: list[str] | None = None) -> tlbench.LoadedDataset:
     """Validate the columns and rows of ``frame`` and turn it into a :class:`tlbench.LoadedDataset`
     of raw texts (``list[str]``). ``class_names``: the label order when the source defines it."""
+    import torch
+
+    from tlbench.modalities.text import check_texts, label_codes
+
     columns = [str(c) for c in frame.columns]
     for key in ("text_column", "label_column", "domain_column", "split_column"):
         column = getattr(options, key, None)
@@ -126,6 +131,8 @@ def _split_names(frame: pd.DataFrame, where: str, column: str | None) -> list[st
 
 def _parts(texts: list[str], labels: torch.Tensor, rows: torch.Tensor, split_of: list[str] | None,
            where: str, options: ColumnOptions) -> dict[str, tlbench.Split]:
+    import torch
+
     groups = {"all": rows} if split_of is None else {}
     if split_of is not None:
         for name in ("train", "val", "test"):
@@ -161,6 +168,8 @@ def read_table(path: str, fmt: str = "auto", encoding: str = "utf-8") -> pd.Data
 
 @functools.lru_cache(maxsize=4)
 def _read_table(path: str, file: str, size: int, mtime_ns: int, fmt: str, encoding: str) -> pd.DataFrame:
+    import pandas as pd
+
     file = Path(file)
     if fmt == "auto":
         fmt = FORMATS.get(file.suffix.lower())
@@ -212,6 +221,10 @@ PACKAGED = {"csv", "json", "parquet", "text", "arrow", "pandas"}
 
 def load_hf(options: HfTextOptions) -> tlbench.LoadedDataset:
     """``datasets.load_dataset(name, config, data_files=...)``, every split it has, as one table."""
+    import pandas as pd
+
+    from tlbench.modalities.text import hub_reachable
+
     try:
         import datasets
     except ImportError:

@@ -16,16 +16,17 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import torch
-import torchvision.datasets
 from pydantic import Field
 
 import tlbench
-from tlbench.builtins.datasets.images import UserPath, load_image, square_rgb, stack_images
 from tlbench.contract.errors import UserError
+from tlbench.contract.options import UserPath
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["DEFAULT_ROOT", "PLUGINS", "SPECS", "TorchvisionSpec", "load_torchvision", "tlbench_datasets"]
 
@@ -96,6 +97,10 @@ def _one_line(exc: BaseException) -> str:
 
 def _open(spec: TorchvisionSpec, options: Any, kwargs: dict[str, Any]) -> Any:
     """The torchvision dataset object for one split, with torchvision's errors made user errors."""
+    import torchvision.datasets
+
+    from tlbench.modalities.image import load_image, square_rgb
+
     cls = getattr(torchvision.datasets, spec.cls)
     size = options.image_size
     if "loader" in inspect.signature(cls).parameters:
@@ -117,6 +122,10 @@ def _open(spec: TorchvisionSpec, options: Any, kwargs: dict[str, Any]) -> Any:
 
 
 def _decode(spec: TorchvisionSpec, options: Any, dataset: Any) -> tuple[torch.Tensor, list[int]]:
+    import torch
+
+    from tlbench.modalities.image import stack_images
+
     size = options.image_size
     data = getattr(dataset, "data", None)
     if (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.shape[1:] == (size, size, 3)
@@ -141,6 +150,8 @@ def _decode(spec: TorchvisionSpec, options: Any, dataset: Any) -> tuple[torch.Te
 
 def load_torchvision(spec: TorchvisionSpec, options: Any) -> tlbench.LoadedDataset:
     """Every official split of ``spec``'s dataset, with one class list across the splits."""
+    import torch
+
     opened = {split: _open(spec, options, kwargs) for split, kwargs in spec.splits.items()}
     decoded = {split: _decode(spec, options, dataset) for split, dataset in opened.items()}
     names = {split: spec.class_names(opened[split], targets) for split, (_, targets) in decoded.items()}

@@ -2,7 +2,6 @@
 from pydantic import Field
 
 import tlbench
-from tlbench.run.worker import run_cell
 
 
 class InprocessOptions(tlbench.Options):
@@ -10,6 +9,8 @@ class InprocessOptions(tlbench.Options):
 
 
 def run(session, options: InprocessOptions) -> None:
+    from tlbench.run.worker import run_cell
+
     group = None
     while (spec := session.next(prefer=group)) is not None:
         session.done(spec, run_cell(spec, options.device))

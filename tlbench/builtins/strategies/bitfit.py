@@ -10,14 +10,16 @@ weights). ``trainable_params`` counts the biases and the head.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
-from torch import nn
 
 import tlbench
 from tlbench.contract.space import LogUniform
-from tlbench.train.strategies import FrozenNormStats, batch_norms, count_params
+from tlbench.train.strategies import count_params
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
 #: Biases move little per step: BitFit's recipes use learning rates around 1e-3 (the paper sweeps
 #: 1e-4 .. 1e-3 on GLUE), above full fine-tuning's; the head is new and wants as much.
@@ -45,6 +47,8 @@ def biases_only(classifier: tlbench.Classifier) -> tlbench.Classifier:
 
 
 def run(ctx, options: BitFitOptions) -> tlbench.Outcome:
+    from tlbench.train.strategies import FrozenNormStats, batch_norms
+
     model = biases_only(ctx.classifier(pretrained=True))
     trained: nn.Module = model
     if options.bn_stats == "frozen":
@@ -57,4 +61,4 @@ def run(ctx, options: BitFitOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("bitfit", "BitFit: only the backbone's bias terms and a new head train",
                                    BitFitOptions, run, grid=GRID,
-                                   space={"lr": LogUniform(1e-4, 3e-2)})]
+                                   space={"lr": LogUniform(1e-4, 3e-2)}, finetunes_pretrained=True)]

@@ -5,12 +5,12 @@ weight stays frozen. The adapted layers default to the backbone's ``lora_targets
 attention projections, a convnet's pointwise 1x1 convolutions; the tiny CNN: its last two
 convolutions). After training the adapters are merged into the weights (``merge_and_unload``)
 and the merged model is what is evaluated. Options, training, merging and parameter counts are
-:mod:`tlbench.builtins.strategies.peft_methods`'; this module only names the preset.
+:mod:`tlbench.train.peft`'s (as the ``peft`` strategy's); this module only names the preset.
 """
 from __future__ import annotations
 
 import tlbench
-from tlbench.builtins.strategies.peft_methods import GRID, SPACE, build_model, fit, method_options, run
+from tlbench.train.peft import GRID, SPACE, build_model, fit, method_options, run
 
 __all__ = ["GRID", "LoraOptions", "build_model", "fit", "run"]
 

@@ -40,22 +40,25 @@ discriminator is dropped for inference); ``extra["domain_acc"]`` is the discrimi
 accuracy on held-out source (val + test) against target (val + test) images after training:
 near 0.5 means the features no longer tell the domains apart. ``clock.images`` counts source and
 target images, since both go through the forward and backward pass.
+
+The modules, the target batches and the step (torch) are in :mod:`.modules`, imported by
+:func:`train`.
 """
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field, create_model
-from torch import nn
 
 import tlbench
-from tlbench.modalities import modality
 from tlbench.contract.space import LogUniform
 from tlbench.train.strategies import count_params
-from tlbench.contract.values import take
-from tlbench.contract.step import StepOutput, TrainStep
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from tlbench.builtins.strategies.dann.modules import DannModel
 
 #: AdamW with the paper's annealing; new layers (head, discriminator) at ``lr``, the pretrained
 #: backbone at a tenth, so the backbone sees 1e-4..1e-3, the range that suits fine-tuning. In a
@@ -91,34 +94,6 @@ class DannOptions(tlbench.Options):
     disc_dropout: float = Field(0.5, ge=0, lt=1, description="dropout after each hidden layer of the discriminator")
 
 
-class GradientReversal(torch.autograd.Function):
-    """Identity forward; the upstream gradient times ``-lambda`` backward. ``lambda`` is a tensor
-    (a 0-d buffer), so that a compiled graph reads its value instead of specialising on it."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, lambd: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(lambd)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (lambd,) = ctx.saved_tensors
-        return grad.neg() * lambd.to(grad.dtype), None
-
-
-def grad_reverse(x: torch.Tensor, lambd: torch.Tensor | float) -> torch.Tensor:
-    return GradientReversal.apply(x, torch.as_tensor(lambd, dtype=x.dtype, device=x.device))
-
-
-class DomainDiscriminator(nn.Sequential):
-    """``feature_dim -> hidden -> hidden -> 1`` (ReLU, dropout): the logit of "target domain"."""
-
-    def __init__(self, feature_dim: int, hidden: int = 1024, dropout: float = 0.5):
-        super().__init__(nn.Linear(feature_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, 1))
-
-
 def lambda_schedule(p: float, lambda_max: float = 1.0, gamma: float = 10.0) -> float:
     """The paper's reversal weight at progress ``p`` in [0, 1]."""
     return lambda_max * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
@@ -127,46 +102,6 @@ def lambda_schedule(p: float, lambda_max: float = 1.0, gamma: float = 10.0) -> f
 def dann_lr_factor(p: float, alpha: float = 10.0, beta: float = 0.75) -> float:
     """The paper's learning-rate annealing factor ``1 / (1 + alpha p) ** beta``."""
     return (1.0 + alpha * p) ** -beta
-
-
-class Unlabelled:
-    """Shuffled inputs of ``split`` (the target training split), epoch after epoch, in batches of
-    any requested size, so that every target batch matches its source batch. Only the inputs are
-    kept: the labels are never read."""
-
-    def __init__(self, ctx, split: str = "target_train"):
-        self.inputs = ctx.data[split].inputs
-        self.size = len(ctx.data[split])
-        self.device = ctx.device
-        self.generator = ctx.generator
-        self.order = torch.empty(0, dtype=torch.long)
-        self.position = 0
-
-    def take(self, n: int):
-        parts = []
-        while n > 0:
-            if self.position == len(self.order):
-                self.order = torch.randperm(self.size, generator=self.generator).to(self.device)
-                self.position = 0
-            k = min(n, len(self.order) - self.position)
-            parts.append(self.order[self.position:self.position + k])
-            self.position += k
-            n -= k
-        return take(self.inputs, torch.cat(parts))
-
-
-class DannModel(nn.Module):
-    """Backbone, head and discriminator; ``forward`` gives class logits and the domain logit."""
-
-    def __init__(self, classifier: nn.Module, discriminator: nn.Module):
-        super().__init__()
-        self.backbone = classifier.backbone
-        self.head = classifier.head
-        self.discriminator = discriminator
-
-    def forward(self, inputs) -> torch.Tensor:
-        features = self.backbone.extract(inputs)
-        return torch.cat([self.head(features), self.discriminator(features)], dim=1)
 
 
 def make_optimizer(ctx, model: DannModel, options: DannOptions, steps: int):
@@ -181,35 +116,10 @@ def make_optimizer(ctx, model: DannModel, options: DannOptions, steps: int):
     return ctx.optimizer(groups, options.lr, decay, steps, kind=options.optimizer, schedule=schedule)
 
 
-class DannStep(TrainStep):
-    """One DANN step: a labelled source batch and an equally large unlabelled target batch in one
-    forward pass (joined by the rule of the backbone's modality); loss = class cross-entropy +
-    domain BCE behind the gradient reversal, whose weight ``lambda_p`` follows the paper's
-    schedule: a 0-d buffer filled in :meth:`advance`, outside the graph, so that a compiled step
-    is traced once."""
-
-    def __init__(self, model: DannModel, target: "Unlabelled", options: DannOptions):
-        super().__init__(model)
-        self.target, self.options = target, options
-        self.join = modality.get(model.backbone.modality).join
-        self.register_buffer("lambd", torch.zeros((), device=next(model.parameters()).device), persistent=False)
-
-    def advance(self, step: int, steps: int) -> None:
-        self.lambd.fill_(lambda_schedule(step / steps, self.options.lambda_max, self.options.gamma))
-
-    def forward(self, source, labels: torch.Tensor) -> StepOutput:
-        model, n = self.model, len(labels)
-        features = self.join(model.backbone, source, self.target.take(n))
-        domains = torch.cat([torch.zeros(n, device=labels.device), torch.ones(n, device=labels.device)])
-        class_loss = nn.functional.cross_entropy(model.head(features[:n]), labels)
-        domain_logits = model.discriminator(grad_reverse(features, self.lambd)).squeeze(1)
-        domain_loss = nn.functional.binary_cross_entropy_with_logits(domain_logits.float(), domains)
-        # source and target images both train
-        return StepOutput(class_loss + domain_loss, 2 * n, {"class_loss": class_loss, "domain_loss": domain_loss})
-
-
 def train(ctx, options: DannOptions) -> DannModel:
     """Adversarial training of a fresh pretrained backbone, head and discriminator on ``ctx``."""
+    from tlbench.builtins.strategies.dann.modules import DannModel, DannStep, DomainDiscriminator, Unlabelled
+
     classifier = ctx.classifier(pretrained=True)
     model = DannModel(classifier, DomainDiscriminator(classifier.backbone.feature_dim, options.hidden,
                                                       options.disc_dropout).to(ctx.device))
@@ -221,6 +131,8 @@ def train(ctx, options: DannOptions) -> DannModel:
 
 def evaluate(ctx, model: DannModel) -> tuple[dict[str, torch.Tensor], float]:
     """Class logits of every evaluation split and the discriminator's balanced held-out accuracy."""
+    import torch
+
     out = ctx.predict(model)
     logits = {name: o[:, :ctx.num_classes] for name, o in out.items()}
     source = torch.cat([out[s][:, -1] for s in ("val", "test") if s in out])

