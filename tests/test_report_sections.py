@@ -164,3 +164,12 @@ def test_the_old_name_of_a_table_cell_still_imports_with_a_deprecation_warning()
     with pytest.warns(DeprecationWarning, match=r"tables\.Cell is deprecated: use TableCell"):
         from tlbench.report.tables import Cell
     assert Cell is T.TableCell
+
+
+def test_data_efficiency_leaves_a_panel_without_records_empty(tmp_path):
+    """A text dataset beside an image backbone (every cell of that pair skipped) leaves no summary
+    for that panel: the figure hides it instead of failing."""
+    frame = curve_frame()
+    other = frame.assign(backbone="bb2", dataset="d2", cell_id=frame["cell_id"] + "-2")
+    figure, _ = built(pd.concat([frame, other], ignore_index=True), "data_efficiency", tmp_path)
+    assert figure is not None and figure.png.stat().st_size > 1000

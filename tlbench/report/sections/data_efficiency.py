@@ -72,6 +72,9 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             ax = axes.flat[idx]
             r, c = divmod(idx, ncols)
             sub = summary[(summary["dataset"] == dataset) & (summary["backbone"] == backbone)]
+            if sub.empty:  # e.g. a text dataset beside an image backbone: every cell skipped
+                ax.set_visible(False)
+                continue
             fr = sorted(sub["label_fraction"].unique())
             here = [s for s in present if s in set(sub["strategy"])]
             for j, s in enumerate(here):
