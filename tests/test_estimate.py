@@ -138,3 +138,17 @@ def test_dry_run_prints_the_prediction_and_max_time_refuses(write_suite, cli, re
     assert not (suite.parent / "results" / "later").exists()  # nothing started, no store made
     bad = cli("run", str(suite), "--max-time", "soon")
     assert bad.exit_code == 2 and "--max-time 'soon': write a duration" in bad.output
+
+
+def test_skipped_cells_are_not_counted_as_cells_to_run(registry):
+    """A text dataset beside an image backbone makes skipped cells: they take no time and the
+    summary neither counts them to run nor calls them estimated."""
+    from dataclasses import replace
+    finetune, probe = cells(registry)
+    skipped = replace(probe, skip_reason="backbone 'tiny_cnn' takes image and dataset 'd' is text")
+    predicted = estimate.estimate([finetune, skipped], [], DEVICE)
+    assert "none of the 1 cells" in predicted.summary()
+    history = [record(finetune, 1000, wall=12.0, train=10.0, steps=10)]
+    predicted = estimate.estimate([finetune, skipped], history, DEVICE)
+    assert "for 1 of 1 cells to run (100% estimated" in predicted.summary()
+    assert predicted.seconds_of()[skipped.id] == 0.0

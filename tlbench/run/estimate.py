@@ -38,6 +38,7 @@ class CellEstimate:
     seconds: float | None
     joules: float | None = None
     records: int = 0  # earlier records it rests on
+    skipped: bool = False  # the cell is skipped (nothing runs): 0 seconds, left out of the summary's counts
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class SuiteEstimate:
 
     def summary(self) -> str:
         """What ``--dry-run`` prints: the total, the share estimated, energy where measured."""
-        n, k = len(self.cells), len(self.estimated)
+        n = sum(not c.skipped for c in self.cells)
+        k = sum(not c.skipped for c in self.estimated)
         if not n:
             return "predicted: nothing to run"
         if not k:
@@ -115,7 +117,7 @@ def estimate(cells: list[Cell], records: list[CellRecord], device: str) -> Suite
     out = []
     for cell in cells:
         if cell.skip_reason:
-            out.append(CellEstimate(cell.id, 0.0))
+            out.append(CellEstimate(cell.id, 0.0, skipped=True))
             continue
         matched = by_key.get(_key(cell.backbone.config(), cell.strategy.plugin), [])
         n = _examples(cell, sizes.get(canonical(cell.dataset.config()), []))
