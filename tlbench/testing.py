@@ -396,11 +396,9 @@ def check_deterministic(record: StrategyPlugin, options: BaseModel) -> None:
 def check_predicts_with_its_classifier(record: StrategyPlugin, options: BaseModel) -> None:
     """A strategy that declares ``finetunes_pretrained`` predicts with (a model holding) a
     :class:`tlbench.Classifier` of the same parameters and shapes as ``ctx.classifier(pretrained=True)``:
-    what ``wise_ft`` interpolates and ``soup`` averages. Nothing to check for the others."""
+    what ``wise_ft`` interpolates and ``soup`` averages (:data:`APPLIES`: only such strategies get it)."""
     from tlbench.train.strategies import classifier_in
 
-    if not record.finetunes_pretrained:
-        return
     ctx, _ = _run(record, options)
     assert ctx.deployed is not None, "declares finetunes_pretrained but predicted without ctx.predict(model)"
     shapes = lambda model: {k: v.shape for k, v in model.state_dict().items()}  # noqa: E731
@@ -674,11 +672,16 @@ CHECKS: dict[type, list[Callable]] = {
 }
 
 
+#: checks that apply only to some records of their kind: check -> whether it applies to a record
+APPLIES = {check_predicts_with_its_classifier: lambda record: record.finetunes_pretrained}
+
+
 def plugin_checks(record, options: dict | None = None) -> list[Check]:
     """The checks that apply to ``record`` (a dataset, backbone, strategy, executor or scorer record)."""
     for kind, checks in CHECKS.items():
         if isinstance(record, kind):
-            return [Check(function, options) for function in checks]
+            return [Check(function, options) for function in checks
+                    if APPLIES.get(function, lambda record: True)(record)]
     raise TypeError(f"no conformance checks for {type(record).__name__}; give a DatasetPlugin, "
                     "BackbonePlugin, StrategyPlugin, ExecutorPlugin or ScorerPlugin")
 

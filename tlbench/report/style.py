@@ -18,6 +18,10 @@ KNOWN_COLORS = {
     "scratch": "#000000",           # black
     "dann": "#D55E00",              # vermillion
     "target_oracle": "#CC79A7",     # reddish purple
+    # the retention strategies: fixed from the second list, so that these three never share one
+    "lp_ft": "#332288",             # indigo
+    "wise_ft": "#CC6677",           # rose
+    "soup": "#999933",              # olive
 }
 # Paul Tol's muted scheme, less the tones too close to the ones above.
 EXTRA_COLORS = ["#332288", "#882255", "#999933", "#AA4499", "#44AA99", "#DDCC77", "#CC6677",
@@ -25,7 +29,7 @@ EXTRA_COLORS = ["#332288", "#882255", "#999933", "#AA4499", "#44AA99", "#DDCC77"
 
 KNOWN_MARKERS = {
     "finetune": "o", "linear_probe": "s", "partial_finetune": "D", "lora": "^",
-    "scratch": "v", "dann": "P", "target_oracle": "*",
+    "scratch": "v", "dann": "P", "target_oracle": "*", "lp_ft": "X", "wise_ft": "d", "soup": "h",
 }
 EXTRA_MARKERS = ["X", "p", "h", "<", ">", "d", "8", "H"]
 BACKBONE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "p", "h", "*"]
