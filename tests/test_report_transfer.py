@@ -140,8 +140,8 @@ def test_skipped_without_scores_or_with_one_backbone(tmp_path):
 def test_run_scores_the_features_it_extracted(write_suite, cli):
     """`tlbench run` scores the features its linear-probe cells extracted, so the default report
     has the transferability section without `tlbench rank`."""
-    from test_rank import SUITE
-    result = cli("run", write_suite(SUITE))
+    from test_rank import rank_suite
+    result = cli("run", write_suite(rank_suite()))
     assert result.exit_code == 0, result.output
     assert "transferability: 2 backbone × dataset pair(s) scored" in result.stdout
     out = Path.cwd() / "results" / "ranked"          # write_suite works in a temporary folder
@@ -153,12 +153,12 @@ def test_run_scores_the_features_it_extracted(write_suite, cli):
 
 
 def test_rank_leaves_pairs_without_features_unscored(tmp_path):
-    from test_rank import SUITE
+    from test_rank import rank_suite
     from tlbench.plugins.host import load_registry
     from tlbench.run.rank import rank_backbones
     from tlbench.plan.suite import load_suite
 
-    (tmp_path / "s.toml").write_text(SUITE)
+    (tmp_path / "s.toml").write_text(rank_suite())
     registry = load_registry()
     suite = load_suite(tmp_path / "s.toml", registry)
     frame = rank_backbones(suite, registry, lambda backbone, dataset: None,
