@@ -89,6 +89,30 @@ def strategy_handles(strategies, roles=None) -> list[Line2D]:
                    linestyle=strategy_linestyle(s, roles.get(s)), label=s) for s in strategies]
 
 
+def interval_point(ax, strategy: str, x, y, show_x: bool = True) -> tuple[float, float]:
+    """One strategy's point at two intervals (``x``, ``y``: :class:`tlbench.analysis.stats.Interval`
+    of fractions, drawn in points) with both whiskers (none where an interval is missing, or on x
+    with ``show_x`` False); returns the point in points."""
+    px, py = 100 * x.estimate, 100 * y.estimate
+
+    def whisker(iv, at):
+        return None if math.isnan(iv.low) else [[max(at - 100 * iv.low, 0)], [max(100 * iv.high - at, 0)]]
+    ax.errorbar(px, py, xerr=whisker(x, px) if show_x else None, yerr=whisker(y, py), fmt=strategy_marker(strategy),
+                ms=4.5, color=strategy_color(strategy), elinewidth=0.7, capsize=1.5, zorder=3)
+    return px, py
+
+
+def panel_grid(n: int, width: float, height: float, max_cols: int = 3) -> tuple[Figure, list]:
+    """A figure of ``n`` panels of ``width`` × ``height`` inches, at most ``max_cols`` a row, with
+    room for a legend below; the axes in reading order, those past ``n`` hidden."""
+    nrows, ncols = grid_shape(n, max_cols)
+    fig = new_figure(width * ncols + 0.2, height * nrows + 0.6)
+    axes = list(np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
 def grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     cols = min(n, max_cols)
     return math.ceil(n / cols), cols

@@ -20,10 +20,10 @@ import pandas as pd
 from tlbench.analysis import stats as S
 from tlbench.analysis.selection import group_scores, summarize_seeds
 from tlbench.report import data as D
-from tlbench.report.figures import (FigureOut, figure_style, grid_shape, legend_below, new_figure,
+from tlbench.report.figures import (FigureOut, figure_style, interval_point, legend_below, panel_grid,
                                     pareto_front, save_figure, strategy_handles)
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.style import order_strategies, strategy_color, strategy_marker
+from tlbench.report.style import order_strategies
 from tlbench.report.tables import Table, TableCell, fmt_acc
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
@@ -164,25 +164,16 @@ def frontier(inp: ReportInput) -> FigureOut | None:
     accuracy = {(r.dataset, r.backbone, r.label_fraction, r.strategy): r for r in inp.summary.itertuples(index=False)}
     keys = sorted(k for k in found if ref in found[k])
     strategies = order_strategies({f.strategy for k in keys for f in found[k][ref]}, inp.roles)
-    nrows, ncols = grid_shape(len(keys), 3)
     with figure_style():
-        fig = new_figure(2.4 * ncols + 0.2, 2.1 * nrows + 0.6)
-        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        fig, axes = panel_grid(len(keys), 2.4, 2.1)
         for ax, key in zip(axes, keys):
             points = []
             for f in found[key][ref]:
                 acc = accuracy.get((*key, f.strategy))
-                if acc is None:
-                    continue
-                x, y = 100 * f.interval.estimate, 100 * acc.mean
-                xerr = [[max(x - 100 * f.interval.low, 0)], [max(100 * f.interval.high - x, 0)]] \
-                    if not (f.unchanged or math.isnan(f.interval.low)) else None
-                yerr = [[max(y - 100 * acc.ci_low, 0)], [max(100 * acc.ci_high - y, 0)]] \
-                    if not math.isnan(acc.ci_low) else None
-                ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=strategy_marker(f.strategy), ms=4.5,
-                            color=strategy_color(f.strategy), ecolor=strategy_color(f.strategy), elinewidth=0.7,
-                            capsize=1.5, zorder=3)
-                points.append({"x": x, "y": y})
+                if acc is not None:
+                    x, y = interval_point(ax, f.strategy, f.interval, S.Interval(acc.mean, acc.ci_low, acc.ci_high),
+                                          show_x=not f.unchanged)
+                    points.append({"x": x, "y": y})
             front = pareto_front(pd.DataFrame(points), "x", "y") if points else pd.DataFrame()
             if len(front) > 1:
                 ax.plot(front["x"], front["y"], color="#888888", lw=0.8, ls="--", zorder=1)
@@ -190,8 +181,6 @@ def frontier(inp: ReportInput) -> FigureOut | None:
             ax.set_title(f"{key[0]} · {key[1]} · {D.fraction_label(key[2])}", fontsize=7)
             ax.set_xlabel(f"Forgetting on {ref} (points)")
             ax.set_ylabel("Target accuracy (%)")
-        for ax in axes[len(keys):]:
-            ax.set_visible(False)
         legend_below(fig, strategy_handles(strategies, inp.roles))
         png = save_figure(fig, inp.fig_dir, "fig_forgetting_frontier")
     cap = ("The learning–forgetting frontier: each strategy's target test accuracy against its forgetting "

@@ -14,7 +14,6 @@ interval (conservative).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +23,10 @@ from scipy.stats import norm
 from tlbench.analysis import stats as S
 from tlbench.analysis.selection import group_scores
 from tlbench.report import data as D
-from tlbench.report.figures import (FigureOut, figure_style, grid_shape, legend_below, new_figure,
+from tlbench.report.figures import (FigureOut, figure_style, interval_point, legend_below, panel_grid,
                                     save_figure, strategy_handles)
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.style import ORACLE, order_strategies, strategy_color, strategy_marker
+from tlbench.report.style import ORACLE, order_strategies
 from tlbench.report.tables import Table, TableCell, fmt_acc
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
@@ -158,19 +157,12 @@ def id_ood_figure(inp: ReportInput) -> FigureOut | None:
         return None
     panels = sorted(trends)
     strategies = order_strategies({p.strategy for p in points}, inp.roles)
-    nrows, ncols = grid_shape(len(panels), 3)
     with figure_style():
-        fig = new_figure(2.5 * ncols + 0.2, 2.3 * nrows + 0.6)
-        axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+        fig, axes = panel_grid(len(panels), 2.5, 2.3)
         for ax, (dataset, shifted) in zip(axes, panels):
             mine = [p for p in points if (p.dataset, p.shifted) == (dataset, shifted)]
             for p in mine:
-                x, y = 100 * p.id.estimate, 100 * p.ood.estimate
-                err = [[max(x - 100 * p.id.low, 0)], [max(100 * p.id.high - x, 0)]] if not math.isnan(p.id.low) else None
-                yerr = [[max(y - 100 * p.ood.low, 0)], [max(100 * p.ood.high - y, 0)]] \
-                    if not math.isnan(p.ood.low) else None
-                ax.errorbar(x, y, xerr=err, yerr=yerr, fmt=strategy_marker(p.strategy), ms=4.5,
-                            color=strategy_color(p.strategy), elinewidth=0.7, capsize=1.5, zorder=3)
+                interval_point(ax, p.strategy, p.id, p.ood)
             lo = min(min(p.id.estimate for p in mine), min(p.ood.estimate for p in mine))
             grid = np.linspace(max(lo - 0.05, 0.0), 1.0, 100)
             ax.plot(100 * grid, 100 * trends[(dataset, shifted)](grid), color="#555555", lw=0.9, zorder=1,
@@ -181,8 +173,6 @@ def id_ood_figure(inp: ReportInput) -> FigureOut | None:
             ax.set_title(f"{dataset} → {shifted}", fontsize=7)
             ax.set_xlabel("In-distribution accuracy (%)")
             ax.set_ylabel("Out-of-distribution accuracy (%)")
-        for ax in axes[len(panels):]:
-            ax.set_visible(False)
         legend_below(fig, strategy_handles(strategies, inp.roles))
         png = save_figure(fig, inp.fig_dir, "fig_id_ood")
     cap = ("ID against OOD test accuracy, one point per strategy × backbone × label fraction (whiskers: 95% "
