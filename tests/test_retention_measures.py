@@ -47,6 +47,7 @@ def test_the_probe_forgets_exactly_nothing_and_fine_tuning_is_measured(measured)
     assert by["finetune"]["forgetting:animals"].notna().all()
     # scratch starts from no pretrained backbone: nothing to forget, nothing measured
     assert by["scratch"]["forgetting:animals"].isna().all()
+    assert (by["finetune"]["forgetting_seconds"] > 0).all() and by["scratch"]["forgetting_seconds"].isna().all()
     for r in by["finetune"].itertuples():
         splits = evidence[r.cell_id]
         before, after = splits["reference0:animals"], splits["reference:animals"]

@@ -37,6 +37,8 @@ class Cost(BaseModel):
     energy_source: str | None = Field(None, description='"nvml" (GPU counter) or "rapl" (CPU package counter)')
     energy_devices: str | None = Field(None, description="the devices the energy reading covers")
     energy_shared: bool | None = Field(None, description="other workers shared the measured devices")
+    forgetting_seconds: float | None = Field(None, description="time the forgetting measurement took after training "
+                                             "([forgetting]: reference features of the adapted backbone, probe fits)")
     deployed_params: int | None = Field(None, description="parameters of what is deployed (adapters merged)")
     deployed_bytes: int | None = Field(None, description="bytes of the deployed model's weights")
     adapter_bytes: int | None = Field(None, description="bytes of the trained adapter alone (PEFT methods)")

@@ -256,8 +256,11 @@ class Worker:
         record.metrics = {**score(outcome.logits, cell_splits, strategy.select_on), **outcome.extra}
         evidence = {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
                     for name, out in outcome.logits.items() if evidence_mod.kept(name)}
+        forgetting_seconds = None
         if cell.forgetting is not None and strategy.role != "baseline":
+            start = time.perf_counter()
             self._forgetting(cell, ctx, bool(probed), record.metrics, evidence)
+            forgetting_seconds = time.perf_counter() - start
         record.evidence = evidence_mod.to_bytes(evidence)
         record.train_curve = ctx.curve
         record.val_curve, record.best_step = ctx.val_curve, ctx.best_step
@@ -267,7 +270,7 @@ class Worker:
             peak_memory_mb=peak.get("peak_memory_mb"), train_seconds=seconds,
             examples_per_second=ctx.clock.images / seconds if seconds else None,
             trainable_params=outcome.trainable_params, total_params=outcome.total_params,
-            train_examples=len(cell_splits["train"]), **ctx.clock.excluded,
+            train_examples=len(cell_splits["train"]), forgetting_seconds=forgetting_seconds, **ctx.clock.excluded,
             **(meter.reading.cost_fields() if meter else {}),
             **(self._deployment(ctx, bool(probed)) if self.measure_deployment else {})))
 
