@@ -16,7 +16,7 @@ from tlbench.plugins.host import load_registry
 from tlbench.contract.results import CellRecord
 from tlbench.run.runner import RunResult, RunSession
 from tlbench.run.store import Store
-from tlbench.plan.suite import load_suite
+from tlbench.plan.suite import load_suite, parse_suite
 from tlbench.contract.session import CellSpec
 from tlbench.run.worker import run_cell
 from tlbench.testing import tiny_suite
@@ -37,7 +37,7 @@ def test_a_cell_spec_is_plain_data_and_run_cell_gives_the_inprocess_record(write
     stored = {r[0]: json.loads(r[1]) for r in db.execute("SELECT cell_id, record FROM records")}
     suite = load_suite(path, load_registry())
     cell = next(c for c in suite.cells if c.strategy.plugin == "finetune")
-    spec = CellSpec(cell, measure_deployment=suite.options.measure_deployment)
+    spec = CellSpec.of(cell, measure_deployment=suite.options.measure_deployment)
     assert pickle.loads(pickle.dumps(spec)) == spec and spec.cell_id == cell.id  # plain data only
     for name in ("parse_suite", "load_suite"):  # the worker resolves nothing: the spec holds the cell
         monkeypatch.setattr(f"tlbench.plan.suite.{name}", lambda *a, **k: pytest.fail("the worker parsed a suite"))
@@ -155,3 +155,19 @@ def test_precise_bn_recomputes_running_statistics_from_the_final_weights():
 def test_the_tests_run_torch_on_one_thread():
     import os
     assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+
+
+def test_a_cell_whose_options_class_is_made_at_run_time_crosses_to_worker_processes(write_suite, cli):
+    """peft's methods make their option classes at run time (no importable name): the spec carries
+    the options as values and the worker validates them again, so `local` runs a LoRA cell."""
+    registry = load_registry()
+    suite_text = tiny_suite([{"plugin": "lora", "lr": 3e-3}], suite={"executor": "local"})
+    suite = parse_suite(suite_text, "s.toml", registry)
+    [cell] = suite.cells
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(cell.strategy.options)  # what crossing the cell itself would need
+    spec = pickle.loads(pickle.dumps(CellSpec.of(cell)))
+    assert spec.resolve(lambda kind, plugin: registry.get(kind, plugin).options) == cell
+    result = cli("run", write_suite(suite_text), "--executor-option", "workers=1", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "ok       tiny_cnn · digits · lora" in result.output

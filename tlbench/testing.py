@@ -477,7 +477,7 @@ def _specs(text: str, plugins: tuple[str, ...] = ()) -> list:
     from tlbench.contract.session import CellSpec
 
     suite = parse_suite(text, "kit.toml", load_registry(plugins))
-    return [CellSpec(cell, plugins, measure_deployment=suite.options.measure_deployment) for cell in suite.cells]
+    return [CellSpec.of(cell, plugins, measure_deployment=suite.options.measure_deployment) for cell in suite.cells]
 
 
 class _Session:

@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import Field, field_validator
 
@@ -90,6 +90,19 @@ class Entry:
     #: cell of this dataset is evaluated on too, as the ``ood:<label>`` splits
     ood: tuple["Entry", ...] = ()
 
+    def to_plain(self) -> dict:
+        """This entry as plain data: its options as values, not as an instance of the plugin's class."""
+        return {"plugin": self.plugin, "label": self.label, "options": self.options.model_dump(),
+                "variant": self.variant, "dedupe": self.dedupe, "ood": [entry.to_plain() for entry in self.ood]}
+
+    @classmethod
+    def from_plain(cls, data: dict, options: type[Options],
+                   dataset_options: Callable[[str], type[Options]] | None = None) -> "Entry":
+        """The entry :meth:`to_plain` gave, its options validated by ``options`` (its plugin's class) and
+        its ``ood`` entries' by ``dataset_options(plugin)``."""
+        return cls(data["plugin"], data["label"], options.model_validate(data["options"]), data["variant"],
+                   data["dedupe"], tuple(cls.from_plain(e, dataset_options(e["plugin"])) for e in data["ood"]))
+
     def config(self) -> dict:
         core = {} if self.dedupe is None else {"dedupe": self.dedupe}
         if self.ood:  # left out when empty: configurations stored before it keep their ids
@@ -108,6 +121,10 @@ class Forgetting:
 
     def config(self) -> dict:
         return {"reference": [entry.config() for entry in self.reference], "examples": self.examples}
+
+
+#: the kinds of entry a cell has, one each
+ENTRY_KINDS = ("backbone", "dataset", "strategy")
 
 
 @dataclass(frozen=True)
@@ -156,6 +173,32 @@ class Cell:
     @property
     def variant(self) -> str:
         return canonical({**self.strategy.variant, **self.train_variant})
+
+    def to_plain(self) -> dict:
+        """This cell as plain data, every plugin's options as values: what crosses to a worker
+        (:class:`tlbench.contract.session.CellSpec`), which may not be able to import a plugin's option
+        class by name (one made at run time, as peft's methods' are); :meth:`from_plain` inverts it."""
+        return {"suite": self.suite, **{kind: getattr(self, kind).to_plain() for kind in ENTRY_KINDS},
+                "train": self.train.model_dump(), "train_variant": self.train_variant, "seed": self.seed,
+                "label_fraction": self.label_fraction, "skip_reason": self.skip_reason,
+                "forgetting": None if self.forgetting is None else
+                {"reference": [e.to_plain() for e in self.forgetting.reference],
+                 "examples": self.forgetting.examples}}
+
+    @classmethod
+    def from_plain(cls, data: dict, options_of: Callable[[str, str], type[Options]]) -> "Cell":
+        """The cell :meth:`to_plain` gave, each entry's options validated again by
+        ``options_of(kind, plugin)`` (a registry's option class of that plugin): the same id."""
+        def dataset(plugin: str) -> type[Options]:
+            return options_of("dataset", plugin)
+        entries = {kind: Entry.from_plain(data[kind], options_of(kind, data[kind]["plugin"]), dataset)
+                   for kind in ENTRY_KINDS}
+        forgetting = data["forgetting"] and Forgetting(
+            tuple(Entry.from_plain(e, dataset(e["plugin"])) for e in data["forgetting"]["reference"]),
+            data["forgetting"]["examples"])
+        return cls(data["suite"], **entries, train=TrainOptions.model_validate(data["train"]),
+                   train_variant=data["train_variant"], seed=data["seed"], label_fraction=data["label_fraction"],
+                   skip_reason=data["skip_reason"], forgetting=forgetting)
 
     def describe(self) -> str:
         return (f"{self.backbone.label} · {self.dataset.label} · {self.strategy.label} {self.variant} · "

@@ -17,23 +17,32 @@ __all__ = ["CellSpec", "Session"]
 
 @dataclass(frozen=True)
 class CellSpec:
-    """Everything a worker needs to run one cell, as plain picklable data: the resolved cell (a
-    worker parses no suite), the plugin modules that provide its plugins' code, the results folder
-    (its feature cache beside the store; "" for none) and whether to measure the deployed model."""
+    """Everything a worker needs to run one cell, as plain picklable data: the resolved cell as
+    values (:meth:`tlbench.Cell.to_plain`: a worker parses no suite, and needs no plugin's option
+    class by name), its id and group (:attr:`tlbench.Cell.group`: a worker that ran one of the group
+    has its caches), the plugin modules that provide its plugins' code, the results folder (its
+    feature cache beside the store; "" for none) and whether to measure the deployed model."""
 
-    cell: Cell
+    cell: dict
+    cell_id: str
+    group: str
     plugins: tuple[str, ...] = ()
     results_dir: str = ""
     measure_deployment: bool = True
 
-    @property
-    def cell_id(self) -> str:
-        return self.cell.id
+    @classmethod
+    def of(cls, cell: Cell, plugins: tuple[str, ...] = (), results_dir: str = "",
+           measure_deployment: bool = True) -> "CellSpec":
+        return cls(cell.to_plain(), cell.id, cell.group, tuple(plugins), results_dir, measure_deployment)
 
-    @property
-    def group(self) -> str:
-        """The cell's group (:attr:`tlbench.Cell.group`): a worker that ran one of it has its caches."""
-        return self.cell.group
+    def resolve(self, options_of) -> Cell:
+        """The cell, its options validated by ``options_of(kind, plugin)`` (a registry's option classes);
+        a ValueError if that gives another id (the plugin changed between controller and worker)."""
+        cell = Cell.from_plain(self.cell, options_of)
+        if cell.id != self.cell_id:
+            raise ValueError(f"cell {self.cell_id} resolves to {cell.id} in this worker: are the controller and "
+                             "the worker running different versions of its plugins?")
+        return cell
 
 
 class Session(Protocol):

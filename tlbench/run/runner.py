@@ -70,7 +70,7 @@ class RunSession:
         self.rerun = rerun
         self.cells = {c.id: c for c in cells}
         results_dir, measure = str(suite.results_dir.resolve()), suite.options.measure_deployment
-        specs = [CellSpec(c, plugins, results_dir, measure)
+        specs = [CellSpec.of(c, plugins, results_dir, measure)
                  for c in sorted(cells, key=lambda c: (canonical(c.dataset.config()), canonical(c.backbone.config())))]
         self.pending: OrderedDict[str, CellSpec] = OrderedDict((s.cell_id, s) for s in specs)
         self.total = len(self.pending)

@@ -49,7 +49,7 @@ def run_cell(spec: CellSpec, device: str = "auto") -> CellRecord:
         worker = Worker(load_registry(spec.plugins), engine.resolve_device(device),
                         Path(spec.results_dir) if spec.results_dir else None, spec.measure_deployment)
         _WORKERS[key] = worker
-    return worker.run(spec.cell)
+    return worker.run(spec.resolve(lambda kind, plugin: worker.registry.get(kind, plugin).options))
 
 
 _WORKERS: dict[tuple, "Worker"] = {}
