@@ -262,8 +262,9 @@ def reliability_figure(inp: ReportInput) -> FigureOut | None:
                         linestyle=strategy_linestyle(s, inp.roles.get(s)), zorder=3)
             ax.set(xlim=(0, 100), ylim=(0, 100), xlabel="Confidence (%)",
                    ylabel="Accuracy (%)" if i % ncols == 0 else "",
-                   title=f"{panel_title(row.dataset, row.backbone, row.shift)}\n"
-                         f"{D.fraction_label(row.label_fraction)} of the labels")
+                   title=f"{panel_title(row.dataset, None, row.shift)}\n"
+                         f"{row.backbone} · {D.fraction_label(row.label_fraction)} of the labels")
+            ax.title.set_fontsize(7)
             pct_axis(ax)
             pct_axis(ax, "x")
         for ax in axes.flat[len(last):]:
