@@ -107,15 +107,13 @@ def group_scores(rows: pd.DataFrame, metric: str = "test_acc",
 
 
 def summarize_seeds(selected: pd.DataFrame, metric: str = "test_acc",
-              evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None,
-              bounds: tuple[float, float] = (0.0, 1.0)) -> pd.DataFrame:
+                    evidence: Mapping[str, Mapping[str, SplitEvidence]] | None = None) -> pd.DataFrame:
     """Per group (backbone, dataset, strategy, label fraction), over the seeds' selected variants:
     seed count, mean and std over seeds of ``metric``, the 95% interval of the mean
     (:func:`tlbench.analysis.stats.estimate`, its seed term floored by the row's pooled one), the variant
     most seeds chose and the share that chose it (``agreement``). ``interval`` says what it
     covers: "examples" (seeds and test examples, from the per-example ``evidence``) or "seeds"
-    (seed-level numbers only: no test-set noise; no interval from one seed). Intervals are clipped
-    to ``bounds`` (an accuracy's [0, 1]; a difference such as forgetting: [−1, 1])."""
+    (seed-level numbers only: no test-set noise; no interval from one seed)."""
     cols = GROUP + ["variant", "agreement", "has_target_domain", "seeds", "mean", "std", "ci_low",
                     "ci_high", "interval"]
     groups = {key: g.dropna(subset=[metric])
@@ -128,7 +126,7 @@ def summarize_seeds(selected: pd.DataFrame, metric: str = "test_acc",
         if g.empty:
             continue
         backbone, dataset, _, fraction = key
-        iv = estimate(scores[key], floors[(backbone, dataset, fraction)]).interval(bounds=bounds)
+        iv = estimate(scores[key], floors[(backbone, dataset, fraction)]).interval(bounds=(0.0, 1.0))
         n = len(g)
         sd = float(g[metric].std(ddof=1)) if n > 1 else math.nan
         variant, agreement = chosen_variants(g)

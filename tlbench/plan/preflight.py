@@ -23,7 +23,7 @@ from tlbench.contract.errors import UserError
 from tlbench.plugins.registry import Registry
 from tlbench.contract.cells import Cell, canonical
 
-__all__ = ["Checked", "Preflight", "preflight", "nothing_to_check", "input_of", "named"]
+__all__ = ["Checked", "Preflight", "preflight", "nothing_to_check", "input_of", "named", "same_classes"]
 
 
 def nothing_to_check(options) -> None:
@@ -83,14 +83,22 @@ def preflight(cells: Iterable[Cell], registry: Registry) -> Preflight:
 def check_ood_classes(dataset, registry: Registry) -> None:
     """A :class:`UserError` unless every out-of-distribution set of ``dataset`` has its classes (by
     name, in any order): both are loaded."""
-    classes = set(registry.get("dataset", dataset.plugin).load(dataset.options).classes)
+    classes = registry.get("dataset", dataset.plugin).load(dataset.options).classes
     for entry in dataset.ood:
-        theirs = set(registry.get("dataset", entry.plugin).load(entry.options).classes)
-        if theirs != classes:
-            differ = sorted(theirs ^ classes)
-            raise UserError(f"[[dataset]] {dataset.label}: its ood set {entry.label!r} has other classes "
-                            f"({', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''} in one and not the "
-                            "other); an out-of-distribution test set must have the dataset's classes")
+        try:
+            same_classes(classes, registry.get("dataset", entry.plugin).load(entry.options).classes, entry)
+        except UserError as exc:
+            raise UserError(named("dataset", dataset, str(exc))) from None
+
+
+def same_classes(classes: list[str], theirs: list[str], entry) -> None:
+    """A :class:`UserError` naming the ood set ``entry`` unless its classes ``theirs`` are ``classes``
+    (by name, in any order)."""
+    differ = sorted(set(theirs) ^ set(classes))
+    if differ:
+        raise UserError(f"its ood set {entry.label!r} has other classes ({', '.join(differ[:5])}"
+                        f"{' ...' if len(differ) > 5 else ''} in one and not the other); an "
+                        "out-of-distribution test set must have the dataset's classes")
 
 
 def check_entry(kind: str, entry, registry: Registry) -> str:

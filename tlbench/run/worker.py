@@ -29,7 +29,7 @@ from tlbench.contract import evidence as evidence_mod
 from tlbench.train.context import CellContext, Features, count_params
 from tlbench.contract.errors import Diverged, NotApplicable, UserError
 from tlbench.train.features import FeatureCache
-from tlbench.plan.preflight import input_of
+from tlbench.plan.preflight import input_of, same_classes
 from tlbench.contract.values import Split
 from tlbench.plugins.host import load_registry
 from tlbench.plugins.registry import Registry
@@ -128,20 +128,17 @@ class Worker:
         """The test split of dataset ``entry`` (an out-of-distribution set), its labels in the order
         of ``classes``."""
         loaded = self.registry.get("dataset", entry.plugin).load(entry.options)
-        if set(loaded.classes) != set(classes):
-            raise UserError(f"ood set {entry.label!r} has other classes than the dataset; "
-                            "an out-of-distribution test set must have the dataset's classes")
+        same_classes(classes, loaded.classes, entry)
         test = data_mod.prepare(loaded, True, entry.label)["test"]
         order = torch.as_tensor([classes.index(c) for c in loaded.classes])
         return Split(test.inputs, order[test.labels])
 
-    def reference(self, cell: Cell, entry) -> tuple[dict[str, Split], Features]:
+    def reference(self, cell: Cell, entry) -> tuple[dict[str, Split], Features, int]:
         """A ``[forgetting]`` reference task's ``train`` and ``test`` examples (at most ``examples`` of
-        each, stratified, fixed), encoded for the cell's backbone and on the device, with the
-        pretrained backbone's features of them (computed once, persisted beside the store)."""
+        each, stratified, fixed), encoded for the cell's backbone and on the device, the pretrained
+        backbone's features of them (computed once, persisted beside the store) and its class count."""
         examples = cell.forgetting.examples
-        key = {"backbone": cell.backbone.config(), "dataset": entry.config(), "examples": examples,
-               "precision": engine.precision_name(self.device, cell.train.precision)}
+        key = self._feature_key(cell, entry, examples=examples)
         memory_key = canonical(key)
         if memory_key not in self._references:
             loaded = self.registry.get("dataset", entry.plugin).load(entry.options)
@@ -149,50 +146,54 @@ class Worker:
             cut = {name: splits[name].subset(data_mod.label_subset(
                 splits[name].labels, min(1.0, examples / len(splits[name])), data_mod.SPLIT_SEED))
                 for name in ("train", "test")}
-            backbone = self.registry.get("backbone", cell.backbone.plugin)
-            with input_of("backbone"):
-                encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
-            inputs = {name: split.inputs for name, split in cut.items()}
-            encoded = encoder(inputs) if encoder else inputs
-            data = {name: Split(encoded[name], split.labels).to(self.device) for name, split in cut.items()}
-
-            def compute() -> Features:
-                model = engine.place(input_of("backbone")(backbone.build)(cell.backbone.options, True), self.device)
-                return extract_features(model, data, cell.train.eval_batch_size,
-                                        lambda: engine.autocast(self.device, cell.train.precision))
-            features = self.feature_cache.get(key, compute) if self.feature_cache else compute()
-            self._references[memory_key] = (data, features, len(loaded.classes))
+            data = self._on_device(self._encoder(cell), cut)
+            self._references[memory_key] = (data, self._pretrained(cell, key, lambda: data), len(loaded.classes))
         return self._references[memory_key]
+
+    def _encoder(self, cell: Cell):
+        """The cell's backbone encoder (None: the backbone takes the raw inputs)."""
+        backbone = self.registry.get("backbone", cell.backbone.plugin)
+        with input_of("backbone"):
+            return backbone.encoder(cell.backbone.options) if backbone.encoder else None
+
+    def _on_device(self, encoder, raw: dict[str, Split]) -> dict[str, Split]:
+        """``raw`` splits encoded by ``encoder`` (every split in one call) and on the device."""
+        inputs = {name: split.inputs for name, split in raw.items()}
+        encoded = encoder(inputs) if encoder else inputs
+        return {name: Split(encoded[name], split.labels).to(self.device) for name, split in raw.items()}
+
+    def _feature_key(self, cell: Cell, dataset, **more) -> dict:
+        """What frozen features of ``dataset`` (an entry) by the cell's backbone depend on."""
+        return {"backbone": cell.backbone.config(), "dataset": dataset.config(), **more,
+                "precision": engine.precision_name(self.device, cell.train.precision)}
+
+    def _pretrained(self, cell: Cell, key: dict, splits) -> Features:
+        """The pretrained backbone's features of ``splits()`` (encoded splits on the device), from the
+        feature cache under ``key`` or extracted and stored there."""
+        def compute() -> Features:
+            record = self.registry.get("backbone", cell.backbone.plugin)
+            backbone = engine.place(input_of("backbone")(record.build)(cell.backbone.options, True), self.device)
+            return extract_features(backbone, splits(), cell.train.eval_batch_size,
+                                    lambda: engine.autocast(self.device, cell.train.precision))
+        return self.feature_cache.get(key, compute) if self.feature_cache else compute()
 
     def encoded(self, cell: Cell) -> dict[str, Split]:
         """The dataset's splits encoded by the cell's backbone encoder, on the device: encoded once
         per (dataset, encoder settings) and shared by every cell and backbone with those settings."""
         _, _, raw = self.dataset(cell)
-        backbone = self.registry.get("backbone", cell.backbone.plugin)
-        with input_of("backbone"):
-            encoder = backbone.encoder(cell.backbone.options) if backbone.encoder else None
+        encoder = self._encoder(cell)
         key = encoder.key if encoder else "raw"
         if key not in self._encoded:
-            inputs = {name: split.inputs for name, split in raw.items()}
-            encoded = encoder(inputs) if encoder else inputs  # every split in one call
-            self._encoded[key] = {name: Split(encoded[name], split.labels).to(self.device)
-                                  for name, split in raw.items()}
+            self._encoded[key] = self._on_device(encoder, raw)
         return self._encoded[key]
 
     def features(self, cell: Cell) -> Features:
         """Frozen pretrained features (and source-task logits) of every split of the cell's
         dataset, computed once per (backbone, dataset, precision) and persisted beside the store."""
-        key = {"backbone": cell.backbone.config(), "dataset": cell.dataset.config(),
-               "precision": engine.precision_name(self.device, cell.train.precision)}
+        key = self._feature_key(cell, cell.dataset)
         memory_key = canonical(key)
         if memory_key not in self._features:
-            def compute() -> Features:
-                record = self.registry.get("backbone", cell.backbone.plugin)
-                backbone = engine.place(input_of("backbone")(record.build)(cell.backbone.options, True), self.device)
-                return extract_features(backbone, self.encoded(cell), cell.train.eval_batch_size,
-                                        lambda: engine.autocast(self.device, cell.train.precision))
-            self._features[memory_key] = (self.feature_cache.get(key, compute) if self.feature_cache
-                                          else compute())
+            self._features[memory_key] = self._pretrained(cell, key, lambda: self.encoded(cell))
         return self._features[memory_key]
 
     # -- one cell ------------------------------------------------------------------------------

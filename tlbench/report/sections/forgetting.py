@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from tlbench.analysis import stats as S
-from tlbench.analysis.selection import group_scores, summarize_seeds
+from tlbench.analysis.selection import group_scores
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, interval_point, legend_below, panel_grid,
                                     pareto_front, save_figure, strategy_handles)
@@ -59,21 +59,15 @@ def row_forgetting(inp: ReportInput) -> dict[tuple, dict[str, list[Forgets]]]:
         for reference in references(inp.selected):
             metric = PREFIX + reference
             rows = inp.selected.dropna(subset=[metric])
-            table = summarize_seeds(rows, metric, inp.evidence, bounds=(-1.0, 1.0))
             for key, g in rows.groupby(BLOCK, sort=True):
-                found, pvalues = [], []
                 per_strategy = {s: group_scores(gs, metric, inp.evidence) for s, gs in g.groupby("strategy", sort=True)}
                 floor = S.row_floor(per_strategy.values())
-                for strategy, scores in per_strategy.items():
-                    unchanged = bool(np.all(scores.values == 0))
-                    summary = table[(table["dataset"] == key[0]) & (table["backbone"] == key[1])
-                                    & (table["label_fraction"] == key[2]) & (table["strategy"] == strategy)].iloc[0]
-                    found.append((strategy, S.Interval(summary["mean"], summary["ci_low"], summary["ci_high"]),
-                                  unchanged))
-                    pvalues.append(1.0 if unchanged else S.estimate(scores, floor).p_value())
-                adjusted = S.holm(pvalues) if pvalues else []
-                out.setdefault(key, {})[reference] = [Forgets(s, iv, float(q), u)
-                                                       for (s, iv, u), q in zip(found, adjusted)]
+                estimates = {s: S.estimate(scores, floor) for s, scores in per_strategy.items()}
+                unchanged = {s: bool(np.all(scores.values == 0)) for s, scores in per_strategy.items()}
+                adjusted = S.holm([1.0 if unchanged[s] else e.p_value() for s, e in estimates.items()])
+                out.setdefault(key, {})[reference] = [
+                    Forgets(s, e.interval(bounds=(-1.0, 1.0)), float(q), unchanged[s])
+                    for (s, e), q in zip(estimates.items(), adjusted)]
         return out
     return inp.once("row_forgetting", compute)
 
