@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,3 +113,57 @@ def test_kept_evidence_splits():
 def test_bad_retention_input(write_suite, cli, text, fragments):
     result = cli("run", write_suite(text), "--dry-run")
     assert_user_error(result, *fragments)
+
+
+def _simulated(rng, accuracy: float, seeds: int, examples: int, seed_sd: float):
+    """Right/wrong of ``seeds`` × ``examples``: each seed's accuracy off by a seed effect of SD
+    ``seed_sd`` (seeds that disagree), each example of its own difficulty."""
+    from tlbench.analysis.stats import Scores
+    difficulty = rng.normal(0, 0.5, examples)
+    rows = {}
+    for s in range(seeds):
+        p = np.clip(accuracy + rng.normal(0, seed_sd) + difficulty * accuracy * (1 - accuracy), 0.01, 0.99)
+        rows[s] = (np.arange(examples), (rng.random(examples) < p).astype(float))
+    return Scores.from_examples(rows)
+
+
+def test_effective_robustness_interval_covers_a_point_on_the_trend():
+    """Simulated strategies whose OOD accuracy lies exactly on a known trend, seed effects of SD 3
+    points: the interval of their effective robustness (trend held fixed, as the report holds it)
+    excludes 0 in at most about 5% of rows."""
+    from tlbench.analysis import stats as S
+    from tlbench.report.sections.robustness import Trend, effective_robustness
+    rng = np.random.default_rng(0)
+    trend = Trend(intercept=-0.4, slope=0.8, points=6)
+    excluded = 0
+    reps = 200
+    for _ in range(reps):
+        id_acc = rng.uniform(0.6, 0.9)
+        ood_acc = float(trend(id_acc))
+        id_est = S.estimate(_simulated(rng, id_acc, 3, 300, 0.03))
+        ood_est = S.estimate(_simulated(rng, ood_acc, 3, 300, 0.03))
+        iv = effective_robustness(id_est, ood_est, trend)
+        excluded += not (iv.low <= 0 <= iv.high)
+    assert excluded / reps <= 0.07, excluded
+
+
+def test_a_forgetting_of_zero_is_rarely_told_apart_and_a_large_one_is():
+    """Per-example forgetting (right before − right after) with seed effects of SD 3 points: with no
+    true forgetting the t test calls it at most about 5% of the time; 15 points are nearly always seen."""
+    from tlbench.analysis import stats as S
+    from tlbench.analysis.stats import Scores
+    rng = np.random.default_rng(1)
+
+    def forgetting(true: float) -> Scores:
+        before = _simulated(rng, 0.7, 3, 300, 0.0)
+        rows = {}
+        for i, s in enumerate(before.seeds):
+            p_after = np.clip(0.7 - true + rng.normal(0, 0.03), 0.01, 0.99)
+            after = (rng.random(300) < p_after).astype(float)
+            rows[s] = (before.index, before.values[i] - after)
+        return Scores.from_examples(rows)
+    reps = 200
+    alarms = sum(S.estimate(forgetting(0.0)).p_value() < S.ALPHA for _ in range(reps))
+    seen = sum(S.estimate(forgetting(0.15)).p_value() < S.ALPHA for _ in range(50))
+    assert alarms / reps <= 0.07, alarms
+    assert seen >= 45, seen

@@ -60,6 +60,15 @@ class Trend:
         return norm.cdf(self.intercept + self.slope * norm.ppf(np.clip(accuracy, EDGE, 1 - EDGE)))
 
 
+def effective_robustness(id_est: S.Estimate, ood_est: S.Estimate, trend: Trend) -> S.Interval:
+    """OOD accuracy minus ``trend`` at the ID accuracy, with the 95% percentile interval over
+    :func:`tlbench.analysis.stats.draws` of both estimates (the trend held fixed)."""
+    draws = S.draws([id_est, ood_est])
+    spread = draws[:, 1] - trend(draws[:, 0])
+    lo, hi = np.quantile(spread, [(1 - S.CONFIDENCE) / 2, (1 + S.CONFIDENCE) / 2])
+    return S.Interval(ood_est.mean - float(trend(id_est.mean)), float(lo), float(hi))
+
+
 def pairs(frame: pd.DataFrame, shift: dict[str, bool]) -> list[tuple[str, str, str, str]]:
     """(dataset, shifted set's name, ID metric, OOD metric) of every pair with results."""
     out = []
@@ -93,13 +102,9 @@ def robustness(inp: ReportInput) -> tuple[list[Point], dict[tuple[str, str], Tre
             slope, intercept = np.polyfit(x, y, 1)
             trend = trends[(dataset, shifted)] = Trend(float(intercept), float(slope), len(estimates))
             for (d, backbone, fraction, strategy), (id_est, ood_est) in sorted(estimates.items()):
-                draws = S.draws([id_est, ood_est])
-                effective = ood_est.mean - float(trend(id_est.mean))
-                spread = draws[:, 1] - trend(draws[:, 0])
-                lo, hi = np.quantile(spread, [(1 - S.CONFIDENCE) / 2, (1 + S.CONFIDENCE) / 2])
                 points.append(Point(d, shifted, backbone, fraction, strategy,
                                     id_est.interval(bounds=(0, 1)), ood_est.interval(bounds=(0, 1)),
-                                    S.Interval(effective, float(lo), float(hi))))
+                                    effective_robustness(id_est, ood_est, trend)))
         return points, trends
     return inp.once("robustness", compute)
 
