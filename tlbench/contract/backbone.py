@@ -57,6 +57,22 @@ class Backbone(nn.Module):
     def blocks(self) -> list[nn.Module]:
         return list(self.children())
 
+    def pyramid(self, x) -> list[torch.Tensor]:
+        """Multi-scale feature maps of a prepared batch ``x`` (:meth:`prepare`'s output), from the input
+        side to the output side, each ``B×C_i×H_i×W_i`` with ``C_i = pyramid_channels()[i]`` and a
+        stride that grows from map to map: what detection and segmentation heads read (as timm's
+        ``features_only``). Computed by the same modules as :meth:`forward`, so that freezing, LoRA
+        and the other strategies act on it alike. A backbone without one (text) raises
+        :class:`tlbench.contract.errors.NotApplicable`."""
+        from tlbench.contract.errors import NotApplicable
+        raise NotApplicable(f"backbone {type(self).__name__} gives no feature pyramid (Backbone.pyramid): "
+                            "it serves classification only")
+
+    def pyramid_channels(self) -> list[int]:
+        """The channel count of each map :meth:`pyramid` returns, in its order."""
+        from tlbench.contract.errors import NotApplicable
+        raise NotApplicable(f"backbone {type(self).__name__} gives no feature pyramid (Backbone.pyramid)")
+
 
 class Classifier(nn.Module):
     """Backbone + linear head: encoded batch in, logits out. What every trained strategy evaluates."""

@@ -38,19 +38,35 @@ class Split:
     ``list[str]``) or encoded data as a backbone's encoder makes it (a tensor or a dict of tensors,
     e.g. ``input_ids`` and ``attention_mask``). Tensors let the engine put a whole small dataset on
     the GPU once and slice batches there; lists stay where they are.
+
+    ``labels`` holds one class per example: what a classifier learns, and for every task what the
+    splits and label budgets are stratified by. ``targets``, for a task whose examples have more
+    than one class (:mod:`tlbench.tasks`), is a tensor whose rows are the examples: object
+    detection ``N×M×5`` float ``(class, x1, y1, x2, y2)`` in the image's pixels, padded with rows
+    of class -1; semantic segmentation ``N×H×W`` int64, a class per pixel, 255 where unlabelled.
+    Its ``labels`` are then each example's stratum (its largest object's class; its most frequent
+    class other than 0).
     """
 
     inputs: torch.Tensor | dict[str, torch.Tensor] | list
     labels: torch.Tensor
+    targets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def truth(self) -> torch.Tensor:
+        """What a model is trained and scored against: ``targets``, else ``labels``."""
+        return self.labels if self.targets is None else self.targets
+
     def subset(self, index: torch.Tensor) -> "Split":
-        return Split(take(self.inputs, index), self.labels[index])
+        return Split(take(self.inputs, index), self.labels[index],
+                     None if self.targets is None else self.targets[index])
 
     def to(self, device: torch.device | str) -> "Split":
-        return Split(move(self.inputs, device), self.labels.to(device))
+        return Split(move(self.inputs, device), self.labels.to(device),
+                     None if self.targets is None else self.targets.to(device, non_blocking=True))
 
 
 def take(inputs, index):

@@ -30,6 +30,9 @@ class DatasetPlugin:
     load: Callable[[Any], LoadedDataset]
     modality: str = "image"
     has_target_domain: bool = False
+    #: the task its examples pose (:mod:`tlbench.tasks`): ``"classification"``, ``"detection"``,
+    #: ``"segmentation"`` or one a plugin registered; its splits then carry that task's ``targets``
+    task: str = "classification"
     #: ``check(options)``: a cheap look before any cell runs (files, columns, labels, that every
     #: example decodes) that raises :class:`tlbench.UserError` for what ``load`` would reject;
     #: without one the preflight calls ``load`` itself (see :mod:`tlbench.plan.preflight`)
@@ -113,6 +116,10 @@ class StrategyPlugin:
     uses_label_fraction: bool = True
     finetunes_pretrained: bool = False
     init_options: tuple[str, ...] = ()
+    #: the tasks (:mod:`tlbench.tasks`) it can train: on a dataset of another task its cells are
+    #: skipped with the reason. A strategy that builds its model with ``ctx.classifier()`` and trains
+    #: it with ``ctx.fit`` gets the dataset's task model and loss, and can list every task
+    tasks: tuple[str, ...] = ("classification",)
     check: Callable[[Any, Callable[[str], "StrategyPlugin"]], None] | None = None
 
     def __post_init__(self):

@@ -160,7 +160,7 @@ class Worker:
         """``raw`` splits encoded by ``encoder`` (every split in one call) and on the device."""
         inputs = {name: split.inputs for name, split in raw.items()}
         encoded = encoder(inputs) if encoder else inputs
-        return {name: Split(encoded[name], split.labels).to(self.device) for name, split in raw.items()}
+        return {name: Split(encoded[name], split.labels, split.targets).to(self.device) for name, split in raw.items()}
 
     def _feature_key(self, cell: Cell, dataset, **more) -> dict:
         """What frozen features of ``dataset`` (an entry) by the cell's backbone depend on."""
