@@ -32,7 +32,12 @@ def test_every_section_is_found_once_with_a_place():
 def test_build_sections_reports_why_missing():
     never = Section("never", "table", lambda inp: None, missing=lambda inp: f"none in {inp}")
     silent = Section("silent", "figure", lambda inp: None, place="figures")
-    built = build_sections("the input", [never, silent])
+    class Input:
+        task = "classification"
+
+        def __str__(self):
+            return "the input"
+    built = build_sections(Input(), [never, silent])
     assert [(b.output, b.why) for b in built] == [(None, "none in the input"), (None, None)]
 
 

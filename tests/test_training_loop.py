@@ -9,6 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+import dataclasses
+
+from tlbench.tasks.classification import accuracy as accuracy_on_device
 from tlbench.train import engine
 from tlbench.builtins.strategies import finetune, partial_finetune
 from tlbench.contract.cells import TrainOptions
@@ -56,13 +59,13 @@ def test_restoring_the_best_state_restores_weights_and_batch_norm_statistics(mon
     ctx = context(steps=12, eval_every=4)
     model = ctx.classifier()
     saved = {}
-    original = engine.accuracy
+    original = accuracy_on_device
 
     def spy(m, split, *args):  # the state at each evaluation
         saved[len(saved) * 4 + 4] = {k: v.clone() for k, v in m.state_dict().items()}
         return original(m, split, *args)
 
-    monkeypatch.setattr(engine, "accuracy", spy)
+    monkeypatch.setattr(ctx, "task", dataclasses.replace(ctx.task, selection=spy))
     ctx.fit(model, 3e-3)
     assert sorted(saved) == [4, 8, 12]
     best = saved[ctx.best_step]
@@ -212,7 +215,7 @@ def test_batch_norm_is_recalibrated_before_every_evaluation_so_selection_and_sco
     assert recalibrations == ["train"] * len(ctx.val_curve) == ["train"] * 6  # and none after training
     # the selection split's accuracy recorded at best_step is the final model's validation accuracy
     selected = next(p["val_acc"] for p in ctx.val_curve if p["step"] == ctx.best_step)
-    assert engine.accuracy(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) == selected
+    assert accuracy_on_device(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) == selected
     assert accuracy(outcome.logits["val"], ctx.data["val"]) == pytest.approx(selected)
     # the test accuracy reported is the kept state's, evaluated afresh in a new model
     fresh = ctx.classifier()
@@ -231,7 +234,7 @@ def test_batch_norm_is_recalibrated_before_every_evaluation_so_selection_and_sco
     ctx.fit(model, 3e-3)
     selected = next(p["val_acc"] for p in ctx.val_curve if p["step"] == ctx.best_step)
     ctx.recalibrate_batch_norm(model)
-    assert engine.accuracy(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) != selected
+    assert accuracy_on_device(model, ctx.selection, 512, ctx.autocast, ctx.num_classes) != selected
 
 
 def test_recalibration_changes_the_statistics_not_the_weights_trajectory():

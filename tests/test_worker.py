@@ -131,10 +131,9 @@ def test_labelled_takes_the_cells_label_budget_of_a_split():
 
 @pytest.mark.parametrize("drop_last, sizes", [(False, [64, 64, 22]), (True, [64, 64])])
 def test_batches_keep_or_drop_the_short_last_batch(drop_last, sizes):
-    from tlbench.train.engine import batches
     from tlbench.contract.values import Split
     split = Split(torch.zeros(150, 1), torch.zeros(150, dtype=torch.long))
-    assert [len(y) for _, y in batches(split, 64, drop_last=drop_last)] == sizes
+    assert [len(y) for _, y in split.batches(64, drop_last=drop_last)] == sizes
 
 
 def test_precise_bn_recomputes_running_statistics_from_the_final_weights():

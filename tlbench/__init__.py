@@ -14,14 +14,16 @@ hookimpl = pluggy.HookimplMarker("tlbench")
 #: public name -> the module that defines it
 _LAZY = {
     "Backbone": "tlbench.contract.backbone", "Classifier": "tlbench.contract.backbone",
+    "TaskModel": "tlbench.contract.backbone",
     "Cell": "tlbench.contract.cells", "TrainOptions": "tlbench.contract.cells",
     "CellContext": "tlbench.train.context", "Features": "tlbench.train.context",
     "Diverged": "tlbench.contract.errors", "UserError": "tlbench.contract.errors",
-    "SplitEvidence": "tlbench.contract.evidence",
+    "SplitEvidence": "tlbench.contract.evidence", "ExampleScores": "tlbench.contract.evidence",
     "Session": "tlbench.contract.session",
     "ImageBackbone": "tlbench.modalities.image",
     "Modality": "tlbench.modalities.modality",
-    **{name: "tlbench.plugins.records" for name in ("BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
+    "Task": "tlbench.tasks.task", "Evaluation": "tlbench.tasks.task",
+    **{name: "tlbench.plugins.records" for name in ("ANY_TASK", "BackbonePlugin", "DatasetPlugin", "Encoder", "ExecutorPlugin",
                                             "ScorerPlugin", "StrategyPlugin")},
     **{name: "tlbench.contract.values" for name in ("LoadedDataset", "Options", "Outcome", "Role", "Split")},
     "CellRecord": "tlbench.contract.results", "Cost": "tlbench.contract.results",

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from tlbench.analysis.stats import Scores, estimate, row_floor
+from tlbench.tasks.task import scores
 
 if TYPE_CHECKING:
     from tlbench.contract.evidence import SplitEvidence
@@ -68,21 +69,26 @@ def example_values(metric: str, splits: Mapping[str, SplitEvidence],
     """``(index, values)``: one cell's per-example values whose mean is its ``metric``, from its
     evidence ``splits``; None when the metric has none or the evidence lacks the split.
 
-    ``test_acc``: right/wrong on ``target_test`` (a shift pair) or ``test``; ``source_test_acc``:
-    on ``test``; ``ood_acc:<set>``: on ``ood:<set>``; ``reference_acc:<task>``: the adapted
-    backbone's probe on ``reference:<task>``; ``forgetting:<task>``: the pretrained probe's
-    right/wrong minus the adapted one's, per example (``reference0:<task>`` − ``reference:<task>``)."""
+    For a task's score (``acc``, ``ap``, ``iou``: :mod:`tlbench.tasks`): ``test_<score>`` on
+    ``target_test`` (a shift pair) or ``test``; ``source_test_<score>`` on ``test``;
+    ``ood_<score>:<set>`` on ``ood:<set>``. ``reference_acc:<task>``: the adapted backbone's probe on
+    ``reference:<task>``; ``forgetting:<task>``: the pretrained probe's right/wrong minus the adapted
+    one's, per example (``reference0:<task>`` − ``reference:<task>``). Classification's values are
+    1 (right) and 0 (wrong)."""
     kind, _, name = metric.partition(":")
-    split = {"test_acc": accuracy_split(has_target_domain), "source_test_acc": "test",
-             "ood_acc": f"ood:{name}", "reference_acc": f"reference:{name}"}.get(kind)
+    splits_of = {"reference_acc": f"reference:{name}"}
+    for score in scores():
+        splits_of |= {f"test_{score}": accuracy_split(has_target_domain), f"source_test_{score}": "test",
+                      f"ood_{score}": f"ood:{name}"}
+    split = splits_of.get(kind)
     if split is not None:
         found = splits.get(split)
-        return None if found is None else (found.index, found.correct.astype(float))
+        return None if found is None else (found.index, found.values)
     if kind == "forgetting":
         before, after = splits.get(f"reference0:{name}"), splits.get(f"reference:{name}")
         if before is None or after is None:
             return None
-        return after.index, before.correct.astype(float) - after.correct.astype(float)
+        return after.index, before.values - after.values
     return None
 
 

@@ -1,4 +1,5 @@
-"""The backbone contract, one for every modality, the Classifier every trained strategy uses, and
+"""The backbone contract, one for every modality, the TaskModel (a Classifier for classification)
+every trained strategy uses, and
 :func:`linear_head`, a pretrained source-task classifier (``Backbone.set_source_head``) rebuilt
 from its tensors.
 
@@ -74,8 +75,18 @@ class Backbone(nn.Module):
         raise NotApplicable(f"backbone {type(self).__name__} gives no feature pyramid (Backbone.pyramid)")
 
 
-class Classifier(nn.Module):
-    """Backbone + linear head: encoded batch in, logits out. What every trained strategy evaluates."""
+class TaskModel(nn.Module):
+    """A backbone and the new ``head`` a task puts on it (:mod:`tlbench.tasks`): what
+    ``ctx.classifier()`` builds and every trained strategy evaluates. ``backbone`` is the
+    :class:`Backbone`; ``head`` holds every new module, so that freezing, LoRA and layer-wise rates
+    act on a detector or a segmenter as on a classifier."""
+
+    backbone: Backbone
+    head: nn.Module
+
+
+class Classifier(TaskModel):
+    """Backbone + linear head: encoded batch in, logits out (the classification task's model)."""
 
     def __init__(self, backbone: Backbone, num_classes: int):
         super().__init__()

@@ -3,6 +3,8 @@
 Every cell of a dataset is evaluated on the same examples in the same order (the splits are fixed,
 :mod:`tlbench.train.data`), so two cells' evidence pairs up by ``index``: that is what paired tests,
 calibration and per-class results are computed from, after the run, from the store alone.
+A task scored per example by a number (detection's per-image AP, segmentation's per-image IoU)
+keeps :class:`ExampleScores` instead (int32 index, float32 value).
 Stored compactly: one ``npz`` blob per cell (int32 index, int16 label and prediction, float16
 probability of the prediction and of the true class), a few kB per split. The probability of
 the true class equals that of the prediction wherever the prediction is right, so the blob keeps
@@ -48,6 +50,28 @@ class SplitEvidence:
     def correct(self) -> np.ndarray:
         return self.pred == self.label
 
+    @property
+    def values(self) -> np.ndarray:
+        """The per-example score whose mean is the accuracy: 1.0 right, 0.0 wrong."""
+        return self.correct.astype(float)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
+@dataclass(frozen=True)
+class ExampleScores:
+    """The evidence of a task whose examples are scored by a number rather than right or wrong
+    (:mod:`tlbench.tasks`: an image's AP, its IoU): ``value[i]`` (float32) belongs to row ``index[i]``
+    of the split. The statistics read :attr:`values` from either kind of evidence alike."""
+
+    index: np.ndarray
+    value: np.ndarray
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.value.astype(float)
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -68,9 +92,12 @@ def from_logits(logits, labels, index=None) -> SplitEvidence:
                          prob_true.numpy().astype(np.float16))
 
 
-def to_bytes(evidence: dict[str, SplitEvidence]) -> bytes:
+def to_bytes(evidence: dict[str, SplitEvidence | ExampleScores]) -> bytes:
     arrays = {}
     for split, e in evidence.items():
+        if isinstance(e, ExampleScores):
+            arrays |= {f"{split}.index": e.index.astype(np.int32), f"{split}.value": e.value.astype(np.float32)}
+            continue
         arrays |= {f"{split}.{field}": getattr(e, field) for field in _FIELDS}
         if e.prob_true is not None:  # kept where the prediction is wrong; zeros elsewhere
             arrays[f"{split}.prob_true"] = np.where(e.correct, np.float16(0), e.prob_true)
@@ -79,10 +106,13 @@ def to_bytes(evidence: dict[str, SplitEvidence]) -> bytes:
     return buffer.getvalue()
 
 
-def from_bytes(blob: bytes) -> dict[str, SplitEvidence]:
+def from_bytes(blob: bytes) -> dict[str, SplitEvidence | ExampleScores]:
     out = {}
     with np.load(io.BytesIO(blob)) as arrays:
         for s in sorted({name.rsplit(".", 1)[0] for name in arrays.files}):
+            if f"{s}.value" in arrays.files:
+                out[s] = ExampleScores(arrays[f"{s}.index"], arrays[f"{s}.value"])
+                continue
             index, label, pred, prob = (arrays[f"{s}.{f}"] for f in _FIELDS)
             wrong = arrays[f"{s}.prob_true"] if f"{s}.prob_true" in arrays.files else None
             prob_true = None if wrong is None else np.where(pred == label, prob, wrong)

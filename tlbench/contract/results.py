@@ -76,6 +76,8 @@ class CellRecord(BaseModel):
     role: str = "transfer"
     select_on: str = "val"
     has_target_domain: bool = False
+    task: str = Field("classification", description="the dataset's task (tlbench.tasks): its score names the "
+                      "record's main metrics, val_<score> and test_<score> (classification: val_acc, test_acc)")
     status: Status = "ok"
     error: str | None = None
     traceback: str | None = None
@@ -126,9 +128,9 @@ class CellRecord(BaseModel):
 #: the identifying columns of ``results.csv``, in order; metrics and cost follow
 ID_COLUMNS = ["cell_id", "backbone", "dataset", "strategy", "role", "variant", "seed", "label_fraction",
               "status", "error"]
-#: metrics every ok record has (more follow, as strategies report them)
+#: metrics every ok classification record has (more follow: other tasks' scores, what strategies report)
 CORE_METRICS = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc"]
-TAIL_COLUMNS = ["best_step", "steps", "stopped", "stop", "budget", "device", "has_target_domain",
+TAIL_COLUMNS = ["best_step", "steps", "stopped", "stop", "budget", "device", "has_target_domain", "task",
                 "finished_at"]
 #: columns of ``TAIL_COLUMNS`` that are not record fields
 DERIVED = ("stop", "budget", "device")

@@ -51,3 +51,25 @@ class ClassificationStep(TrainStep):
     def forward(self, inputs, labels: torch.Tensor) -> StepOutput:
         loss = nn.functional.cross_entropy(self.model(inputs), labels, label_smoothing=self.label_smoothing)
         return StepOutput(loss, len(labels), {"cross_entropy": loss})
+
+
+class OwnLossStep(TrainStep):
+    """The loss ``model(inputs, truth)`` computes itself, returned as ``(loss, {name: component})``:
+    a detector's (torchvision's detection models sum their classification and box losses)."""
+
+    def forward(self, inputs, truth: torch.Tensor) -> StepOutput:
+        loss, components = self.model(inputs, truth)
+        return StepOutput(loss, len(truth), components)
+
+
+class PixelCrossEntropyStep(TrainStep):
+    """Cross-entropy of ``model(inputs)`` (``B×C×H×W`` logits) against a class per pixel, pixels of
+    class ``ignore`` left out: semantic segmentation."""
+
+    def __init__(self, model: nn.Module, ignore: int = 255):
+        super().__init__(model)
+        self.ignore = ignore
+
+    def forward(self, inputs, truth: torch.Tensor) -> StepOutput:
+        loss = nn.functional.cross_entropy(self.model(inputs), truth.long(), ignore_index=self.ignore)
+        return StepOutput(loss, len(truth), {"cross_entropy": loss})

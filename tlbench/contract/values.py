@@ -68,6 +68,20 @@ class Split:
         return Split(move(self.inputs, device), self.labels.to(device),
                      None if self.targets is None else self.targets.to(device, non_blocking=True))
 
+    def batches(self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False):
+        """``(inputs, truth)`` slices of the split where it lies (a shuffled order drawn from
+        ``generator``); the last, smaller batch is kept unless ``drop_last``."""
+        import torch
+
+        n = len(self)
+        order = torch.randperm(n, generator=generator).to(self.labels.device) if shuffle else None
+        end = n - n % batch_size if drop_last else n
+        truth = self.truth
+        for start in range(0, end, batch_size):
+            index = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
+            yield take(self.inputs, index), truth[index]
+
 
 def take(inputs, index):
     """Rows ``index`` of a tensor, of every tensor in a dict, or of a list."""

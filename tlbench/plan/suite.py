@@ -25,6 +25,7 @@ from tlbench.contract.options import check_strategy
 from tlbench.contract.options import field_help as _help, shown as _shown, validate as _validate  # noqa: F401
 from tlbench.plugins import executors
 from tlbench.modalities import modality
+from tlbench.tasks import task as tasks
 from tlbench.contract.values import Options
 from tlbench.plugins.registry import Registry
 from tlbench.contract.space import Search, SearchOptions, parse_search
@@ -309,7 +310,8 @@ def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: 
     s = registry.get("strategy", strategy.plugin)
     if s.needs_target_domain and not d.has_target_domain:
         return f"strategy {strategy.label!r} needs a target domain and dataset {dataset.label!r} has none"
-    return modality.mismatch(b, d, backbone.label, dataset.label)
+    tasks.get(d.task, f"dataset plugin {d.name!r}")
+    return modality.mismatch(b, d, backbone.label, dataset.label) or tasks.mismatch(s, d, strategy.label, dataset.label)
 
 
 def _entries(kind: str, raw: dict, registry: Registry, where: str, searching: bool = False) -> list[Entry]:

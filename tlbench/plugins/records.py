@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.session import Session
 
 
+#: ``StrategyPlugin.tasks`` of a strategy that trains whatever task the dataset poses
+ANY_TASK = ("any",)
+
+
 @dataclass(frozen=True)
 class DatasetPlugin:
     name: str
@@ -118,7 +122,8 @@ class StrategyPlugin:
     init_options: tuple[str, ...] = ()
     #: the tasks (:mod:`tlbench.tasks`) it can train: on a dataset of another task its cells are
     #: skipped with the reason. A strategy that builds its model with ``ctx.classifier()`` and trains
-    #: it with ``ctx.fit`` gets the dataset's task model and loss, and can list every task
+    #: it with ``ctx.fit`` gets the dataset's task model and loss whatever the task: it declares
+    #: ``tasks=ANY_TASK``
     tasks: tuple[str, ...] = ("classification",)
     check: Callable[[Any, Callable[[str], "StrategyPlugin"]], None] | None = None
 

@@ -25,6 +25,7 @@ from tlbench.report.html import render
 from tlbench.report.sections import ReportInput, ReportOptions, build_sections
 from tlbench.report.style import order_strategies
 from tlbench.analysis.selection import summarize_seeds
+from tlbench.tasks import task as tasks
 
 if TYPE_CHECKING:
     from tlbench.contract.evidence import SplitEvidence
@@ -73,43 +74,56 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
         raise UserError(f"nothing to report: all {len(df)} records in {out_dir} failed or were "
                         f"skipped ({what})" + (f"; first error: {first}" if first else ""))
 
-    inp = report_input(df, out_dir, meta, evidence, val_curves, options)
-    report_dir = out_dir / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    _clean(report_dir)
-    built = build_sections(inp)
-    for b in built:
-        if isinstance(b.output, T.Table):
-            T.write_table(b.output, inp.tab_dir)
-    page = render(meta=meta or {}, counts=counts, scope=_scope(df, inp.strategies),
-                  filters_text=D.describe_filters(filters), notices=_notices(df),
-                  sections=built)
-    path = report_dir / "report.html"
-    path.write_text(page, encoding="utf-8")
-    return path
+    pages = report_dirs(df, out_dir)
+    for task, report_dir in pages.items():
+        rows = df[df["task"] == task]
+        inp = report_input(rows, out_dir, meta, evidence, val_curves, options, task=task, report_dir=report_dir)
+        report_dir.mkdir(parents=True, exist_ok=True)
+        _clean(report_dir)
+        built = build_sections(inp)
+        for b in built:
+            if isinstance(b.output, T.Table):
+                T.write_table(b.output, inp.tab_dir)
+        others = [f"The {other} records have their own report: {other}/report.html."
+                  for other in pages if other != task and report_dir == out_dir / "report"]
+        page = render(meta=meta or {}, counts=rows["status"].value_counts().to_dict(),
+                      scope=_scope(rows, inp.strategies), filters_text=D.describe_filters(filters),
+                      notices=_notices(rows) + others, sections=built)
+        (report_dir / "report.html").write_text(page, encoding="utf-8")
+    return next(iter(pages.values())) / "report.html"
+
+
+def report_dirs(df: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
+    """The folder of each task's report: ``out_dir/report`` for the first (classification first,
+    then by name; the only one, in a suite of one task), ``out_dir/report/<task>`` for the others."""
+    tasks = sorted(df["task"].unique(), key=lambda t: (t != "classification", t))
+    return {task: out_dir / "report" / ("" if i == 0 else task) for i, task in enumerate(tasks)}
 
 
 def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evidence=None,
-                 val_curves=None, options: ReportOptions | None = None) -> ReportInput:
+                 val_curves=None, options: ReportOptions | None = None, task: str = "classification",
+                 report_dir: Path | None = None) -> ReportInput:
     """What every section is built from (see :func:`write_report` for the arguments); ``df``
-    is a prepared frame (:func:`tlbench.report.data.prepare`)."""
+    is a prepared frame (:func:`tlbench.report.data.prepare`) of one ``task``'s records, whose
+    report goes to ``report_dir`` (default ``out_dir/report``)."""
+    score = tasks.get(task)
     options = options or ReportOptions()
     if options.baseline is not None and options.baseline not in set(df["strategy"]):
         raise UserError(f"--baseline {options.baseline!r} is not a strategy of these records; "
                         f"strategies: {', '.join(sorted(df['strategy'].unique()))}")
     check, df = df, D.at_budget(df)
-    selected = D.select(df)
+    selected = D.select(df, f"val_{score.score}")
     roles = D.roles(df)  # strategy -> declared role: oracles are found by role, never by label
-    report_dir = out_dir / "report"
+    report_dir = report_dir or out_dir / "report"
     return ReportInput(
         frame=df, check=check[check["budget"] != 1.0],
-        selected=selected, summary=summarize_seeds(selected, "test_acc", evidence),
+        selected=selected, summary=summarize_seeds(selected, f"test_{score.score}", evidence),
         roles=roles,
         strategies=order_strategies(df["strategy"].unique(), roles),
         shift=df.groupby("dataset")["has_target_domain"].any().to_dict(),
         evidence=evidence or {}, val_curves=val_curves or {}, out_dir=out_dir,
         fig_dir=report_dir / "figures", tab_dir=report_dir / "tables", meta=meta or {},
-        options=options)
+        options=options, task=task, score=score.score, score_label=score.score_label)
 
 
 def _notices(df: pd.DataFrame) -> list[str]:

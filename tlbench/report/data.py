@@ -16,9 +16,10 @@ from tlbench.contract.errors import UserError
 from tlbench.report.style import ADAPTATION, BASELINE, ORACLE, ROLES, TRANSFER
 from tlbench.analysis.selection import GROUP, select_variants
 from tlbench.plan.suite import FILTER_KEYS
+from tlbench.tasks import task as tasks
 
 REQUIRED = ["cell_id", "backbone", "dataset", "strategy", "variant", "seed", "label_fraction",
-            "status", "error", "test_acc", "val_acc"]
+            "status", "error"]
 NUMERIC = ["test_acc", "test_macro_f1", "val_acc", "source_test_acc", "target_val_acc",
            "wall_seconds", "train_seconds", "examples_per_second", "peak_memory_mb",
            "trainable_params", "total_params"]
@@ -46,6 +47,8 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     df["role"] = [r if r in ROLES else TRANSFER for r in role]
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
+    # each record's task (tlbench.tasks); records before tasks were stored are classification's
+    df["task"] = df["task"].fillna("classification").astype(str) if "task" in df.columns else "classification"
     if "has_target_domain" not in df.columns:
         df["has_target_domain"] = False
     df["has_target_domain"] = df["has_target_domain"].map(_truthy)
@@ -56,11 +59,18 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     # the stopping rule a cell's loop followed: "budget" (its planned steps: equal compute) or
     # "plateau"; records before 0.4 trained their planned steps
     df["stop"] = df["stop"].fillna("budget").astype(str) if "stop" in df.columns else "budget"
-    # A "finished" row without a test number cannot be averaged: treat it as failed, visibly.
-    bad = (df["status"] == "ok") & df["test_acc"].isna()
-    if bad.any():
-        df.loc[bad, "status"] = "failed"
-        df.loc[bad & (df["error"] == ""), "error"] = "record has status ok but no test_acc"
+    # A "finished" row without its task's test score cannot be averaged: treat it as failed, visibly.
+    for task in df["task"].unique():
+        score = f"test_{tasks.get(task).score}"
+        lacking = [c for c in (score, f"val_{tasks.get(task).score}") if c not in frame.columns]
+        if lacking:
+            raise UserError(f"the records lack column(s) {', '.join(lacking)} of their task {task}; "
+                            "they were not written by this version of tlbench")
+        df[score] = pd.to_numeric(df[score], errors="coerce")
+        bad = (df["task"] == task) & (df["status"] == "ok") & df[score].isna()
+        if bad.any():
+            df.loc[bad, "status"] = "failed"
+            df.loc[bad & (df["error"] == ""), "error"] = f"record has status ok but no {score}"
     return df.reset_index(drop=True)
 
 
@@ -196,9 +206,10 @@ def check_budgets(frame: pd.DataFrame) -> list[float]:
     return sorted(b for b in frame["budget"].unique() if b != 1.0)
 
 
-def select(frame: pd.DataFrame) -> pd.DataFrame:
-    """The ok rows of the variant chosen on validation accuracy, per group (all seeds)."""
-    return select_variants(frame, by="val_acc")
+def select(frame: pd.DataFrame, by: str = "val_acc") -> pd.DataFrame:
+    """The ok rows of the variant chosen on validation (``by``: the task's ``val_<score>``), per group
+    (all seeds)."""
+    return select_variants(frame, by=by)
 
 
 def no_success_groups(frame: pd.DataFrame) -> pd.DataFrame:

@@ -20,7 +20,6 @@ from importlib.metadata import version as dist_version
 from pathlib import Path
 
 import torch
-from sklearn.metrics import f1_score
 
 import tlbench
 from tlbench.train import data as data_mod
@@ -36,6 +35,8 @@ from tlbench.plugins.registry import Registry
 from tlbench.contract.results import CellRecord
 from tlbench.contract.session import CellSpec
 from tlbench.train.strategies import seed_everything
+from tlbench.tasks import task as tasks
+from tlbench.tasks.task import scored
 from tlbench.contract.cells import Cell, canonical
 
 
@@ -249,14 +250,14 @@ class Worker:
                           features_cache=features,
                           select_on=strategy.select_on,
                           energy=meter.joules if meter else lambda: None,
-                          strategies=lambda name: self.registry.get("strategy", name))
+                          strategies=lambda name: self.registry.get("strategy", name),
+                          task=tasks.get(record.task))
         cell_splits, indices = dict(ctx.data), {"train": ctx.train_index, "val": ctx.val_index}
         peak: dict = {}
         with engine.peak_memory(self.device, peak), meter or contextlib.nullcontext():
             outcome = strategy.run(ctx, cell.strategy.options)
-        record.metrics = {**score(outcome.logits, cell_splits, strategy.select_on), **outcome.extra}
-        evidence = {name: evidence_mod.from_logits(out, cell_splits[name].labels, indices.get(name))
-                    for name, out in outcome.logits.items() if evidence_mod.kept(name)}
+        metrics, evidence = scored(ctx.task, outcome.logits, cell_splits, strategy.select_on, len(classes), indices)
+        record.metrics = {**metrics, **outcome.extra}
         forgetting_seconds = None
         if cell.forgetting is not None and strategy.role != "baseline":
             start = time.perf_counter()
@@ -344,7 +345,8 @@ def new_record(cell: Cell, registry: Registry) -> CellRecord:
                       strategy=cell.strategy.label, variant=cell.variant, seed=cell.seed,
                       label_fraction=cell.label_fraction, config=cell.config(), role=strategy.role,
                       select_on=strategy.select_on,
-                      has_target_domain=registry.get("dataset", cell.dataset.plugin).has_target_domain)
+                      has_target_domain=registry.get("dataset", cell.dataset.plugin).has_target_domain,
+                      task=registry.get("dataset", cell.dataset.plugin).task)
 
 
 def extract_features(backbone, splits: dict[str, Split], batch_size: int, precision) -> Features:
@@ -359,22 +361,3 @@ def extract_features(backbone, splits: dict[str, Split], batch_size: int, precis
         with torch.no_grad():
             source = {name: head(f.to(next(head.parameters()).device)).float().cpu() for name, f in feats.items()}
     return Features(feats, count_params(backbone)[1], seconds, source)
-
-
-def score(logits: dict[str, torch.Tensor], splits: dict, select_on: str = "val") -> dict[str, float]:
-    """Accuracy (and macro-F1 on the evaluation domain) from each split's logits. On a shift pair
-    ``test_acc`` is the target-domain test accuracy and ``source_test_acc`` the source one;
-    ``val_acc`` is the accuracy on ``select_on``; ``ood_acc:<set>`` the accuracy on each
-    out-of-distribution test set (``ood:<set>`` split)."""
-    acc = {}
-    for name, out in logits.items():
-        labels = splits[name].labels.cpu()
-        acc[name] = (out.argmax(1) == labels).float().mean().item()
-    shift = "target_test" in logits
-    test = "target_test" if shift else "test"
-    metrics = {"val_acc": acc[select_on], "test_acc": acc[test],
-               "test_macro_f1": f1_score(splits[test].labels.cpu(), logits[test].argmax(1), average="macro")}
-    if shift:
-        metrics.update(source_test_acc=acc["test"], target_val_acc=acc["target_val"])
-    metrics.update({f"ood_acc:{name[4:]}": value for name, value in acc.items() if name.startswith("ood:")})
-    return metrics

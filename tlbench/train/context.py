@@ -14,10 +14,12 @@ from torch import nn
 from tlbench.train import data as data_mod
 from tlbench.train import engine
 from tlbench.train.augment import Augmenter
-from tlbench.contract.backbone import Backbone, Classifier
+from tlbench.contract.backbone import Backbone, TaskModel
 from tlbench.contract.values import Split
 from tlbench.train.compat import train_loop_step
-from tlbench.contract.step import ClassificationStep, TrainStep
+from tlbench.contract.step import TrainStep
+from tlbench.tasks.classification import CLASSIFICATION
+from tlbench.tasks.task import Task
 from tlbench.train.strategies import count_params, seed_everything  # noqa: F401 (count_params: as before)
 
 #: points of the loss curve a cell records (each the mean loss since the last; read at the end)
@@ -45,12 +47,16 @@ class CellContext:
     labels a strategy sees in ``data`` and checks that nothing changes);
     ``energy()`` reads an energy counter in joules (None: none available). After training,
     ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
-    val_acc[, joules]}``), ``best_step`` the step whose state was kept, ``trained_steps`` the
+    val_<score>[, joules]}``: the task's score, e.g. ``val_acc``), ``best_step`` the step whose state was kept, ``trained_steps`` the
     optimizer steps taken and ``stopped`` how the last training loop ended: ``"plateau"`` (the
     patience rule fired), ``"cap"`` (it reached its planned steps); None without a loop.
 
     ``strategies(name)`` is the registered strategy plugin of that name (the worker and the
-    conformance kit wire it to their registry): :meth:`run_strategy` runs one."""
+    conformance kit wire it to their registry): :meth:`run_strategy` runs one.
+
+    ``task`` is the dataset's :class:`~tlbench.tasks.task.Task`: :meth:`classifier` builds its model,
+    :meth:`fit` trains with its step, the loop selects on its score and :meth:`predict` returns
+    its outputs (logits for classification, detections, per-pixel logits)."""
 
     data: dict[str, Split]
     train_index: torch.Tensor
@@ -72,6 +78,7 @@ class CellContext:
     stopped: str | None = None
     deployed: tuple[nn.Module, dict[str, torch.Tensor] | None] | None = None  # set by predict
     strategies: Callable[[str], Any] | None = None
+    task: Task = CLASSIFICATION
 
     def __post_init__(self):
         self.generator = torch.Generator().manual_seed(self.seed)
@@ -91,8 +98,9 @@ class CellContext:
         """A fresh backbone on the device (``pretrained=False``: same architecture, random init)."""
         return engine.place(self.build(pretrained), self.device)
 
-    def classifier(self, pretrained: bool = True) -> Classifier:
-        return Classifier(self.backbone(pretrained), self.num_classes).to(self.device)
+    def classifier(self, pretrained: bool = True) -> TaskModel:
+        """A fresh backbone with the task's new head (:class:`~tlbench.Classifier` for classification)."""
+        return self.task.model(self.backbone(pretrained), self.num_classes).to(self.device)
 
     def labelled(self, split: str) -> str:
         """The name of the cell's label budget of ``split``: the stratified ``label_fraction`` of
@@ -108,7 +116,7 @@ class CellContext:
         return name
 
     def batches(self, split: str = "train", shuffle: bool = True, drop_last: bool = False):
-        return engine.batches(self.data[split], self.train.batch_size, shuffle, self.generator, drop_last)
+        return self.data[split].batches(self.train.batch_size, shuffle, self.generator, drop_last)
 
     def steps(self, split: str = "train") -> int:
         """Optimizer steps a cell trains (at most, with ``stop = "plateau"``): ``[train] steps`` if
@@ -145,14 +153,15 @@ class CellContext:
         """Supervised training of ``model``'s trainable parameters on ``split``: AdamW without
         weight decay on biases and norms (as timm), with ``layer_decay < 1`` layer-wise learning
         rates (:meth:`layer_scales`), the ``[train]`` schedule, and ``step`` (a :class:`TrainStep`
-        around ``model``; default: cross-entropy with ``[train] label_smoothing``).
+        around ``model``; default: the task's, for classification cross-entropy with ``[train]
+        label_smoothing``).
         ``recalibrate_bn``: precise batch-norm statistics before every evaluation (:meth:`train_loop`)."""
         scales = self.layer_scales(model, layer_decay) if layer_decay != 1.0 else {}
         groups = engine.param_groups(list(model.named_parameters()), lr, weight_decay,
                                      lambda p: scales.get(id(p), 1.0))
         steps = self.steps(split)
         opt, schedule = self.optimizer(groups, lr, weight_decay, steps)
-        step = step or ClassificationStep(model, self.train.label_smoothing)
+        step = step or self.task.step(model, self.train)
         self.train_loop(step, opt, schedule, steps, split, recalibrate_bn=recalibrate_bn)
 
     @staticmethod
@@ -161,9 +170,9 @@ class CellContext:
         :class:`Classifier` inside ``model``: the head trains at the full rate, the backbone's last
         block (``blocks()``, input to output) at ``decay`` times it, the one below at ``decay**2``,
         ...; ``{id(parameter): factor}`` (parameters outside every block: the full rate)."""
-        classifier = next((m for m in model.modules() if isinstance(m, Classifier)), None)
+        classifier = next((m for m in model.modules() if isinstance(m, TaskModel)), None)
         if classifier is None:
-            raise TypeError("layer_decay needs a tlbench.contract.backbone.Classifier inside the model")
+            raise TypeError("layer_decay needs a tlbench.contract.backbone.TaskModel (Classifier) inside the model")
         blocks = classifier.backbone.blocks()
         return {id(p): decay ** (len(blocks) - i) for i, block in enumerate(blocks) for p in block.parameters()}
 
@@ -200,7 +209,9 @@ class CellContext:
         step_module.train()
         run = self._compiled(step_module)
         check = engine.FiniteCheck()
-        augment = Augmenter(self.train.augment, self.seed, self.device) if self.train.augment != "none" else None
+        augment = None if self.train.augment == "none" else (
+            self.task.augment(self.train.augment, self.seed, self.device) if self.task.augment
+            else _ImagesOnly(Augmenter(self.train.augment, self.seed, self.device)))
         per_epoch = len(self.data[split]) // self.train.batch_size if run is not step_module else \
             math.ceil(len(self.data[split]) / self.train.batch_size)
         best = BestState(self, step_module.model, steps, max(1, per_epoch),
@@ -211,7 +222,7 @@ class CellContext:
         with self.clock.training(self.device):
             for inputs, labels in self._stream(split, drop_last=run is not step_module):
                 if augment is not None:
-                    inputs = augment(inputs)
+                    inputs, labels = augment(inputs, labels)
                 step_module.advance(step, steps)
                 start = time.perf_counter() if step == 0 and run is not step_module else None
                 with self.autocast():
@@ -288,7 +299,7 @@ class CellContext:
         return torch.compile(step_module, dynamic=False)
 
     def predict(self, model: nn.Module, adapter: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Logits of ``model`` on every evaluation split. ``model`` is the cell's deployed model: its
+        """The outputs of ``model`` on every evaluation split (classification: logits). ``model`` is the cell's deployed model: its
         size and speed are measured after the strategy returns (:mod:`tlbench.train.deploy`).
         ``adapter``: when ``model`` has trained tensors merged in (LoRA), those tensors as they were
         before merging, i.e. what a separate adapter file holds; its size is measured too."""
@@ -313,18 +324,23 @@ class CellContext:
         return outcome, self.deployed[0] if self.deployed else None
 
     def selection_accuracy(self, model: nn.Module) -> float:
-        """Accuracy of ``model`` on the selection split (``select_on``, the core's labels), timed as
-        evaluation (``eval_seconds``): for a strategy that chooses between trained models."""
+        """The task's score of ``model`` on the selection split (``select_on``, the core's labels;
+        classification: accuracy), timed as evaluation (``eval_seconds``): for a strategy that chooses
+        between trained models."""
         with self.clock.training(self.device):
             return self._selection_accuracy(model)
 
     def _selection_accuracy(self, model: nn.Module) -> float:
         """:meth:`selection_accuracy` inside a timed block (the training loop's)."""
         start = time.perf_counter()
-        accuracy = engine.accuracy(model, self.selection, self.train.eval_batch_size, self.autocast,
-                                   self.num_classes)
+        if self.task.selection is not None:
+            score = self.task.selection(model, self.selection, self.train.eval_batch_size, self.autocast,
+                                        self.num_classes)
+        else:
+            outputs = engine.predict(model, self.selection, self.train.eval_batch_size, self.autocast)
+            score = self.task.evaluate(outputs, self.selection, self.num_classes).score
         self.clock.exclude(start, "eval_seconds", self.device)
-        return accuracy
+        return score
 
     def features(self) -> "Features":
         """Frozen pretrained features of every split, extracted once and shared by every cell with
@@ -375,7 +391,8 @@ class BestState:
         if self.recalibrate is not None:  # timed as training: the loop's clock is running
             self.recalibrate(self.model)
         accuracy = ctx._selection_accuracy(self.model)
-        point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(), "val_acc": accuracy}
+        point = {"step": step, "examples": ctx.clock.images, "seconds": ctx.clock.seconds(),
+                 f"val_{ctx.task.score}": accuracy}
         joules = ctx.energy()
         if joules is not None:
             point["joules"] = joules
@@ -414,3 +431,14 @@ class Features:
     backbone_params: int
     seconds_per_image: float
     source_logits: dict[str, torch.Tensor] | None = None
+
+
+class _ImagesOnly:
+    """An image :class:`~tlbench.train.augment.Augmenter` as the loop calls an augmentation,
+    ``(images, truth) -> (images, truth)``: for a task whose truth is one label per image."""
+
+    def __init__(self, augment: Augmenter):
+        self.augment = augment
+
+    def __call__(self, images, truth):
+        return self.augment(images), truth

@@ -7,15 +7,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import psutil
 import torch
 from torch import nn
 
 from tlbench.contract.errors import Diverged, UserError
-from tlbench.contract.values import Split, take
+from tlbench.contract.values import Split
 
 
 def place(model: nn.Module, device: torch.device) -> nn.Module:
@@ -51,17 +49,6 @@ def precision_name(device: torch.device, precision: str) -> str:
     return "bf16" if precision == "bf16" or (precision == "auto" and device.type == "cuda") else "fp32"
 
 
-def batches(split: Split, batch_size: int, shuffle: bool = False,
-            generator: torch.Generator | None = None, drop_last: bool = False) -> Iterator[tuple[Any, torch.Tensor]]:
-    """Slices of a split already on its device; the last, smaller batch is kept unless ``drop_last``."""
-    n = len(split)
-    order = torch.randperm(n, generator=generator).to(split.labels.device) if shuffle else None
-    end = n - n % batch_size if drop_last else n
-    for start in range(0, end, batch_size):
-        index = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
-        yield take(split.inputs, index), split.labels[index]
-
-
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, batch_size: int, precision_ctx, call=None) -> torch.Tensor:
     """Float outputs of ``call`` (default: ``model`` itself) for every example, on the CPU, in order."""
@@ -69,7 +56,7 @@ def predict(model: nn.Module, split: Split, batch_size: int, precision_ctx, call
     was_training = model.training
     model.eval()
     outs = []
-    for inputs, _ in batches(split, batch_size):
+    for inputs, _ in split.batches(batch_size):
         with precision_ctx():
             outs.append(call(inputs).float().cpu())
     model.train(was_training)
@@ -102,21 +89,6 @@ def param_groups(named: list[tuple[str, nn.Parameter]], lr: float, weight_decay:
                                                          "weight_decay": weight_decay if decays else 0.0})
             group["params"].append(p)
     return list(groups.values())
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, split: Split, batch_size: int, precision_ctx, num_classes: int) -> float:
-    """Accuracy of ``model``'s first ``num_classes`` outputs on ``split``, counted on the device
-    and read once (one host sync); the model's train mode is restored."""
-    was_training = model.training
-    model.eval()
-    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
-    for inputs, labels in batches(split, batch_size):
-        with precision_ctx():
-            logits = model(inputs)
-        correct += (logits[:, :num_classes].argmax(1) == labels).sum()
-    model.train(was_training)
-    return correct.item() / len(split)
 
 
 def planned_steps(n_examples: int, batch_size: int, epochs: int, min_steps: int) -> int:

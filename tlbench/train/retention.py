@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from tlbench.contract import evidence as evidence_mod
-from tlbench.contract.backbone import Backbone, Classifier
+from tlbench.contract.backbone import Backbone, TaskModel
 from tlbench.train.context import Features
 from tlbench.train.strategies import Probe
 
@@ -31,7 +31,7 @@ def adapted_backbone(model: nn.Module | None) -> Backbone | None:
     batch-norm freezer, ...), or None when there is none to find."""
     if model is None:
         return None
-    return next((m.backbone for m in model.modules() if isinstance(m, Classifier)), None)
+    return next((m.backbone for m in model.modules() if isinstance(m, TaskModel)), None)
 
 
 def forgetting(pretrained: Features, adapted: Features, labels: dict[str, torch.Tensor],

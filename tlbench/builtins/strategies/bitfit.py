@@ -61,4 +61,4 @@ def run(ctx, options: BitFitOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("bitfit", "BitFit: only the backbone's bias terms and a new head train",
                                    BitFitOptions, run, grid=GRID,
-                                   space={"lr": LogUniform(1e-4, 3e-2)}, finetunes_pretrained=True)]
+                                   space={"lr": LogUniform(1e-4, 3e-2)}, finetunes_pretrained=True, tasks=tlbench.ANY_TASK)]

@@ -16,4 +16,4 @@ def run(ctx, options: FinetuneOptions) -> tlbench.Outcome:
 @tlbench.hookimpl
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("finetune", "train all weights from the pretrained ones, with a new head",
-                                   FinetuneOptions, run, grid=GRID, space=FINETUNE_SPACE, finetunes_pretrained=True)]
+                                   FinetuneOptions, run, grid=GRID, space=FINETUNE_SPACE, finetunes_pretrained=True, tasks=tlbench.ANY_TASK)]

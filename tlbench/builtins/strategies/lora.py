@@ -22,4 +22,4 @@ LoraOptions = method_options("lora")
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("lora", "low-rank adapters (peft) on the backbone's attention projections or "
                                    "1x1 convolutions and a new head; merged for evaluation (the peft strategy "
-                                   "with method = \"lora\")", LoraOptions, run, grid=GRID, space=SPACE)]
+                                   "with method = \"lora\")", LoraOptions, run, grid=GRID, space=SPACE, tasks=tlbench.ANY_TASK)]

@@ -160,14 +160,12 @@ def rgn_groups(classifier: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def run(ctx, options: PartialFinetuneOptions) -> tlbench.Outcome:
-    from tlbench.contract.step import ClassificationStep
-
     model, classifier = build_model(ctx, options)
     if options.blocks == "auto":
         steps = ctx.steps()
         opt, schedule = ctx.optimizer(rgn_groups(classifier, options.weight_decay), options.lr,
                                       options.weight_decay, steps)
-        ctx.train_loop(ClassificationStep(model, ctx.train.label_smoothing),
+        ctx.train_loop(ctx.task.step(model, ctx.train),
                        AutoRGN(opt, classifier.backbone.blocks()), schedule, steps)
     else:
         ctx.fit(model, options.lr, options.weight_decay, layer_decay=options.layer_decay)
@@ -179,4 +177,4 @@ def tlbench_strategies():
     return [tlbench.StrategyPlugin("partial_finetune", "train some backbone blocks (the top k by default; first, "
                                    "middle, chosen ones, or all at Auto-RGN rates) and a new head; the rest stays "
                                    "frozen", PartialFinetuneOptions, run, grid=GRID, space=FINETUNE_SPACE,
-                                   finetunes_pretrained=True)]
+                                   finetunes_pretrained=True, tasks=tlbench.ANY_TASK)]

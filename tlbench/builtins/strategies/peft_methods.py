@@ -16,4 +16,4 @@ def tlbench_strategies():
     return [tlbench.StrategyPlugin(
         "peft", f"any peft tuner by name (method) on the backbone's adapter targets and a new head; merged for "
                 f"evaluation where the method can be; skipped where it cannot wrap the layers. {methods}",
-        PeftOptions, run, grid=GRID, space=SPACE)]
+        PeftOptions, run, grid=GRID, space=SPACE, tasks=tlbench.ANY_TASK)]

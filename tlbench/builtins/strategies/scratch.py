@@ -20,4 +20,4 @@ def run(ctx, options: ScratchOptions) -> tlbench.Outcome:
 def tlbench_strategies():
     return [tlbench.StrategyPlugin("scratch", "the same architecture trained from random initialisation",
                                    ScratchOptions, run, grid={"lr": [1e-3, 3e-3, 1e-2]}, role="baseline",
-                                   space={"lr": LogUniform(1e-4, 3e-2), "weight_decay": LogUniform(1e-4, 0.3)})]
+                                   space={"lr": LogUniform(1e-4, 3e-2), "weight_decay": LogUniform(1e-4, 0.3)}, tasks=tlbench.ANY_TASK)]

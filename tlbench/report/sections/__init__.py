@@ -25,6 +25,10 @@ from tlbench.report.tables import Table
 if TYPE_CHECKING:
     from tlbench.contract.evidence import SplitEvidence
 
+#: ``Section.tasks`` of a section that reads what only classification has (class probabilities,
+#: the probe's features, accuracy curves, target domains)
+CLASSIFICATION_ONLY = ("classification",)
+
 #: where the page shows a section: the figures, the main tables, collapsed tables, failures
 Place = Literal["figures", "tables", "details", "failures"]
 PLACES: tuple[Place, ...] = ("figures", "tables", "details", "failures")
@@ -52,7 +56,11 @@ class ReportInput:
     datasets are shift pairs, the per-example evidence (``cell_id -> split -> SplitEvidence``,
     empty when the store has none), the validation curves during training (``cell_id ->``
     points ``{step, examples, seconds, val_acc[, joules]}``, empty when none was given) and the
-    output folders."""
+    output folders.
+
+    ``task`` is the records' task (:mod:`tlbench.tasks`; a report covers one) and ``score`` its
+    score: the sections read ``test_<score>`` (:attr:`test_metric`) and select on ``val_<score>``
+    (:attr:`val_metric`), and call it ``score_label`` (``"accuracy"``, ``"per-image AP"``)."""
     frame: pd.DataFrame
     check: pd.DataFrame
     selected: pd.DataFrame
@@ -67,7 +75,18 @@ class ReportInput:
     tab_dir: Path
     meta: dict
     options: ReportOptions = field(default_factory=ReportOptions)
+    task: str = "classification"
+    score: str = "acc"
+    score_label: str = "accuracy"
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def test_metric(self) -> str:
+        return f"test_{self.score}"
+
+    @property
+    def val_metric(self) -> str:
+        return f"val_{self.score}"
 
     def once(self, key: str, compute: Callable[[], Any]) -> Any:
         """``compute()`` the first time ``key`` is asked for, the same value after: for work that
@@ -92,6 +111,9 @@ class Section:
     label: str = ""
     #: whether the page shows a built section (the files are written either way)
     shown: Callable[[ReportInput], bool] = lambda inp: True
+    #: the tasks whose reports have it (``("any",)``: every task); e.g. calibration reads class
+    #: probabilities, which only classification has
+    tasks: tuple[str, ...] = ("any",)
 
     def why_missing(self, inp: ReportInput) -> str | None:
         return self.missing(inp) if callable(self.missing) else self.missing
@@ -122,9 +144,11 @@ def all_sections() -> list[Section]:
 
 
 def build_sections(inp: ReportInput, sections: list[Section] | None = None) -> list[Built]:
-    """Build every section (default :func:`all_sections`) in order."""
+    """Build every section (default :func:`all_sections`) of the report's task in order."""
     built = []
     for section in all_sections() if sections is None else sections:
+        if inp.task not in section.tasks and "any" not in section.tasks:
+            continue
         output = section.build(inp)
         if output is None:
             built.append(Built(section, None, section.why_missing(inp), shown=False))

@@ -24,7 +24,7 @@ from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, grid_shape, legend_below,
                                     new_figure, panel_title, pct_axis, save_figure,
                                     strategy_handles)
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.sections.comparison import BLOCK, join_names, p_text, place
 from tlbench.report.sections.verdicts import sentences_table
 from tlbench.report.style import (PANEL_H, PANEL_W, strategy_color, strategy_linestyle,
@@ -283,8 +283,9 @@ def reliability_figure(inp: ReportInput) -> FigureOut | None:
 SECTIONS = [
     Section("calibration", "table", calibration_table, order=25,
             missing="No calibration table or reliability diagram: no cell has per-example "
-                    "evidence on its test split (records stored without it carry no confidences)."),
-    Section("calibration_verdicts", "table", verdicts_table, order=26),
+                    "evidence on its test split (records stored without it carry no confidences).",
+            tasks=CLASSIFICATION_ONLY),
+    Section("calibration_verdicts", "table", verdicts_table, order=26, tasks=CLASSIFICATION_ONLY),
     Section("reliability", "figure", reliability_figure, missing=None, place="figures",
-            order=30),
+            order=30, tasks=CLASSIFICATION_ONLY),
 ]

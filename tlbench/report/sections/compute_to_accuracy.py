@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from tlbench.report import data as D
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.sections.label_savings import baselines
 from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num
 from tlbench.analysis.savings import ComputeToAccuracy, compute_to_accuracy, fmt_ratio
@@ -101,4 +101,4 @@ def _table(inp: ReportInput) -> Table | None:
 SECTIONS = [Section(
     "compute_to_accuracy", "table", _table, order=70,
     missing="No compute-to-accuracy table: no record has a validation curve (the evaluations "
-            "during training that a strategy run by the training loop records).")]
+            "during training that a strategy run by the training loop records).", tasks=CLASSIFICATION_ONLY)]

@@ -13,7 +13,7 @@ from matplotlib.patches import Patch
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_figure,
                                     save_figure)
-from tlbench.report.sections import Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, Section
 from tlbench.report.style import ORACLE, PANEL_H, strategy_color
 from tlbench.report.tables import Table, TableCell, fmt_acc
 from tlbench.analysis.selection import select_variants, summarize_seeds
@@ -231,10 +231,10 @@ def domain_shift(selected: pd.DataFrame, shift: dict[str, bool],
 SECTIONS = [
     Section("domain_shift", "table",
             lambda inp: shift_table(inp.frame, inp.selected, inp.shift, inp.evidence),
-            order=20),
+            order=20, tasks=CLASSIFICATION_ONLY),
     Section("domain_shift_figure", "figure",
             lambda inp: domain_shift(inp.selected, inp.shift, inp.fig_dir, inp.evidence),
             missing="No domain-shift figure: no source→target dataset with results of an "
                     "adaptation or oracle strategy (by declared role) in this report.",
-            place="figures", order=40),
+            place="figures", order=40, tasks=CLASSIFICATION_ONLY),
 ]

@@ -22,7 +22,7 @@ from tlbench.analysis.selection import group_scores
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, interval_point, legend_below, panel_grid,
                                     pareto_front, save_figure, strategy_handles)
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.style import order_strategies
 from tlbench.report.tables import Table, TableCell, fmt_acc
 
@@ -187,7 +187,7 @@ def frontier(inp: ReportInput) -> FigureOut | None:
 
 SECTIONS = [
     Section("forgetting", "table", forgetting_table, order=30,
-            missing=lambda inp: None),
+            missing=lambda inp: None, tasks=CLASSIFICATION_ONLY),
     Section("forgetting_frontier", "figure", frontier, place="figures", order=50,
-            missing=lambda inp: None),
+            missing=lambda inp: None, tasks=CLASSIFICATION_ONLY),
 ]

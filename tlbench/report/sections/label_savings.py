@@ -14,7 +14,7 @@ from matplotlib.ticker import FuncFormatter
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, legend_below, new_figure,
                                     panel_title, save_figure)
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.sections.data_efficiency import fraction_axis, panel_layout
 from tlbench.report.style import ORACLE, PANEL_H, PANEL_W, strategy_color, strategy_marker
 from tlbench.report.tables import Table, TableCell
@@ -206,8 +206,8 @@ def _ratio_line(ax, g: pd.DataFrame, s: str, offset: float, top: float) -> None:
 
 
 SECTIONS = [
-    Section("label_savings", "table", _table, missing=_missing, order=60),
+    Section("label_savings", "table", _table, missing=_missing, order=60, tasks=CLASSIFICATION_ONLY),
     Section("label_savings_figure", "figure",
             lambda inp: savings_figure(savings(inp), inp.strategies, inp.shift, inp.fig_dir),
-            place="figures", order=60),
+            place="figures", order=60, tasks=CLASSIFICATION_ONLY),
 ]

@@ -2,7 +2,7 @@
 robustness under shift (:mod:`.robustness`), each sentence from that section's tests alone."""
 from __future__ import annotations
 
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.sections.forgetting import forgetting_sentences
 from tlbench.report.sections.robustness import robustness_sentences
 from tlbench.report.sections.verdicts import sentences_table
@@ -17,4 +17,5 @@ def retention_table(inp: ReportInput) -> Table | None:
                            forgetting_sentences(inp) + robustness_sentences(inp))
 
 
-SECTIONS = [Section("retention_verdicts", "table", retention_table, order=12, missing=lambda inp: None)]
+SECTIONS = [Section("retention_verdicts", "table", retention_table, order=12, missing=lambda inp: None,
+                    tasks=CLASSIFICATION_ONLY)]

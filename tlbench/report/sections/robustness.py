@@ -25,7 +25,7 @@ from tlbench.analysis.selection import group_scores
 from tlbench.report import data as D
 from tlbench.report.figures import (FigureOut, figure_style, interval_point, legend_below, panel_grid,
                                     save_figure, strategy_handles)
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.style import ORACLE, order_strategies
 from tlbench.report.tables import Table, TableCell, fmt_acc
 
@@ -188,6 +188,8 @@ def id_ood_figure(inp: ReportInput) -> FigureOut | None:
 
 
 SECTIONS = [
-    Section("robustness", "table", robustness_table, order=31, missing=lambda inp: None),
-    Section("robustness_figure", "figure", id_ood_figure, place="figures", order=51, missing=lambda inp: None),
+    Section("robustness", "table", robustness_table, order=31, missing=lambda inp: None,
+            tasks=CLASSIFICATION_ONLY),
+    Section("robustness_figure", "figure", id_ood_figure, place="figures", order=51, missing=lambda inp: None,
+            tasks=CLASSIFICATION_ONLY),
 ]

@@ -4,7 +4,7 @@ silent when no scores are stored."""
 from __future__ import annotations
 
 from tlbench.report import transfer as TR
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 
 
 def _section(inp: ReportInput) -> TR.Section:
@@ -17,7 +17,7 @@ def _note(inp: ReportInput) -> str | None:
 
 
 SECTIONS = [
-    Section("transferability", "table", lambda inp: _section(inp).table, order=50),
+    Section("transferability", "table", lambda inp: _section(inp).table, order=50, tasks=CLASSIFICATION_ONLY),
     Section("transferability_figure", "figure", lambda inp: _section(inp).figure,
-            missing=_note, place="figures", order=50),
+            missing=_note, place="figures", order=50, tasks=CLASSIFICATION_ONLY),
 ]
