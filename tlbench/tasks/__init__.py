@@ -1,0 +1,1 @@
+"""Tasks beyond classification: their models, targets and scores."""

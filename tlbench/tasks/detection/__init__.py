@@ -1,0 +1,1 @@
+"""Object detection: :class:`~tlbench.tasks.detection.model.Detector` (torch, torchvision)."""

@@ -1,0 +1,1 @@
+"""Semantic segmentation: :class:`~tlbench.tasks.segmentation.model.Segmenter` (torch, torchvision)."""
