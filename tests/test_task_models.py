@@ -217,3 +217,13 @@ def test_a_merged_lora_detector_detects_as_the_adapted_one():
     assert not torch.allclose(before["0"], unadapted["0"])
     for key in before:
         torch.testing.assert_close(after[key], before[key], atol=1e-5, rtol=1e-4)
+
+
+def test_a_timm_model_without_feature_info_gives_no_pyramid():
+    from tlbench.builtins.backbones.timm.model import TimmBackbone
+    from tlbench.contract.errors import NotApplicable
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 1))
+    model.num_features = 4
+    with pytest.raises(NotApplicable, match="gives no feature pyramid"):
+        TimmBackbone(model, 32, (0.5,) * 3, (0.5,) * 3).pyramid_channels()

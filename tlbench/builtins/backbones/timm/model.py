@@ -36,8 +36,8 @@ class TimmBackbone(ImageBackbone):
                                                 stop_early=True)
 
     def pyramid_channels(self) -> list[int]:
-        info = self.model.feature_info
-        return [int(info[i]["num_chs"]) for i in self._pyramid_levels()]
+        levels = self._pyramid_levels()
+        return [int(self.model.feature_info[i]["num_chs"]) for i in levels]
 
     def _pyramid_levels(self) -> list[int]:
         """Indices into ``feature_info``: the last level at each reduction >= 4."""
