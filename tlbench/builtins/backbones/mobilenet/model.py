@@ -1,6 +1,10 @@
 """The MobileNetV2 backbone's module (torch): imported by :func:`tlbench.builtins.backbones.mobilenet.build`."""
 from __future__ import annotations
 
+import itertools
+import math
+import operator
+
 import torch
 from torch import nn
 
@@ -10,7 +14,9 @@ from tlbench.train.peft import default_lora_targets
 
 
 class MobileNetV2(ImageBackbone):
-    """torchvision's MobileNetV2 feature extractor: ``features`` then global average pooling."""
+    """torchvision's MobileNetV2 feature extractor: ``features`` then global average pooling;
+    :meth:`pyramid`: the last output of ``features`` at each stride from 4 to 32 (24, 32, 96 and
+    1280 channels)."""
 
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
@@ -21,10 +27,22 @@ class MobileNetV2(ImageBackbone):
         self.input_size = int(input_size)
         self.feature_dim = int(features[-1].out_channels)
         self.lora_targets = default_lora_targets(features, prefix="features.")
+        self.pyramid_ends = stride_ends(features, smallest=4)
         self.set_source_head(source_head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps = []
+        for i, block in enumerate(self.features[:self.pyramid_ends[-1] + 1]):
+            x = block(x)
+            if i in self.pyramid_ends:
+                maps.append(x)
+        return maps
+
+    def pyramid_channels(self) -> list[int]:
+        return [int(self.features[i].out_channels) for i in self.pyramid_ends]
 
     def blocks(self) -> list[nn.Module]:
         """The stem, the seven inverted-residual stages (blocks grouped by output width: 16, 24,
@@ -37,3 +55,11 @@ class MobileNetV2(ImageBackbone):
             else:
                 stages.append([block])
         return [stem, *(s[0] if len(s) == 1 else nn.Sequential(*s) for s in stages), last]
+
+
+def stride_ends(blocks: nn.Sequential, smallest: int) -> list[int]:
+    """Indices of the blocks whose output is the last at its stride, for strides >= ``smallest``
+    (a block's stride is the product of its convolutions' strides)."""
+    strides = [math.prod(m.stride[0] for m in block.modules() if isinstance(m, nn.Conv2d)) for block in blocks]
+    total = list(itertools.accumulate(strides, operator.mul))
+    return [i for i, s in enumerate(total) if s >= smallest and (i + 1 == len(total) or total[i + 1] > s)]

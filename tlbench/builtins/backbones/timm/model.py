@@ -5,6 +5,7 @@ import torch
 from timm.models import group_parameters
 from torch import nn
 
+from tlbench.contract.errors import NotApplicable
 from tlbench.modalities.image import ImageBackbone
 from tlbench.train.peft import classifier_names, default_lora_targets
 
@@ -13,7 +14,9 @@ _MATCH_PREV_GROUP = (99999,)  # timm's marker: "merge into the previous group"
 
 class TimmBackbone(ImageBackbone):
     """``timm.create_model(name, num_classes=0)``: forward gives pooled features ``(B, feature_dim)``;
-    ``source_head``: the pretrained classifier on those features (None without one)."""
+    ``source_head``: the pretrained classifier on those features (None without one). :meth:`pyramid`:
+    timm's ``forward_intermediates`` at the model's ``feature_info`` levels, the last at each stride
+    from 4 up (EfficientNet: strides 4, 8, 16, 32); a model without them raises NotApplicable."""
 
     def __init__(self, model: nn.Module, input_size: int, mean, std, source_head: nn.Module | None = None):
         super().__init__()
@@ -27,6 +30,23 @@ class TimmBackbone(ImageBackbone):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, indices=self._pyramid_levels(), intermediates_only=True,
+                                                stop_early=True)
+
+    def pyramid_channels(self) -> list[int]:
+        levels = self._pyramid_levels()
+        return [int(self.model.feature_info[i]["num_chs"]) for i in levels]
+
+    def _pyramid_levels(self) -> list[int]:
+        """Indices into ``feature_info``: the last level at each reduction >= 4."""
+        info = getattr(self.model, "feature_info", None)
+        if not info or not hasattr(self.model, "forward_intermediates"):
+            raise NotApplicable(f"timm model {type(self.model).__name__} gives no feature pyramid "
+                                "(no feature_info / forward_intermediates): it serves classification only")
+        reductions = [int(level["reduction"]) for level in info]
+        return [i for i, r in enumerate(reductions) if r >= 4 and (i + 1 == len(reductions) or reductions[i + 1] > r)]
 
     def blocks(self) -> list[nn.Module]:
         return model_blocks(self.model)

@@ -5,6 +5,12 @@ from tlbench.modalities.image import ImageBackbone
 
 
 class TinyCNN(ImageBackbone):
+    """Three conv blocks (the first two halve the resolution), then global average pooling;
+    :meth:`pyramid`: the first block's output (stride 2, ``width`` channels) and the last's
+    (stride 4, ``4 * width``)."""
+
+    PYRAMID_STAGES = (0, 2)
+
     def __init__(self, width: int, input_size: int):
         super().__init__()
         self.input_size = input_size
@@ -20,6 +26,17 @@ class TinyCNN(ImageBackbone):
         for stage in self.stages:
             x = stage(x)
         return x.mean((2, 3))
+
+    def pyramid(self, x):
+        maps = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            if i in self.PYRAMID_STAGES:
+                maps.append(x)
+        return maps
+
+    def pyramid_channels(self):
+        return [self.stages[i][0].out_channels for i in self.PYRAMID_STAGES]
 
     def blocks(self):
         return list(self.stages)

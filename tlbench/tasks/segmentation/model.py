@@ -1,0 +1,31 @@
+"""The segmentation model (torch; torchvision imported when one is built): a backbone's feature
+pyramid under torchvision's LR-ASPP head."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    from tlbench.modalities.image import ImageBackbone
+
+
+class Segmenter(nn.Module):
+    """Raw uint8 images ``B×3×H×W`` in, per-pixel logits ``B×C×H×W`` out (``C = num_classes``,
+    background included). ``backbone`` is the tlbench backbone (what strategies freeze or adapt);
+    ``head``, everything new: torchvision's ``LRASPPHead`` on the finest and the coarsest map of
+    ``backbone.pyramid``; its logits are upsampled (bilinear) to the raw images' size."""
+
+    def __init__(self, backbone: ImageBackbone, num_classes: int, inter_channels: int = 128):
+        from torchvision.models.segmentation.lraspp import LRASPPHead
+
+        super().__init__()
+        channels = backbone.pyramid_channels()
+        self.backbone = backbone
+        self.head = LRASPPHead(channels[0], channels[-1], num_classes, inter_channels)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        maps = self.backbone.pyramid(self.backbone.prepare(inputs))
+        logits = self.head({"low": maps[0], "high": maps[-1]})
+        return nn.functional.interpolate(logits, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
