@@ -11,7 +11,8 @@ from tlbench.builtins.backbones.timm import TimmOptions
 from tlbench.builtins.backbones.timm import build as build_timm
 from tlbench.builtins.backbones.tiny_cnn import TinyCNNOptions
 from tlbench.builtins.backbones.tiny_cnn import build as build_tiny
-from tlbench.tasks.detection.model import DetectionLoss, Detector, pyramid_strides
+from tlbench.contract.step import ModelLoss
+from tlbench.tasks.detection.model import Detector, pyramid_strides
 from tlbench.tasks.segmentation.model import Segmenter
 
 
@@ -96,7 +97,7 @@ def test_detector_loss_is_finite_and_reaches_the_backbone():
     images, targets = scene()
     model = Detector(tiny(), 2).train()
     loss = model(images, targets)
-    assert isinstance(loss, DetectionLoss) and torch.isfinite(loss.total)
+    assert isinstance(loss, ModelLoss) and torch.isfinite(loss.total)
     assert set(loss.parts) == {"classification", "bbox_regression", "bbox_ctrness"}
     torch.testing.assert_close(loss.total, sum(loss.parts.values()))
     loss.total.backward()

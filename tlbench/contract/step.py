@@ -53,13 +53,22 @@ class ClassificationStep(TrainStep):
         return StepOutput(loss, len(labels), {"cross_entropy": loss})
 
 
+@dataclass(frozen=True)
+class ModelLoss:
+    """A loss a model computes itself: ``total``, what to backpropagate, is the sum of ``parts``,
+    its named components (a detector's classification and box losses)."""
+
+    total: torch.Tensor
+    parts: dict[str, torch.Tensor]
+
+
 class OwnLossStep(TrainStep):
-    """The loss ``model(inputs, truth)`` computes itself, returned as ``(loss, {name: component})``:
-    a detector's (torchvision's detection models sum their classification and box losses)."""
+    """The loss ``model(inputs, truth)`` computes itself and returns as a :class:`ModelLoss`:
+    a detector's (torchvision's detection models compute theirs in training mode)."""
 
     def forward(self, inputs, truth: torch.Tensor) -> StepOutput:
-        loss, components = self.model(inputs, truth)
-        return StepOutput(loss, len(truth), components)
+        loss = self.model(inputs, truth)
+        return StepOutput(loss.total, len(truth), loss.parts)
 
 
 class PixelCrossEntropyStep(TrainStep):

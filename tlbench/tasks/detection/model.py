@@ -3,26 +3,19 @@ pyramid under an FPN and torchvision's anchor-free FCOS detector."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
+from tlbench.contract.backbone import TaskModel
+from tlbench.contract.step import ModelLoss
+
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.modalities.image import ImageBackbone
 
 
-@dataclass(frozen=True)
-class DetectionLoss:
-    """A training batch's loss: ``total``, what to backpropagate, is the sum of ``parts``, the
-    detector's named components (FCOS: classification, bbox_regression, bbox_ctrness)."""
-
-    total: torch.Tensor
-    parts: dict[str, torch.Tensor]
-
-
-class Detector(nn.Module):
+class Detector(TaskModel):
     """Raw uint8 images ``B×3×H×W`` in (any H, W: ``backbone.prepare`` resizes them to its
     ``input_size``); boxes in the raw images' pixels both ways.
 
@@ -34,7 +27,7 @@ class Detector(nn.Module):
 
     ``forward(inputs, targets)`` in training mode takes ``targets`` ``B×M×5`` ``(class, x1, y1,
     x2, y2)`` (rows of class -1 are padding; classes ``0..num_classes-1``) and returns a
-    :class:`DetectionLoss`. ``forward(inputs)`` in eval mode returns ``B×K×6`` ``(x1, y1, x2, y2,
+    :class:`ModelLoss`. ``forward(inputs)`` in eval mode returns ``B×K×6`` ``(x1, y1, x2, y2,
     score, class)``, best first, ``K = detections_per_img``, padded with rows of score 0, class -1.
     ``score_thresh`` is low so that mAP sees the whole precision-recall curve. The defaults suit
     small images (48-128 px, objects of 10-40 px) on a CPU: a 64-channel FPN (``fpn_channels``, a
@@ -58,7 +51,7 @@ class Detector(nn.Module):
                          head=FCOSHead(fpn_channels, 1, num_classes, num_convs=head_convs),
                          score_thresh=score_thresh, nms_thresh=nms_thresh, detections_per_img=detections_per_img)
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> DetectionLoss | torch.Tensor:
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> ModelLoss | torch.Tensor:
         images = self.backbone.prepare(inputs)
         size = self.backbone.input_size
         height, width = inputs.shape[-2:]
@@ -69,7 +62,7 @@ class Detector(nn.Module):
             boxes = [{"boxes": t[t[:, 0] >= 0, 1:] * to_input, "labels": t[t[:, 0] >= 0, 0].long()}
                      for t in targets]
             parts = self.head(list(images), boxes)
-            return DetectionLoss(torch.stack(list(parts.values())).sum(), parts)
+            return ModelLoss(torch.stack(list(parts.values())).sum(), parts)
         if targets is not None:
             raise ValueError("Detector: eval mode detects and takes no targets; call .train() for the loss")
         found = self.head(list(images))

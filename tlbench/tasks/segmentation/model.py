@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from tlbench.contract.backbone import TaskModel
+
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.modalities.image import ImageBackbone
 
 
-class Segmenter(nn.Module):
+class Segmenter(TaskModel):
     """Raw uint8 images ``B×3×H×W`` in, per-pixel logits ``B×C×H×W`` out (``C = num_classes``,
     background included). ``backbone`` is the tlbench backbone (what strategies freeze or adapt);
     ``head``, everything new: torchvision's ``LRASPPHead`` on the finest and the coarsest map of
