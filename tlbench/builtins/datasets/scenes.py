@@ -72,12 +72,13 @@ class ScenesOptions(tlbench.Options):
 @dataclass(frozen=True)
 class Scenes:
     """What the generator makes: uint8 ``N×3×S×S`` images, int64 ``N×S×S`` instance maps (the
-    index of the object on top of each pixel, -1 for background) and each scene's objects'
-    classes (indices into the options' ``classes``), by instance index."""
+    index of the object on top of each pixel, -1 for background), and each scene's objects'
+    classes (indices into the options' ``classes``) and pixels when pasted, by instance index."""
 
     images: torch.Tensor
     instances: np.ndarray
     classes: list[np.ndarray]
+    pasted: list[np.ndarray]
 
 
 def compose(options: ScenesOptions) -> Scenes:
@@ -91,7 +92,7 @@ def compose(options: ScenesOptions) -> Scenes:
     size = options.image_size
     images = np.empty((options.images, size, size, 3), np.uint8)
     instances = np.full((options.images, size, size), -1, np.int64)
-    classes = []
+    classes, pasted = [], []
     for i in range(options.images):
         levels = backgrounds[rng.integers(len(backgrounds))]
         back = levels[rng.integers(len(levels))]
@@ -117,7 +118,8 @@ def compose(options: ScenesOptions) -> Scenes:
                     kinds.append(labels[pick])
                     break
         classes.append(np.array(kinds, np.int64))
-    return Scenes(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), instances, classes)
+        pasted.append(np.array(area, np.int64))
+    return Scenes(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), instances, classes, pasted)
 
 
 def _mask(glyph: np.ndarray, longer: int) -> np.ndarray:
