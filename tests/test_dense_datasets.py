@@ -11,6 +11,7 @@ from PIL import Image
 
 import tlbench
 from tlbench.builtins.datasets import coco, mask_folder, scenes
+from conftest import TINY
 from test_suite_errors import assert_user_error
 
 SMALL = dict(images=40, image_size=32, objects=(1, 3), classes=(1, 4, 7), seed=3)
@@ -96,7 +97,8 @@ def write_coco(tmp_path, images=None, annotations=None, categories=None, name="t
             {"id": 1, "image_id": 7, "category_id": 5, "bbox": [10, 0, 20, 10]},   # inside the crop
             {"id": 2, "image_id": 7, "category_id": 2, "bbox": [0, 5, 5, 5]},      # left of the crop: dropped
             {"id": 3, "image_id": 7, "category_id": 2, "bbox": [5, 10, 10, 10]},   # clipped at x = 0
-            {"id": 4, "image_id": 3, "category_id": 2, "bbox": [2, 4, 6, 8]}],
+            {"id": 4, "image_id": 3, "category_id": 2, "bbox": [2, 4, 6, 8]},
+            {"id": 5, "image_id": 3, "category_id": 5, "bbox": [0, 0, 20, 20], "iscrowd": 1}],  # left out
         "categories": categories or [{"id": 5, "name": "cat"}, {"id": 2, "name": "dog"}],
     }
     path = tmp_path / name
@@ -211,28 +213,9 @@ def test_mask_folder_errors(tmp_path, kwargs, fragments):
 
 # ------------------------------------------------------------------------------- through the CLI
 
-COCO_SUITE = """
-[suite]
-name = "dense"
-seeds = [0]
-
-[[backbone]]
-plugin = "tiny_cnn"
-width = 8
-input_size = 8
-
-[[dataset]]
-plugin = "coco_detection"
-annotations = "train.json"
-images = "images"
-image_size = 16
-
-[[strategy]]
-plugin = "finetune"
-
-[train]
-epochs = 1
-"""
+DIGITS = 'plugin = "digits"\nimage_size = 8\n'
+COCO_SUITE = TINY.replace(DIGITS, 'plugin = "coco_detection"\nannotations = "train.json"\nimages = "images"\n')
+MASK_SUITE = TINY.replace(DIGITS, 'plugin = "mask_folder"\nimages = "img"\nmasks = "masks"\n')
 
 
 @pytest.mark.parametrize("change, fragments", [
@@ -245,17 +228,14 @@ epochs = 1
      ["train.json", "image 7", "gone.png"]),
 ])
 def test_cli_dry_run_rejects_bad_coco(write_suite, cli, tmp_path, change, fragments):
+    assert "coco_detection" in COCO_SUITE and 'plugin = "finetune"' in COCO_SUITE
     write_coco(tmp_path, **change)
     assert_user_error(cli("run", write_suite(COCO_SUITE), "--dry-run"), "coco_detection", *fragments)
     assert not (tmp_path / "results").exists()
 
 
 def test_cli_dry_run_rejects_bad_masks(write_suite, cli, tmp_path):
+    assert "mask_folder" in MASK_SUITE
     write_masks(tmp_path, values=(0, 1, 7, 255))
-    suite = COCO_SUITE.replace('''plugin = "coco_detection"
-annotations = "train.json"
-images = "images"''', '''plugin = "mask_folder"
-images = "img"
-masks = "masks"''')
-    assert_user_error(cli("run", write_suite(suite), "--dry-run"), "mask_folder", "a.png", "value 7")
+    assert_user_error(cli("run", write_suite(MASK_SUITE), "--dry-run"), "mask_folder", "a.png", "value 7")
     assert not (tmp_path / "results").exists()

@@ -6,7 +6,8 @@
 0..K-1, no background). Each image is squared exactly as :func:`tlbench.modalities.image.square_rgb`
 does (shorter side to ``image_size``, center crop) and its boxes ``[x, y, w, h]`` are scaled and
 shifted the same way, clipped to the crop; boxes left empty are dropped, and so are images left
-without a box (their stratum would be undefined). Images are read in image-id order.
+without a box (their stratum would be undefined). Crowd annotations (``iscrowd`` 1) are checked but
+left out, as COCO's own training and scoring leave them. Images are read in image-id order.
 """
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ def _images(path: Path, folder: Path, categories: dict[int, tuple[int, str]]) ->
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > image.width or y + h > image.height:
             raise UserError(f"{where}: bbox [{x:g}, {y:g}, {w:g}, {h:g}] is not inside image {image_id} "
                             f"({image.width}x{image.height}); boxes are [x, y, width, height] in its pixels")
-        image.boxes.append((categories[category][0], x, y, w, h))
+        if not entry.get("iscrowd"):
+            image.boxes.append((categories[category][0], x, y, w, h))
     return [images[i] for i in sorted(images)]
 
 
