@@ -25,7 +25,8 @@ IGNORE = 255
 
 def detection_split(images: torch.Tensor, boxes: list[np.ndarray]) -> Split:
     """A split of ``images`` whose ``targets`` pad each image's ``K×5`` ``boxes`` to ``M`` rows
-    (``M``: the most any image has) with rows of -1, and whose labels are the strata."""
+    (``M``: the most any image has) with rows of -1, and whose labels are the strata (0 for an
+    image without boxes)."""
     most = max((len(b) for b in boxes), default=0)
     targets = torch.full((len(boxes), most, 5), -1.0)
     strata = torch.zeros(len(boxes), dtype=torch.int64)

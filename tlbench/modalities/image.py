@@ -79,8 +79,6 @@ def square_rgb(image: Image.Image, size: int) -> torch.Tensor:
 def square_geometry(width: int, height: int, size: int) -> tuple[tuple[int, int], int, int]:
     """How :func:`square_rgb` squares a ``width×height`` image: the resized ``(width, height)``
     (shorter side ``size``), then the crop's ``left`` and ``top`` in the resized image."""
-    if (width, height) == (size, size):
-        return (width, height), 0, 0
     if width <= height:
         new = (size, max(size, int(size * height / width)))
     else:

@@ -96,8 +96,8 @@ def _images(path: Path, folder: Path, categories: dict[int, tuple[int, str]]) ->
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{where} needs an integer image_id and category_id and a bbox [x, y, w, h]") from None
         if category not in categories:
-            raise UserError(f"{where} has category_id {category}, not among the categories of {path.name} "
-                            f"({', '.join(map(str, categories))})")
+            known = ", ".join(map(str, list(categories)[:10])) + (", ..." if len(categories) > 10 else "")
+            raise UserError(f"{where} has category_id {category}, not among the category ids ({known})")
         if image_id not in images:
             raise UserError(f"{where} is of image {image_id}, which is not among the images of {path.name}")
         image = images[image_id]
