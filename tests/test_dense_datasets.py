@@ -69,6 +69,19 @@ def test_scene_masks_follow_the_boxes():
         assert stratum == counts.argmax() + 1
 
 
+def test_scenes_from_mnist_keep_the_chosen_classes(monkeypatch):
+    from tlbench.modalities import digits
+
+    x = np.zeros((30, 28, 28), np.float32)
+    x[:, 6:20, 10:14] = 0.9  # a bar of ink: 14 rows by 4 columns
+    monkeypatch.setattr(digits, "mnist_arrays", lambda: {"train": (x, np.arange(30, dtype=np.int64) % 10)})
+    options = scenes.ScenesOptions(**{**SMALL, "source": "mnist", "objects": (1, 1), "object_scale": (0.5, 0.5)})
+    split = scenes.load_detection(options).source["all"]
+    assert set(split.labels.tolist()) == {0, 1, 2}
+    _, _, y1, _, y2 = split.targets[:, 0].T
+    assert ((y2 - y1) == 16).all()  # the ink, not the 28x28 frame, is scaled to half of 32 pixels
+
+
 def test_scene_options_are_checked():
     with pytest.raises(ValueError, match="fewest"):
         scenes.ScenesOptions(objects=(3, 1))
