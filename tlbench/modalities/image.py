@@ -25,8 +25,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from tlbench.contract.backbone import Backbone
 
-__all__ = ["IMG_EXTENSIONS", "ImageBackbone", "is_image_file", "load_image", "square_rgb", "stack_images",
-           "to_uint8_rgb", "upsample"]
+__all__ = ["IMG_EXTENSIONS", "ImageBackbone", "is_image_file", "load_image", "square", "square_geometry",
+           "square_rgb", "stack_images", "to_uint8_rgb", "upsample"]
 
 
 class ImageBackbone(Backbone):
@@ -72,19 +72,28 @@ def square_rgb(image: Image.Image, size: int) -> torch.Tensor:
     (bilinear, antialiased), then center-cropped."""
     if image.mode != "RGB":
         image = image.convert("RGB")
-    width, height = image.size
-    if (width, height) != (size, size):
-        if width <= height:
-            new = (size, max(size, int(size * height / width)))
-        else:
-            new = (max(size, int(size * width / height)), size)
-        if new != (width, height):
-            image = image.resize(new, Image.BILINEAR)
-        width, height = image.size
-        left = int(round((width - size) / 2.0))
-        top = int(round((height - size) / 2.0))
-        image = image.crop((left, top, left + size, top + size))
+    image = square(image, size, Image.BILINEAR)
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def square_geometry(width: int, height: int, size: int) -> tuple[tuple[int, int], int, int]:
+    """How :func:`square_rgb` squares a ``width×height`` image: the resized ``(width, height)``
+    (shorter side ``size``), then the crop's ``left`` and ``top`` in the resized image."""
+    if width <= height:
+        new = (size, max(size, int(size * height / width)))
+    else:
+        new = (max(size, int(size * width / height)), size)
+    return new, int(round((new[0] - size) / 2.0)), int(round((new[1] - size) / 2.0))
+
+
+def square(image: Image.Image, size: int, resample: int) -> Image.Image:
+    """``image`` squared as :func:`square_geometry` says, resized with ``resample`` (masks: nearest)."""
+    new, left, top = square_geometry(*image.size, size)
+    if new != image.size:
+        image = image.resize(new, resample)
+    if image.size != (size, size):
+        image = image.crop((left, top, left + size, top + size))
+    return image
 
 
 def load_image(path: str | os.PathLike, size: int) -> torch.Tensor:
