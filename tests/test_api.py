@@ -12,7 +12,7 @@ import pytest
 import tlbench
 from tlbench.plan.suite import to_toml
 from tlbench.run import worker
-from tlbench.run.store import Store, summary_table
+from tlbench.run.store import Store, summary_tables
 from tlbench.testing import tiny_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ def test_run_suite_reuses_what_tlbench_run_stored_and_returns_results_csv(cli_ru
     assert frame.equals(tlbench.load_results(folder)) and frame.equals(tlbench.load_results(folder / "tlbench.sqlite"))
     store = Store(folder)
     assert tomllib.loads(store.meta("suite_toml")) == suite  # the dict's TOML, as a file's text is stored
-    printed = summary_table(store.frame(), store.evidence())
+    printed = summary_tables(store.frame(), store.evidence())["classification"]
     store.close()
     summary = tlbench.summarize(frame)
     shown = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(summary["mean"], summary["ci_low"], summary["ci_high"])]

@@ -121,11 +121,11 @@ def test_detections_are_padded_and_in_raw_pixels():
     assert (out[..., 0:4:2] <= 80).all() and (out[..., 1:4:2] <= 48).all()
 
 
-def test_the_wrong_mode_for_targets_is_one_clear_error():
+def test_targets_in_eval_mode_are_one_clear_error_and_training_without_them_gives_the_maps():
     images, targets = scene(2)
     model = Detector(tiny(), 2)
-    with pytest.raises(ValueError, match="training mode takes targets"):
-        model.train()(images)
+    maps = model.train()(images)  # without targets: the pyramid network's maps (precise BN passes batches so)
+    assert len(maps) == 3 and all(m.shape[:2] == (2, 64) for m in maps.values())
     with pytest.raises(ValueError, match="eval mode detects"):
         model.eval()(images, targets)
 

@@ -115,20 +115,24 @@ def load_results(path: str | Path) -> pd.DataFrame:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """The accuracy table ``tlbench run`` prints, from the same analysis: per backbone × dataset ×
+    """The table ``tlbench run`` prints, from the same analysis: per backbone × dataset ×
     strategy × label fraction (the budget check's re-runs apart), over the variant each seed chose
     on validation: the variant most seeds chose and their share (``agreement``), ``seeds``, the
-    ``mean`` and ``std`` of test accuracy, its 95% interval (``ci_low``, ``ci_high``; ``interval``
+    ``mean`` and ``std`` of the test score of its ``task`` (classification: accuracy; detection:
+    per-image AP; segmentation: per-image IoU), its 95% interval (``ci_low``, ``ci_high``; ``interval``
     says what it covers: ``"examples"``, seeds and test examples, or ``"seeds"`` only) and the
     ``verdict`` of its row (backbone × dataset × label fraction: the paired comparison's sentences,
     None without one). ``frame`` is one of :func:`run_suite` or :func:`load_results`, filtered as
     you like; the per-example evidence is read from its results folder (a frame without one, e.g.
     read from ``results.csv``, gets intervals over seeds only)."""
+    import pandas as pd
+
     from tlbench.report.sections.verdicts import row_verdicts
-    from tlbench.run.store import accuracy_summary
+    from tlbench.run.store import score_summaries
 
     evidence = _evidence(frame)
-    table = accuracy_summary(frame, evidence)
+    summaries = score_summaries(frame, evidence)
+    table = pd.concat([summary.assign(task=task) for task, summary in summaries.items()], ignore_index=True)
     verdicts: dict[tuple, str] = {}
     for key, sentence in row_verdicts(frame, evidence):  # a row's verdict, then any negative transfer it found
         verdicts[key] = f"{verdicts[key]} {sentence}" if key in verdicts else sentence

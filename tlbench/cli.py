@@ -254,18 +254,20 @@ def _print_plan(suite, cells, finished: set[str], predicted=None) -> None:
 
 
 def _print_summary(store) -> None:
-    from tlbench.run.store import summary_table
+    from tlbench.run.store import summary_tables
+    from tlbench.tasks.task import get as task
     evidence = store.evidence()
-    table = summary_table(store.frame(), evidence)
-    if table.empty:
+    tables = {name: table for name, table in summary_tables(store.frame(), evidence).items() if not table.empty}
+    if not tables:
         out.print("no successful cells")
         return
-    view = Table(title="test accuracy (mean over seeds [95% interval]; variant chosen on validation)")
-    for col in table.columns:
-        view.add_column(col)
-    for row in table.itertuples(index=False):
-        view.add_row(*[f"{v:g}" if isinstance(v, float) else escape(str(v)) for v in row])
-    out.print(view)
+    for name, table in tables.items():
+        view = Table(title=f"test {task(name).score_label} (mean over seeds [95% interval]; variant chosen on validation)")
+        for col in table.columns:
+            view.add_column(col)
+        for row in table.itertuples(index=False):
+            view.add_row(*[f"{v:g}" if isinstance(v, float) else escape(str(v)) for v in row])
+        out.print(view)
     from tlbench.report.sections.verdicts import verdict_lines
     lines = verdict_lines(store.frame(), evidence)
     if lines:

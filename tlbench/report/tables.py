@@ -63,6 +63,12 @@ def fmt_acc(mean: float, low: float = math.nan, high: float = math.nan) -> str:
     return f"{100 * mean:.1f} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
+def fmt_score(value: float, label: str = "accuracy") -> str:
+    """A task's score (a fraction) in a sentence: ``93.1%`` for accuracy, ``per-image AP 41.2``
+    for another score (:mod:`tlbench.tasks`)."""
+    return f"{100 * value:.1f}%" if label == "accuracy" else f"{label} {100 * value:.1f}"
+
+
 def fmt_diff(iv) -> str:
     """A difference of fractions in points with its interval: ``−1.2 [−3.4, +0.9]``."""
     def pts(x: float) -> str:

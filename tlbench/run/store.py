@@ -19,6 +19,7 @@ from tlbench.contract.errors import UserError
 from tlbench.contract.evidence import SplitEvidence
 from tlbench.contract.results import SCHEMA_VERSION, CellRecord, columns, flatten
 from tlbench.analysis.selection import select_variants, summarize_seeds
+from tlbench.tasks import task as tasks
 
 # SCHEMA_VERSION is written in meta on creation; a store of another version is refused, never changed
 FINISHED = ("ok", "skipped", "diverged")  # failed cells are retried by the next run
@@ -189,32 +190,48 @@ class Store:
         return csv_path, summary_path
 
 
-def accuracy_summary(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
-    """Test accuracy, mean and 95% interval (:func:`tlbench.analysis.selection.summarize_seeds`, the
-    report's statistics) of the variants the seeds chose on validation, per backbone × dataset ×
-    strategy × label fraction, over the suite's own cells (the budget check's re-runs apart)."""
+def score_summaries(frame: pd.DataFrame, evidence=None) -> dict[str, pd.DataFrame]:
+    """Per task of the records (:mod:`tlbench.tasks`): its test score (``test_<score>``: accuracy for
+    classification), mean and 95% interval (:func:`tlbench.analysis.selection.summarize_seeds`, the
+    report's statistics) of the variants the seeds chose on validation (``val_<score>``), per
+    backbone × dataset × strategy × label fraction, over the suite's own cells (the budget check's
+    re-runs apart)."""
     if "budget" in frame.columns:
         frame = frame[pd.to_numeric(frame["budget"], errors="coerce").fillna(1.0) == 1.0]
-    return summarize_seeds(select_variants(frame), evidence=evidence)
+    task_of = frame["task"].fillna("classification") if "task" in frame.columns else pd.Series("classification",
+                                                                                                 index=frame.index)
+    out = {}
+    for task in sorted(task_of.unique(), key=lambda t: (t != "classification", t)):
+        score = tasks.get(task).score
+        out[task] = summarize_seeds(select_variants(frame[task_of == task], by=f"val_{score}"), f"test_{score}",
+                                    evidence)
+    return out
 
 
-def summary_table(frame: pd.DataFrame, evidence=None) -> pd.DataFrame:
-    """:func:`accuracy_summary` as ``tlbench run`` prints it: ``test_acc`` reads "mean [low, high]"."""
-    table = accuracy_summary(frame, evidence)
-    table["test_acc"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if hi == hi else f"{m:.3f}"
+def summary_tables(frame: pd.DataFrame, evidence=None) -> dict[str, pd.DataFrame]:
+    """:func:`score_summaries` as ``tlbench run`` prints them: the ``test_<score>`` column reads
+    "mean [low, high]"."""
+    tables = {}
+    for task, table in score_summaries(frame, evidence).items():
+        metric = f"test_{tasks.get(task).score}"
+        table[metric] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if hi == hi else f"{m:.3f}"
                          for m, lo, hi in zip(table["mean"], table["ci_low"], table["ci_high"])]
-    return table[["backbone", "dataset", "strategy", "label_fraction", "variant", "test_acc", "seeds"]]
+        tables[task] = table[["backbone", "dataset", "strategy", "label_fraction", "variant", metric, "seeds"]]
+    return tables
 
 
 def summary_markdown(frame: pd.DataFrame, name: str, evidence=None) -> str:
     counts = frame["status"].value_counts().to_dict()
     lines = [f"# {name}", "",
-             "Test accuracy, mean over seeds [95% interval, counting the seeds' spread and the test set's] "
-             "of the variant each seed chose on its validation split (for a domain-shift pair: "
-             "target-domain test accuracy, variant chosen on source validation).", "",
+             "Each task's test score (classification: accuracy), mean over seeds [95% interval, counting the "
+             "seeds' spread and the test set's] of the variant each seed chose on its validation split (for a "
+             "domain-shift pair: on the target domain's test split, variant chosen on source validation).", "",
              "cells: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "failed", "diverged", "skipped")), ""]
-    table = summary_table(frame, evidence)
-    lines.append(table.to_markdown(index=False) if not table.empty else "_no successful cells_")
+    tables = {task: table for task, table in summary_tables(frame, evidence).items() if not table.empty}
+    for i, (task, table) in enumerate(tables.items()):
+        lines += ([""] if i else []) + ([f"## {task}", ""] if len(tables) > 1 else []) + [table.to_markdown(index=False)]
+    if not tables:
+        lines.append("_no successful cells_")
     problems = frame[frame["status"].isin(["failed", "diverged", "skipped"])]
     if not problems.empty:
         lines += ["", "## Not ok", ""]

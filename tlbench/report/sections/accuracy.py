@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from tlbench.report import data as D
-from tlbench.report.sections import ReportInput, Section
+from tlbench.report.sections import CLASSIFICATION_ONLY, ReportInput, Section
 from tlbench.report.sections.budget_check import changed_rows
 from tlbench.report.sections.comparison import best_of_rows
 from tlbench.report.tables import BUDGET_MARK, Table, TableCell, dataset_label, fmt_acc
@@ -128,7 +128,8 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
              strategies: list[str]) -> str:
     n = inp.expected_seeds
     seeds_txt = f"n = {n} seed{'s' if n != 1 else ''} unless noted"
-    bold = ("the most correct answers over the seeds × test examples the row shares (exact ties: "
+    most = "the most correct answers" if inp.metric == "test_acc" else "the highest score summed"
+    bold = (f"{most} over the seeds × test examples the row shares (exact ties: "
             "all bold)" if inp.best is not None else "the highest mean in the row")
     cap = [f"{what} of the hyper-parameter variant each seed selected on its validation split: "
            f"mean over seeds ({seeds_txt}) [95% interval counting the seeds' spread and the test "
@@ -160,8 +161,11 @@ def _caption(what: str, inp: _Inputs, flags: _Flags, shift: dict[str, bool],
 
 
 def _accuracy(inp: ReportInput) -> Table:
-    return accuracy_table(inp.frame, inp.summary, inp.strategies, best_of_rows(inp),
-                          changed_rows(inp))
+    """The table of the task's score: ``accuracy`` for classification, else named by the score
+    (``ap``: detection's per-image AP)."""
+    name = "accuracy" if inp.score == "acc" else inp.score
+    return accuracy_table(inp.frame, inp.summary, inp.strategies, best_of_rows(inp), changed_rows(inp),
+                          metric=inp.test_metric, name=name, what=f"Test {inp.score_label} (%)")
 
 
 def _macro_f1(inp: ReportInput) -> Table | None:
@@ -175,5 +179,5 @@ def _macro_f1(inp: ReportInput) -> Table | None:
 SECTIONS = [
     Section("accuracy", "table", _accuracy, order=10),
     Section("macro_f1", "table", _macro_f1, place="details", order=10,
-            label="Macro-F1 table"),
+            label="Macro-F1 table", tasks=CLASSIFICATION_ONLY),
 ]

@@ -34,7 +34,7 @@ class TaskScores:
 
 
 def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str],
-                evidence=None) -> TaskScores:
+                evidence=None, metric: str = "test_acc") -> TaskScores:
     """The strategies (oracles excepted) that have results in the most tasks, on the tasks where
     all of them have results: each task's estimate (seed term floored by the task's pooled one)
     and every pair's paired difference."""
@@ -48,7 +48,7 @@ def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str]
     differences = {(x, y): [] for x in kept for y in kept if x != y}
     for task in tasks:
         g = ok[(ok[BLOCK] == pd.Series(task, index=BLOCK)).all(axis=1)]
-        scores = {s: group_scores(g[g["strategy"] == s], "test_acc", evidence) for s in kept}
+        scores = {s: group_scores(g[g["strategy"] == s], metric, evidence) for s in kept}
         floor = S.row_floor(scores.values())
         for s in kept:
             estimates[s].append(S.estimate(scores[s], floor))
@@ -62,17 +62,17 @@ def task_scores(selected: pd.DataFrame, strategies: list[str], oracles: set[str]
 
 def _inputs(inp: ReportInput) -> TaskScores:
     return inp.once("aggregate_scores", lambda: task_scores(
-        inp.selected, inp.strategies, D.oracles(inp.frame), inp.evidence))
+        inp.selected, inp.strategies, D.oracles(inp.frame), inp.evidence, inp.test_metric))
 
 
 def _enough(ts: TaskScores) -> bool:
     return len(ts.tasks) >= 2 and len(ts.estimates) >= 2
 
 
-def _note(ts: TaskScores) -> str:
+def _note(ts: TaskScores, label: str) -> str:
     note = (f"Over {len(ts.tasks)} tasks (dataset × backbone × label fraction) where every "
             "strategy shown has results. The intervals draw every task's estimate from its t "
-            "distribution (its seeds' spread and its test set's noise, as the accuracy table's "
+            f"distribution (its seeds' spread and its test set's noise, as the {label} table's "
             "intervals): they cover these tasks, not other datasets or backbones.")
     if ts.dropped:
         note += f" Left out for missing tasks: {', '.join(ts.dropped)}."
@@ -96,10 +96,10 @@ def aggregate_table(inp: ReportInput) -> Table | None:
                           "iqm_high": a.iqm.high, "mean": a.mean.estimate,
                           "mean_low": a.mean.low, "mean_high": a.mean.high, "seeds": a.seeds,
                           "tasks": a.tasks} for a in aggs])
-    cap = ("Test accuracy (%) across tasks: the interquartile mean (IQM: the mean of the middle "
-           "50% of the tasks' mean accuracies, robust to a few outlying tasks; rliable, Agarwal "
+    cap = (f"Test {inp.score_label} (%) across tasks: the interquartile mean (IQM: the mean of the middle "
+           f"50% of the tasks' mean {_plural(inp.score_label)}, robust to a few outlying tasks; rliable, Agarwal "
            "et al. 2021) and the mean, each [95% interval]. Seeds: the fewest any task had. "
-           + _note(ts))
+           + _note(ts, inp.score_label))
     return Table("aggregate", "Aggregate across tasks (IQM)", cap,
                  ["Strategy", "IQM", "Mean", "Seeds", "Tasks"], rows, data, numeric_from=1)
 
@@ -117,8 +117,8 @@ def improvement_table(inp: ReportInput) -> Table | None:
     data = pd.DataFrame([{"x": x, "y": y, "probability": iv.estimate, "low": iv.low,
                           "high": iv.high} for (x, y), iv in pairs.items()])
     cap = ("P(row > column): the share of these tasks on which the row's strategy has the higher "
-           "accuracy (an exact tie counts one half) [95% interval, from draws of each task's "
-           "paired difference]. Bold: the whole interval above 0.5. " + _note(ts))
+           f"{inp.score_label} (an exact tie counts one half) [95% interval, from draws of each task's "
+           "paired difference]. Bold: the whole interval above 0.5. " + _note(ts, inp.score_label))
     return Table("improvement", "Share of tasks won", cap, ["P(row > column)"] + names,
                  rows, data, numeric_from=1)
 
@@ -138,23 +138,28 @@ def aggregate_figure(inp: ReportInput) -> FigureOut | None:
                       alpha=0.6, solid_capstyle="butt")
             left.plot([100 * a.iqm.estimate] * 2, [i - 0.3, i + 0.3], color="#222222", lw=1.2)
         left.set_yticks(range(len(aggs)), [a.strategy for a in reversed(aggs)])
-        left.set_xlabel("IQM test accuracy (%)")
+        left.set_xlabel(f"IQM test {inp.score_label} (%)")
         pct_axis(left, "x")
         for p in profs:
             color = strategy_color(p.strategy)
             right.plot(100 * p.taus, p.fraction, color=color, label=p.strategy)
             right.fill_between(100 * p.taus, p.low, p.high, color=color, alpha=0.15, lw=0)
-        right.set_xlabel("Test accuracy τ (%)")
+        right.set_xlabel(f"Test {inp.score_label} τ (%)")
         right.set_ylabel("Share of tasks > τ")
         right.set_xlim(0, 100)
         right.set_ylim(0, 1.02)
         right.legend(fontsize=6, frameon=False, loc="lower left")
         png = save_figure(fig, inp.fig_dir, "fig_aggregate")
-    cap = ("Left: interquartile mean of the tasks' test accuracies with its 95% interval (bar; "
-           "tick: the IQM). Right: performance profiles, the share of tasks whose accuracy is "
+    cap = (f"Left: interquartile mean of the tasks' test {_plural(inp.score_label)} with its 95% interval (bar; "
+           f"tick: the IQM). Right: performance profiles, the share of tasks whose {inp.score_label} is "
            "above each τ, with 95% bands; a curve above another is better across the range "
-           "(rliable, Agarwal et al. 2021). " + _note(ts))
+           "(rliable, Agarwal et al. 2021). " + _note(ts, inp.score_label))
     return FigureOut("fig_aggregate", "Aggregate across tasks", cap, png)
+
+
+def _plural(label: str) -> str:
+    """``accuracies``, ``per-image APs``."""
+    return label[:-1] + "ies" if label.endswith("y") else label + "s"
 
 
 def _why(inp: ReportInput) -> str:

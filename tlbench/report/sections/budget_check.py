@@ -90,8 +90,8 @@ def checks(inp: ReportInput) -> list[Check]:
                 if key not in base:
                     continue
                 was = dict(list(before[key].groupby("strategy")))
-                gains = {s: S.paired_difference(group_scores(was[s], "test_acc", inp.evidence),
-                                                group_scores(g, "test_acc", inp.evidence),
+                gains = {s: S.paired_difference(group_scores(was[s], inp.test_metric, inp.evidence),
+                                                group_scores(g, inp.test_metric, inp.evidence),
                                                 same_runs=True)
                          for s, g in after[key].groupby("strategy") if s in was}
                 holm = dict(zip(gains, S.holm([g.p for g in gains.values()])))

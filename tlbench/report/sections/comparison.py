@@ -14,7 +14,7 @@ import pandas as pd
 from tlbench.analysis import stats as S
 from tlbench.report import data as D
 from tlbench.report.sections import ReportInput, Section
-from tlbench.report.tables import MARK, Table, TableCell, dataset_label, fmt_diff
+from tlbench.report.tables import MARK, Table, TableCell, dataset_label, fmt_diff, fmt_score
 from tlbench.analysis.selection import group_scores
 
 BLOCK = ["dataset", "backbone", "label_fraction"]
@@ -31,21 +31,24 @@ class Row:
     oracles: frozenset[str]
     #: the row's trained cells ran a fixed budget of steps, not each to its plateau
     equal_compute: bool = False
+    #: what the row's scores are (the task's score label: "accuracy", "per-image AP")
+    score_label: str = "accuracy"
 
 
 def row_comparisons(selected: pd.DataFrame, evidence: Mapping | None,
-                    oracles: set[str], shift: Mapping[str, bool]) -> list[Row]:
-    """Every row with at least two strategies, compared (oracles are never the best)."""
+                    oracles: set[str], shift: Mapping[str, bool], metric: str = "test_acc",
+                    score_label: str = "accuracy") -> list[Row]:
+    """Every row with at least two strategies, compared on ``metric`` (oracles are never the best)."""
     rows = []
     for (dataset, backbone, frac), g in selected.groupby(BLOCK, sort=True):
-        scores = {s: group_scores(gs, "test_acc", evidence)
+        scores = {s: group_scores(gs, metric, evidence)
                   for s, gs in g.groupby("strategy", sort=True)}
         if len(scores) < 2:
             continue
         result = S.compare_row(scores, candidates=[s for s in scores if s not in oracles])
         if result is not None:
             rows.append(Row(dataset, backbone, float(frac), bool(shift.get(dataset, False)),
-                            result, frozenset(oracles & set(scores)), D.equal_compute(g)))
+                            result, frozenset(oracles & set(scores)), D.equal_compute(g), score_label))
     return rows
 
 
@@ -53,7 +56,7 @@ def rows_of(inp: ReportInput) -> list[Row]:
     """The report's compared rows, computed once per report (the comparison table, the verdicts,
     the accuracy table's bold and the budget check read the same)."""
     return inp.once("comparison_rows", lambda: row_comparisons(
-        inp.selected, inp.evidence, D.oracles(inp.frame), inp.shift))
+        inp.selected, inp.evidence, D.oracles(inp.frame), inp.shift, inp.test_metric, inp.score_label))
 
 
 def best_of_rows(inp: ReportInput) -> dict[tuple, tuple[str, ...]]:
@@ -67,6 +70,8 @@ def best_of_rows(inp: ReportInput) -> dict[tuple, tuple[str, ...]]:
 def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
     if not rows:
         return None
+    most = ("the most correct answers" if rows[0].score_label == "accuracy"
+            else f"the highest {rows[0].score_label} summed")
     cells, records, breaks, prev, seed_level, no_verdict = [], [], [], None, False, set()
     for row in rows:
         if prev is not None and prev != (row.dataset, row.backbone):
@@ -99,7 +104,7 @@ def comparison_table(rows: list[Row], strategies: list[str]) -> Table | None:
            "the seeds' spread and the test set's, docs: Statistics; one comparison's interval, "
            "not adjusted for the row's others] and the two-sided p-value after Holm–Bonferroni "
            "across every pair of strategies in the row, which alone decides ○. The best is the "
-           "non-oracle strategy with the most correct answers over the seeds × test examples the "
+           f"non-oracle strategy with {most} over the seeds × test examples the "
            "row shares; on an exact tie every tied strategy is bold and the first in the suite's "
            f"order is the reference. {MARK}: cannot be told apart from the best at α = {S.ALPHA:g} "
            "after the correction. That is not evidence that the two are equally good: the test "
@@ -157,10 +162,11 @@ def verdict(row: Row) -> str:
     r = row.result
     where = (place(row.dataset, row.backbone, row.label_fraction, row.shift)
              + (", at equal compute (a fixed budget of steps)" if row.equal_compute else ""))
+    score = fmt_score(r.best_mean, row.score_label)
     if len(r.tied) > 1:
-        parts = [f"{where}: {join_names(list(r.tied))} tie for best, {100 * r.best_mean:.1f}%"]
+        parts = [f"{where}: {join_names(list(r.tied))} tie for best, {score}"]
     else:
-        parts = [f"{where}: {r.best} is best, {100 * r.best_mean:.1f}%"]
+        parts = [f"{where}: {r.best} is best, {score}"]
     if r.no_verdict:
         return f"{parts[0]}; no verdict ({r.no_verdict})."
     apart = [c for c in r.comparisons if c.told_apart]

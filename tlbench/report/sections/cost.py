@@ -88,12 +88,13 @@ COST_AXES = (("seconds", "Training time per run (s, log)"),
              ("energy", "Energy per run (J, log)"))
 
 
-def _cost_points(selected: pd.DataFrame) -> pd.DataFrame:
-    """One point per dataset × backbone × strategy at the dataset's largest label fraction."""
+def _cost_points(selected: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """One point per dataset × backbone × strategy at the dataset's largest label fraction; ``acc``:
+    its mean ``metric`` (the task's test score)."""
     top = selected.groupby("dataset")["label_fraction"].transform("max")
     cells = selected[selected["label_fraction"] == top]
     pts = (cells.groupby(["dataset", "backbone", "strategy"])
-           .agg(acc=("test_acc", "mean"), seconds=("train_seconds", "mean"),
+           .agg(acc=(metric, "mean"), seconds=("train_seconds", "mean"),
                 params=("trainable_params", "median"), fraction=("label_fraction", "first"),
                 energy=("energy_joules", "mean"))
            .reset_index())
@@ -149,10 +150,11 @@ def _cost_legends(fig, present: list[str], backbones: list[str], bmark: dict) ->
 
 
 def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str, bool],
-                  directory: Path) -> FigureOut | None:
+                  directory: Path, metric: str = "test_acc", label: str = "accuracy") -> FigureOut | None:
+    """The task's test score (``metric``, called ``label``) against each recorded cost."""
     if selected.empty:
         return None
-    pts = _cost_points(selected.assign(energy_joules=_energy(selected)))
+    pts = _cost_points(selected.assign(energy_joules=_energy(selected)), metric)
     # energy is an axis only when every point measured it (a partial axis would mislead)
     axes_spec = [(col, label) for col, label in COST_AXES
                  if (pts[col] > 0).any() and (col != "energy" or (pts[col] > 0).all())]
@@ -177,7 +179,7 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
                 found = _cost_panel(ax, pts[pts["dataset"] == dataset], xcol, xlabel, bmark,
                                     oracles)
                 labels += [found] if found else []
-                ax.set_ylabel("Test accuracy (%)" if c == 0 else "")
+                ax.set_ylabel(f"Test {label} (%)" if c == 0 else "")
                 if r == 0:
                     title = panel_title(dataset, None, shift.get(dataset, False))
                     if not same_frac:
@@ -199,18 +201,19 @@ def cost_accuracy(selected: pd.DataFrame, strategies: list[str], shift: dict[str
     absent = [label.split(" (")[0].lower() for col, label in COST_AXES if (col, label) not in axes_spec]
     rows_txt = ("one row per cost: " + ", ".join(label.split(" (")[0].lower() for _, label in axes_spec)
                 + " (log scale)" + (f"; not recorded for every point: {', '.join(absent)}" if absent else ""))
-    cap = (f"Accuracy against cost at each dataset's largest label fraction: {rows_txt}. "
+    cap = (f"{label[0].upper() + label[1:]} against cost at each dataset's largest label fraction: {rows_txt}. "
            "One point per "
            f"backbone and strategy, mean over seeds (colour: strategy; {marker_txt}oracles "
            "(role oracle) are left out of the frontier). Dashed: the Pareto frontier, the points no other "
-           "point beats on both cost and accuracy; they are labelled.")
-    return FigureOut("fig2_cost_accuracy", "Cost versus accuracy", cap, png)
+           f"point beats on both cost and {label}; they are labelled.")
+    return FigureOut("fig2_cost_accuracy", f"Cost versus {label}", cap, png)
 
 
 SECTIONS = [
     Section("cost", "table", lambda inp: cost_table(inp.selected, inp.strategies), order=40),
     Section("cost_accuracy", "figure",
-            lambda inp: cost_accuracy(inp.selected, inp.strategies, inp.shift, inp.fig_dir),
+            lambda inp: cost_accuracy(inp.selected, inp.strategies, inp.shift, inp.fig_dir, inp.test_metric,
+                                      inp.score_label),
             missing="No cost-versus-accuracy figure: no training time or parameter count "
                     "recorded.", place="figures", order=20),
 ]

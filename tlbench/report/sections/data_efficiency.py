@@ -56,8 +56,9 @@ def _curve(ax, g: pd.DataFrame, s: str, role: str | None, offset: float) -> None
 
 
 def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[str, bool],
-                    directory: Path, roles: dict[str, str] | None = None) -> FigureOut | None:
-    """``roles``: strategy -> declared role; oracles are drawn dashed."""
+                    directory: Path, roles: dict[str, str] | None = None, label: str = "accuracy") -> FigureOut | None:
+    """``summary``'s means (the task's test score, called ``label``) against the label fraction;
+    ``roles``: strategy -> declared role; oracles are drawn dashed."""
     roles = roles or {}
     if summary.empty:
         return None
@@ -92,7 +93,7 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             if grid and c == ncols - 1:
                 ax.annotate(backbone, xy=(1.04, 0.5), xycoords="axes fraction", rotation=-90,
                             ha="left", va="center", fontweight="bold", fontsize=8)
-            ax.set_ylabel("Test accuracy (%)" if c == 0 else "")
+            ax.set_ylabel(f"Test {label} (%)" if c == 0 else "")
             last_row = r == nrows - 1 or idx + ncols >= len(panels)
             ax.set_xlabel("Labelled fraction (log)" if last_row else "")
         for ax in axes.flat[len(panels):]:
@@ -101,15 +102,16 @@ def data_efficiency(summary: pd.DataFrame, strategies: list[str], shift: dict[st
             fig.suptitle(f"Backbone: {backbones[0]}", fontsize=8.5)
         legend_below(fig, strategy_handles(present, roles), ncol_max=max(2, 2 * ncols))
         png = save_figure(fig, directory, "fig1_data_efficiency")
-    cap = ("Test accuracy against the fraction of training labels used (log scale), per dataset"
+    cap = (f"Test {label} against the fraction of training labels used (log scale), per dataset"
            " and backbone. Lines: mean over seeds of the variant each seed selected on validation; "
-           "bands: the accuracy table's 95% interval (the seeds' spread and the test set's noise, "
-           "docs: Statistics; whiskers where a neighbouring point has none). For shift pairs (target) the accuracy is on the target "
+           f"bands: the {label} table's 95% interval (the seeds' spread and the test set's noise, "
+           f"docs: Statistics; whiskers where a neighbouring point has none). For shift pairs (target) the {label} is "
+           "on the target "
            "domain; dashed lines are oracles (role oracle) trained on target labels.")
     return FigureOut("fig1_data_efficiency", "Data efficiency", cap, png)
 
 
 SECTIONS = [Section(
     "data_efficiency", "figure",
-    lambda inp: data_efficiency(inp.summary, inp.strategies, inp.shift, inp.fig_dir, inp.roles),
+    lambda inp: data_efficiency(inp.summary, inp.strategies, inp.shift, inp.fig_dir, inp.roles, inp.score_label),
     missing="Figure data efficiency: no successful records.", place="figures", order=10)]

@@ -8,7 +8,7 @@ import pandas as pd
 from tlbench.report import data as D
 from tlbench.report.figures import pareto_front
 from tlbench.report.sections import Section
-from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num
+from tlbench.report.tables import Table, TableCell, fmt_count, fmt_num, fmt_score
 
 COLUMNS = ["deployed_params", "deployed_bytes", "adapter_bytes", "latency_ms", "throughput"]
 
@@ -26,12 +26,15 @@ def _top_fraction(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["label_fraction"] == frame.groupby("dataset")["label_fraction"].transform("max")]
 
 
-def deployment_table(selected: pd.DataFrame, strategies: list[str]) -> Table | None:
+def deployment_table(selected: pd.DataFrame, strategies: list[str], metric: str = "test_acc",
+                     label: str = "accuracy") -> Table | None:
+    """What each backbone × strategy costs to serve, beside its mean ``metric`` (the task's test
+    score, called ``label``)."""
     frame = _measured(selected)
     if frame.empty:
         return None
     rank = {s: i for i, s in enumerate(strategies)}
-    top = _top_fraction(frame).groupby(["backbone", "strategy"])["test_acc"].mean()
+    top = _top_fraction(frame).groupby(["backbone", "strategy"])[metric].mean()
     groups = sorted(frame.groupby(["backbone", "strategy"]), key=lambda kv: (kv[0][0], rank.get(kv[0][1], 99)))
     rows, data, breaks = [], [], []
     for i, ((backbone, strategy), g) in enumerate(groups):
@@ -44,30 +47,31 @@ def deployment_table(selected: pd.DataFrame, strategies: list[str]) -> Table | N
                      TableCell(fmt_num(numbers["latency_ms"], 2)), TableCell(fmt_num(numbers["throughput"], 0)),
                      TableCell(fmt_num(100 * top.get((backbone, strategy), float("nan")), 1)), TableCell(str(len(g)))])
         data.append({"backbone": backbone, "strategy": strategy, **numbers,
-                     "test_acc_top_fraction": top.get((backbone, strategy)), "cells": len(g)})
+                     f"{metric}_top_fraction": top.get((backbone, strategy)), "cells": len(g)})
     devices = ", ".join(sorted(set(frame["device"]) - {""})) if "device" in frame.columns else ""
     cap = ("What each model costs to serve, measured on the cell's device after training"
            + (f" ({devices})" if devices else "") + ": parameters and size (MB) of the deployed model "
            "(LoRA merged into the weights; the linear probe as backbone + linear head), the size (KB) of a "
            "separate file of what was trained (LoRA's matrices and head, the probe's head: the deployment as a "
            "shared base plus that file), the median latency of one example (batch 1, after warm-up) and the "
-           "examples per second at the evaluation batch size; medians over cells. Accuracy: mean test accuracy "
-           "at each dataset's largest label fraction.")
+           f"examples per second at the evaluation batch size; medians over cells. {label[0].upper() + label[1:]}: "
+           f"mean test {label} at each dataset's largest label fraction.")
     header = ["Backbone", "Strategy", "Params", "Size (MB)", "Adapter (KB)", "Latency (ms)", "Examples/s",
-              "Test acc (%)", "Cells"]
+              "Test acc (%)" if label == "accuracy" else f"Test {label} (%)", "Cells"]
     return Table("deployment", "Deployment cost", cap, header, rows, pd.DataFrame(data), numeric_from=2,
                  key_cols=1, breaks=breaks)
 
 
-def edge_table(selected: pd.DataFrame) -> Table | None:
-    """Per dataset, the Pareto front of latency at batch 1 against accuracy, as sentences."""
+def edge_table(selected: pd.DataFrame, metric: str = "test_acc", label: str = "accuracy") -> Table | None:
+    """Per dataset, the Pareto front of latency at batch 1 against the task's test score (``metric``,
+    called ``label``), as sentences."""
     frame = _measured(selected)
     if frame.empty:
         return None
     oracles = D.oracles(frame)
     points = (_top_fraction(frame[~frame["strategy"].isin(oracles)])
               .groupby(["dataset", "backbone", "strategy"])
-              .agg(acc=("test_acc", "mean"), latency=("latency_ms", "median"), params=("deployed_params", "median"),
+              .agg(acc=(metric, "mean"), latency=("latency_ms", "median"), params=("deployed_params", "median"),
                    device=("device", "first"))
               .reset_index())
     points["acc"] *= 100
@@ -75,14 +79,14 @@ def edge_table(selected: pd.DataFrame) -> Table | None:
     for dataset, sub in points.groupby("dataset"):
         for p in pareto_front(sub, "latency", "acc").itertuples(index=False):
             reading = (f"{p.backbone} + {p.strategy}: {fmt_count(p.params)} params, {fmt_num(p.latency, 1)} ms "
-                       f"per image{_on(p.device)}, {p.acc:.1f}%")
+                       f"per image{_on(p.device)}, {fmt_score(p.acc / 100, label)}")
             rows.append([TableCell(dataset), TableCell(reading)])
             data.append({"dataset": dataset, "backbone": p.backbone, "strategy": p.strategy, "params": p.params,
-                         "latency_ms": p.latency, "test_acc": p.acc / 100, "device": p.device})
+                         "latency_ms": p.latency, metric: p.acc / 100, "device": p.device})
     cap = ("The edge reading of the Pareto front: per dataset, at its largest label fraction, the backbone and "
-           "strategy pairs that no other pair beats on both latency at batch 1 and test accuracy (oracles left "
+           f"strategy pairs that no other pair beats on both latency at batch 1 and test {label} (oracles left "
            "out), fastest first.")
-    return Table("deployment_edge", "Fastest models for their accuracy", cap, ["Dataset", "Reading"], rows,
+    return Table("deployment_edge", f"Fastest models for their {label}", cap, ["Dataset", "Reading"], rows,
                  pd.DataFrame(data), numeric_from=99)
 
 
@@ -98,7 +102,9 @@ MISSING = ("No deployment cost: no cell measured its deployed model ([suite] mea
            "records from before tlbench 0.3).")
 
 SECTIONS = [
-    Section("deployment", "table", lambda inp: deployment_table(inp.selected, inp.strategies), missing=MISSING,
-            order=42),
-    Section("deployment_edge", "table", lambda inp: edge_table(inp.selected), order=43),
+    Section("deployment", "table",
+            lambda inp: deployment_table(inp.selected, inp.strategies, inp.test_metric, inp.score_label),
+            missing=MISSING, order=42),
+    Section("deployment_edge", "table", lambda inp: edge_table(inp.selected, inp.test_metric, inp.score_label),
+            order=43),
 ]

@@ -50,7 +50,8 @@ def _panel(ax, mat, text, vmin, vmax, title, n_backbones) -> None:
 
 
 def overview_heatmap(summary: pd.DataFrame, strategies: list[str], shift: dict[str, bool],
-                     directory: Path) -> FigureOut | None:
+                     directory: Path, label: str = "accuracy") -> FigureOut | None:
+    """``summary``'s means (the task's test score, called ``label``) as one heatmap per dataset."""
     if summary.empty:
         return None
     # Each label fraction weighs the same: mean over fractions of the per-fraction means.
@@ -80,12 +81,12 @@ def overview_heatmap(summary: pd.DataFrame, strategies: list[str], shift: dict[s
             ax.set_visible(False)
         mappable = mpl.cm.ScalarMappable(mpl.colors.Normalize(vmin, vmax), cmap="viridis")
         cb = fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.9, aspect=25, pad=0.02)
-        cb.set_label("Mean test accuracy (%)")
+        cb.set_label(f"Mean test {label} (%)")
         cb.outline.set_visible(False)
         png = save_figure(fig, directory, "fig3_overview_heatmap")
-    cap = ("Mean test accuracy (%) per strategy and backbone, one panel per dataset, averaged "
+    cap = (f"Mean test {label} (%) per strategy and backbone, one panel per dataset, averaged "
            "over seeds and label fractions (each fraction weighs the same), for the variant "
-           "selected on validation. Target-domain accuracy for shift pairs; n/a: not run or "
+           f"selected on validation. Target-domain {label} for shift pairs; n/a: not run or "
            "no successful record.")
     if partial:
         cap += " *: some label fractions have no successful record; mean over the others."
@@ -94,5 +95,5 @@ def overview_heatmap(summary: pd.DataFrame, strategies: list[str], shift: dict[s
 
 SECTIONS = [Section(
     "overview", "figure",
-    lambda inp: overview_heatmap(inp.summary, inp.strategies, inp.shift, inp.fig_dir),
+    lambda inp: overview_heatmap(inp.summary, inp.strategies, inp.shift, inp.fig_dir, inp.score_label),
     missing="Figure overview: no successful records.", place="figures", order=30)]

@@ -14,8 +14,8 @@ BLOCK = ["dataset", "backbone", "label_fraction"]
 
 
 def rank_table(summary: pd.DataFrame, strategies: list[str],
-               oracles: set[str] = frozenset()) -> Table | None:
-    """Average rank (1 = best mean test accuracy) within each dataset × backbone × fraction;
+               oracles: set[str] = frozenset(), label: str = "accuracy") -> Table | None:
+    """Average rank (1 = best mean test score, called ``label``) within each dataset × backbone × fraction;
     ``oracles`` (strategies whose role is oracle) are not ranked. None without a block of two
     strategies."""
     s = summary[~summary["strategy"].isin(oracles)].copy()
@@ -37,7 +37,7 @@ def rank_table(summary: pd.DataFrame, strategies: list[str],
         rows.append(row)
     header = ["Strategy", "Mean rank"] + [lab.split("=", 1)[1] for lab, _, _ in cols[1:]] + \
         ["Blocks"]
-    cap = (f"Average rank of each strategy by mean test accuracy (1 = best; ties share the "
+    cap = (f"Average rank of each strategy by mean test {label} (1 = best; ties share the "
            f"average rank), over {s.groupby(BLOCK).ngroups} blocks (dataset × backbone × label "
            "fraction) with at least two strategies; a strategy is ranked only in the blocks where "
            "it ran (Blocks column). Columns after Mean rank restrict the average to one backbone "
@@ -76,7 +76,7 @@ def _mean_ranks(s: pd.DataFrame, order: list[str], cols) -> pd.DataFrame:
 
 
 def _ranks(inp: ReportInput) -> Table | None:
-    return rank_table(inp.summary, inp.strategies, D.oracles(inp.frame))
+    return rank_table(inp.summary, inp.strategies, D.oracles(inp.frame), inp.score_label)
 
 
 SECTIONS = [Section("ranks", "table", _ranks, order=30,

@@ -26,25 +26,28 @@ def tuning_budget(df: pd.DataFrame, tuning: list[dict]) -> pd.DataFrame:
 
 
 def selection_table(df: pd.DataFrame, selected: pd.DataFrame, strategies: list[str],
-                    tuning: list[dict] = ()) -> Table:
+                    tuning: list[dict] = (), metric: str = "val_acc", label: str = "accuracy") -> Table:
+    """The variant each setting selected on validation (``metric``: the task's ``val_<score>``,
+    called ``label``) and its tuning budget."""
     chosen = (selected.groupby(D.GROUP + ["variant"])
-              .agg(val_acc_mean=("val_acc", "mean"), seeds=("seed", "count")).reset_index()
+              .agg(**{f"{metric}_mean": (metric, "mean")}, seeds=("seed", "count")).reset_index()
               .merge(tuning_budget(df, list(tuning)), on=D.GROUP))
     rank = {s: i for i, s in enumerate(strategies)}
     chosen = chosen.sort_values(["dataset", "backbone", "strategy", "label_fraction"],
                                 key=lambda c: c.map(rank) if c.name == "strategy" else c)
-    rows = [[TableCell(r.dataset), TableCell(r.backbone), TableCell(r.strategy),
-             TableCell(D.fraction_label(r.label_fraction)), TableCell(r.variant),
-             TableCell(f"{100 * r.val_acc_mean:.1f}" if not math.isnan(r.val_acc_mean) else "–"),
-             TableCell(str(r.trials)), TableCell(f"{r.steps:,.0f}" if not math.isnan(r.steps) else "–")]
-            for r in chosen.itertuples(index=False)]
-    cap = ("The hyper-parameter variant of each setting with the best mean validation accuracy "
+    rows = [[TableCell(r["dataset"]), TableCell(r["backbone"]), TableCell(r["strategy"]),
+             TableCell(D.fraction_label(r["label_fraction"])), TableCell(r["variant"]),
+             TableCell(f"{100 * r[f'{metric}_mean']:.1f}" if not math.isnan(r[f"{metric}_mean"]) else "–"),
+             TableCell(str(r["trials"])), TableCell(f"{r['steps']:,.0f}" if not math.isnan(r["steps"]) else "–")]
+            for r in chosen.to_dict("records")]
+    cap = (f"The hyper-parameter variant of each setting with the best mean validation {label} "
            "over seeds (source-domain validation for shift pairs); its test numbers are the "
-           "ones reported. Test accuracy takes no part in the choice. Tuning budget: the "
+           f"ones reported. Test {label} takes no part in the choice. Tuning budget: the "
            "configurations tried and the optimizer steps trained over every seed, a search's "
            "pruned rungs included (– for a strategy that trains no steps).")
     return Table("selected_variants", "Selected hyper-parameter variants", cap,
-                 ["Dataset", "Backbone", "Strategy", "Labels", "Variant", "Val acc (%)",
+                 ["Dataset", "Backbone", "Strategy", "Labels", "Variant",
+                  "Val acc (%)" if label == "accuracy" else f"Val {label} (%)",
                   "Trials", "Steps"], rows, chosen.reset_index(drop=True), numeric_from=5)
 
 
@@ -53,6 +56,7 @@ def _several_variants(inp: ReportInput) -> bool:
 
 
 SECTIONS = [Section("selected_variants", "table",
-                    lambda inp: selection_table(inp.frame, inp.selected, inp.strategies, inp.meta.get("tuning", [])),
+                    lambda inp: selection_table(inp.frame, inp.selected, inp.strategies, inp.meta.get("tuning", []),
+                                                inp.val_metric, inp.score_label),
                     place="details", order=20, label="Selected hyper-parameter variants",
                     shown=_several_variants)]

@@ -78,7 +78,8 @@ def row_verdicts(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[t
     df = D.prepare(frame)
     if not (D.at_budget(df)["status"] == "ok").any():
         return []
-    return sentences(report_input(df, Path("."), evidence=evidence))
+    return [found for task, rows in df.groupby("task", sort=False) if (D.at_budget(rows)["status"] == "ok").any()
+            for found in sentences(report_input(rows, Path("."), evidence=evidence, task=task))]
 
 
 def verdict_lines(frame: pd.DataFrame, evidence: Mapping | None = None) -> list[str]:
