@@ -45,6 +45,8 @@ SKIPPED = {
     **{name: "needs the dataset files (download = true needs internet access)"
        for name in ("cifar10", "cifar100", "flowers102", "oxford_pets", "dtd", "eurosat")},
     "imagefolder": "needs a folder of images: test_imagefolder_conforms makes one",
+    **{name: "needs files of the user's: tests/test_dense_datasets.py checks it on files it writes"
+       for name in ("coco_detection", "mask_folder")},
     **{name: "needs a file of the user's: tests/test_text_datasets.py checks it on files it writes"
        for name in ("textfile", "textfile_shift", "hf_text", "hf_text_shift")},
     "simulated": "runs on known_truth inputs only: tests/test_known_truth.py runs the kit's strategy checks there",

@@ -19,6 +19,12 @@ def _step(model, train):
     return OwnLossStep(model)
 
 
+def _augment(policy: str, seed: int, device):
+    from tlbench.tasks.augment import JointAugmenter
+
+    return JointAugmenter(policy, seed, "boxes")
+
+
 def _evaluate(detections, split, num_classes: int):
     from tlbench.tasks.detection.metrics import evaluate
 
@@ -29,4 +35,4 @@ DETECTION = register(Task(
     "detection", "boxes and classes of the objects in each image", "ap", "per-image AP",
     "per-image AP: each image's COCO AP@[.5:.95], averaged over the images with objects",
     _model, _step, _evaluate,
-    {"map": "COCO mAP@[.5:.95] of the split (torchmetrics, faster-coco-eval)", "map50": "COCO mAP at IoU 0.5"}))
+    {"map": "COCO mAP@[.5:.95] of the split (torchmetrics, faster-coco-eval)", "map50": "COCO mAP at IoU 0.5"}, augment=_augment))

@@ -19,6 +19,12 @@ def _step(model, train):
     return PixelCrossEntropyStep(model)
 
 
+def _augment(policy: str, seed: int, device):
+    from tlbench.tasks.augment import JointAugmenter
+
+    return JointAugmenter(policy, seed, "masks")
+
+
 def _evaluate(logits, split, num_classes: int):
     from tlbench.tasks.segmentation.metrics import evaluate
 
@@ -30,4 +36,4 @@ SEGMENTATION = register(Task(
     "per-image IoU: each image's mean IoU over the classes it or its prediction holds, averaged over the images",
     _model, _step, _evaluate,
     {"miou": "mean IoU of the split (per class over all its pixels, then averaged; torchmetrics)",
-     "pixel_acc": "the share of labelled pixels whose class is right"}))
+     "pixel_acc": "the share of labelled pixels whose class is right"}, augment=_augment))
