@@ -87,7 +87,8 @@ def test_ids_name_plugin_and_check():
                                                                           {"lr": 1e-2})])
     ids = mark.kwargs["ids"]
     assert ids[:3] == ["digits-options_documented", "digits-deterministic_load", "digits-splits_shaped"]
-    assert "finetune-reads_only_train_labels" in ids and len(ids) == len(set(ids)) == 8
+    assert "finetune-reads_only_train_labels" in ids and "finetune-outputs_on_a_detection_cell" in ids
+    assert len(ids) == len(set(ids)) == 9
     assert [c.options for r, c in mark.args[1] if r.name == "finetune"][0] == {"lr": 1e-2}
 
 
@@ -241,7 +242,7 @@ def test_broken_backbones_are_caught():
 
 
 def test_every_kind_has_checks_and_other_objects_are_refused():
-    assert {kind.__name__ for kind in testing.CHECKS} == {f"{kind.capitalize()}Plugin" for kind in KINDS}
+    assert {kind.__name__ for kind in testing.CHECKS} == {f"{kind.capitalize()}Plugin" for kind in KINDS} | {"Task"}
     with pytest.raises(TypeError, match="no conformance checks for dict"):
         plugin_checks({"name": "x"})
 

@@ -19,7 +19,8 @@ What is checked (the contracts of ``tlbench/plugins/hookspecs.py``):
   required fields) validate;
 * datasets: two loads give equal data; the splits are ``all`` | ``train+test`` | ``train+val+test``
   (the target domain too, present exactly when ``has_target_domain``); labels are integers in
-  ``[0, len(classes))``; images are uint8 ``N×C×H×W``, text a ``list[str]``;
+  ``[0, len(classes))``; images are uint8 ``N×C×H×W``, text a ``list[str]``; ``targets`` pass the
+  dataset's task's ``check_targets`` (a classification dataset has none);
 * backbones: ``pretrained=False`` gives the same architecture (state-dict keys and shapes);
   ``extract`` gives ``(B, feature_dim)`` finite features; ``blocks()`` is non-empty, holds only
   the model's own parameters and covers every trainable one (except a ``source_head``'s);
@@ -27,7 +28,12 @@ What is checked (the contracts of ``tlbench/plugins/hookspecs.py``):
   colour-inverted target domain when the strategy needs one): logits for exactly
   ``ctx.eval_splits``, each ``(N, num_classes)`` and finite; only the labels a strategy may use are
   read; the same seed gives the same logits; one that declares ``finetunes_pretrained`` predicts
-  with a ``Classifier`` shaped as ``ctx.classifier(pretrained=True)``;
+  with a ``Classifier`` shaped as ``ctx.classifier(pretrained=True)``; one that declares detection,
+  segmentation or ``ANY_TASK`` also returns outputs for every eval split of a tiny detection cell;
+* tasks (:class:`tlbench.Task`), on the ``tiny_cnn`` backbone and the task's ``example``: the model
+  is a ``TaskModel`` with that backbone and a new ``head``; the default step's loss is finite and
+  reaches the head; eval outputs concatenate over batches; ``evaluate``'s score is the mean of its
+  evidence's values, whose rows index the split; its metrics are the declared ones;
 * executors, on :func:`tiny_suite` at one torch thread: every cell comes back once, with the cell
   ids, statuses and metrics of the built-in ``inprocess`` executor; a cell whose worker dies runs
   once more on a fresh worker and is then recorded as failed (``session.failed``) while the other
@@ -71,7 +77,7 @@ from torch import nn
 import tlbench
 from tlbench.train import data as data_mod
 from tlbench.train import engine
-from tlbench.contract.backbone import Backbone
+from tlbench.contract.backbone import Backbone, TaskModel
 from tlbench.train.context import CellContext, Features
 from tlbench.plugins.executors import thread_env
 from tlbench.modalities.modality import get as get_modality
@@ -79,9 +85,11 @@ from tlbench.plugins.records import (BackbonePlugin, DatasetPlugin, ExecutorPlug
                                      StrategyPlugin)
 from tlbench.contract.values import LoadedDataset, Options, Outcome, Split
 from tlbench.train.strategies import seed_everything
+from tlbench.tasks.task import Evaluation, Task, scored
+from tlbench.tasks.task import get as get_task
 
 __all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_executor_plugin", "check_scorer_plugin",
-           "check_strategy_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data", "tiny_context",
+           "check_strategy_plugin", "check_task_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data", "tiny_context",
            "tiny_suite"]
 
 SPLIT_SHAPES = ({"all"}, {"train", "test"}, {"train", "val", "test"})
@@ -159,13 +167,16 @@ def _same_inputs(a, b) -> bool:
 
 
 def check_splits_shaped(record: DatasetPlugin, options: BaseModel) -> None:
-    """Split names, label range and input layout as the dataset contract says."""
+    """Split names, label range and input layout as the dataset contract says; ``targets`` as the
+    dataset's task says (its ``check_targets``: none for classification)."""
     loaded = record.load(options)
     assert isinstance(loaded, LoadedDataset), f"load returned {type(loaded).__name__}, not tlbench.LoadedDataset"
     classes = loaded.classes
     assert len(classes) >= 2 and all(isinstance(c, str) for c in classes), \
         f"classes must be a list of at least two str, got {classes!r}"
     assert len(set(classes)) == len(classes), "class names repeat"
+    task = get_task(record.task, f"dataset plugin {record.name!r}")
+    assert task.check_targets is not None, f"task {task.name!r} declares no check_targets (tlbench.Task)"
     assert (loaded.target is not None) == record.has_target_domain, \
         f"has_target_domain={record.has_target_domain} but target is {'set' if loaded.target else 'None'}"
     for domain in ("source", "target"):
@@ -182,6 +193,10 @@ def check_splits_shaped(record: DatasetPlugin, options: BaseModel) -> None:
             assert len(labels) > 0, f"{where} is empty"
             assert int(labels.min()) >= 0 and int(labels.max()) < len(classes), \
                 f"{where}: labels must lie in [0, {len(classes)}), found [{int(labels.min())}, {int(labels.max())}]"
+            try:
+                task.check_targets(split, len(classes))
+            except ValueError as exc:
+                raise AssertionError(f"{where}: {exc} (dataset of task {task.name!r})") from None
             if record.modality == "image":
                 x = split.inputs
                 assert isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.ndim == 4 and x.shape[1] in (1, 3), \
@@ -303,10 +318,11 @@ def _installed():
 
 def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Backbone] | None = None,
                  seed: int = 0, label_fraction: float = 1.0, epochs: int = 1, batch_size: int = 64,
-                 target: bool = False, select_on: str = "val") -> CellContext:
+                 target: bool = False, select_on: str = "val", task: str = "classification",
+                 steps: int | None = None) -> CellContext:
     """A CPU :class:`CellContext` as the runner would make it: by default the ``tiny_cnn``
-    backbone (width 4, 8×8 inputs) on :func:`tiny_digits`; ``ctx.run_strategy`` runs the installed
-    strategies."""
+    backbone (width 4, 8×8 inputs) on :func:`tiny_digits`; ``task`` is ``loaded``'s task; ``steps``
+    fixes the optimizer steps (else ``epochs``); ``ctx.run_strategy`` runs the installed strategies."""
     from tlbench.builtins.backbones import tiny_cnn
     from tlbench.contract.cells import Cell, Entry, TrainOptions
     from tlbench.run.worker import new_context
@@ -314,13 +330,13 @@ def tiny_context(loaded: LoadedDataset | None = None, build: Callable[[bool], Ba
     loaded = loaded or tiny_digits(target=target)
     build = build or (lambda pretrained: tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=4, input_size=8), pretrained))
     splits = data_mod.prepare(loaded)
-    train = TrainOptions.model_validate({"epochs": epochs, "batch_size": batch_size, "eval_batch_size": 256,
-                                         "precision": "fp32"})
+    train = TrainOptions.model_validate({"epochs": epochs, "steps": steps, "batch_size": batch_size,
+                                         "eval_batch_size": 256, "precision": "fp32"})
     plain = Entry("kit", "kit", Options(), {})
     cell = Cell("kit", plain, plain, plain, train, {}, seed, label_fraction)
     return new_context(cell, splits, num_classes=len(loaded.classes), device=torch.device("cpu"), build=build,
                        features_cache=_features_cache(splits, train.eval_batch_size), select_on=select_on,
-                       strategies=lambda name: _installed().get("strategy", name))
+                       strategies=lambda name: _installed().get("strategy", name), task=get_task(task))
 
 
 def _allowed_labels(record: StrategyPlugin) -> set[str]:
@@ -404,6 +420,44 @@ def check_predicts_with_its_classifier(record: StrategyPlugin, options: BaseMode
     shapes = lambda model: {k: v.shape for k, v in model.state_dict().items()}  # noqa: E731
     assert shapes(classifier_in(ctx.deployed[0])) == shapes(ctx.classifier(pretrained=True)), \
         "declares finetunes_pretrained but its Classifier's parameters differ from ctx.classifier(pretrained=True)'s"
+
+
+#: the tasks whose declaration gets a strategy :func:`check_outputs_on_a_detection_cell`
+DENSE_TASKS = {"detection", "segmentation", "any"}
+
+
+def tiny_scenes(images: int = 24, size: int = 32) -> LoadedDataset:
+    """``images`` detection scenes of ``size`` pixels, one or two of the digits 0-2 each (the
+    built-in ``scene_detection`` dataset)."""
+    from tlbench.builtins.datasets import scenes
+
+    return scenes.load_detection(scenes.ScenesOptions(images=images, image_size=size, objects=(1, 2),
+                                                      classes=(0, 1, 2)))
+
+
+def _tiny_cnn(size: int) -> Callable[[bool], Backbone]:
+    from tlbench.builtins.backbones import tiny_cnn
+
+    def build(pretrained: bool) -> Backbone:
+        torch.manual_seed(0)
+        return tiny_cnn.build(tiny_cnn.TinyCNNOptions(width=8, input_size=size), pretrained)
+    return build
+
+
+def check_outputs_on_a_detection_cell(record: StrategyPlugin, options: BaseModel) -> None:
+    """A strategy that declares detection, segmentation or ``ANY_TASK`` (:data:`APPLIES`) trains on
+    a tiny detection cell (``tiny_cnn`` at 32 px on :func:`tiny_scenes`, 3 steps) and returns
+    outputs for exactly ``ctx.eval_splits``, a row per example, that the task scores."""
+    ctx = tiny_context(tiny_scenes(), _tiny_cnn(32), batch_size=8, select_on=record.select_on, task="detection",
+                       steps=3)
+    seed_everything(0)
+    outcome = record.run(ctx, options)
+    assert set(outcome.logits) == set(ctx.eval_splits), \
+        f"outputs for {sorted(outcome.logits)} on a detection cell, expected ctx.eval_splits {sorted(ctx.eval_splits)}"
+    for name, out in outcome.logits.items():
+        assert isinstance(out, torch.Tensor) and len(out) == len(ctx.data[name]), \
+            f"outputs[{name!r}] on a detection cell have {len(out)} rows for {len(ctx.data[name])} images"
+    scored(ctx.task, outcome.logits, ctx.data, record.select_on, ctx.num_classes)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -659,6 +713,104 @@ def check_ranks_separated_first(record: ScorerPlugin, options: None) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Tasks
+
+#: the kit's tasks: classes, images and their side in pixels (the tiny_cnn backbone takes 32)
+TASK_CLASSES, TASK_IMAGES, TASK_SIZE = 3, 6, 32
+
+
+def _task_model(task: Task) -> TaskModel:
+    torch.manual_seed(0)
+    return task.model(_tiny_cnn(TASK_SIZE)(False), TASK_CLASSES)
+
+
+def _example(task: Task) -> Split:
+    assert task.example is not None, "declares no example(n, size, num_classes) (tlbench.Task): the kit needs one"
+    split = task.example(TASK_IMAGES, TASK_SIZE, TASK_CLASSES)
+    assert isinstance(split, Split) and len(split) == TASK_IMAGES, \
+        f"example({TASK_IMAGES}, ...) must return a tlbench.Split of {TASK_IMAGES} examples"
+    return split
+
+
+def check_task_documented(task: Task, options: None) -> None:
+    """Help, score (a name for ``test_<score>``), its label and help, each metric's meaning, and
+    an example whose targets pass the task's own ``check_targets``."""
+    for name in ("help", "score", "score_label", "score_help"):
+        assert str(getattr(task, name)).strip(), f"{name} is empty"
+    assert task.score.isidentifier(), f"score {task.score!r} must be an identifier (the record's test_{task.score})"
+    undocumented = [name for name, meaning in task.metrics.items() if not meaning.strip()]
+    assert not undocumented, f"metrics without a meaning: {undocumented}"
+    assert task.check_targets is not None, "declares no check_targets(split, num_classes) (tlbench.Task)"
+    task.check_targets(_example(task), TASK_CLASSES)
+
+
+def check_model_has_backbone_and_head(task: Task, options: None) -> None:
+    """``model(backbone, num_classes)`` is a :class:`~tlbench.contract.backbone.TaskModel` holding
+    that very backbone and a ``head`` of new parameters, none of them the backbone's."""
+    backbone = _tiny_cnn(TASK_SIZE)(False)
+    model = task.model(backbone, TASK_CLASSES)
+    assert isinstance(model, TaskModel), f"model returned {type(model).__name__}, not a TaskModel"
+    assert model.backbone is backbone, "model.backbone is not the backbone it was given"
+    assert isinstance(model.head, nn.Module) and any(True for _ in model.head.parameters()), \
+        "model.head must be a module with parameters (what the task adds)"
+    shared = {id(p) for p in model.head.parameters()} & {id(p) for p in backbone.parameters()}
+    assert not shared, "model.head holds backbone parameters (freezing the backbone would freeze the head)"
+
+
+def check_step_trains_the_head(task: Task, options: None) -> None:
+    """The default step (``step(model, train options)``) gives a finite loss on the example batch
+    whose gradient reaches the head's parameters."""
+    from tlbench.contract.cells import TrainOptions
+
+    model = _task_model(task).train()
+    step = task.step(model, TrainOptions())
+    inputs, truth = next(_example(task).batches(TASK_IMAGES))
+    loss = step(inputs, truth).loss
+    assert isinstance(loss, torch.Tensor) and loss.ndim == 0 and torch.isfinite(loss), \
+        f"the step's loss must be a finite scalar tensor, got {loss!r}"
+    loss.backward()
+    reached = [p for p in model.head.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+    assert reached, "the step's loss has no gradient on the head's parameters"
+
+
+def _outputs(task: Task, batch_size: int) -> torch.Tensor:
+    return engine.predict(_task_model(task), _example(task), batch_size, lambda: engine.autocast(torch.device("cpu"),
+                                                                                                   "fp32"))
+
+
+def check_outputs_concatenate(task: Task, options: None) -> None:
+    """Eval-mode outputs of the example in batches of 2 concatenate to those of one batch: a row
+    per example, the same shape after the first dimension (detections padded to a fixed count)."""
+    whole = _outputs(task, TASK_IMAGES)
+    try:
+        parts = _outputs(task, 2)
+    except RuntimeError as exc:
+        raise AssertionError(f"outputs of batches of 2 do not concatenate: {exc}") from None
+    assert len(whole) == TASK_IMAGES, f"outputs have {len(whole)} rows for {TASK_IMAGES} examples"
+    assert parts.shape == whole.shape and torch.allclose(parts, whole, atol=1e-4), \
+        f"outputs in batches of 2 {tuple(parts.shape)} differ from those of one batch {tuple(whole.shape)}"
+
+
+def check_evaluation_is_mean_of_evidence(task: Task, options: None) -> None:
+    """``evaluate`` returns an :class:`~tlbench.tasks.task.Evaluation` whose ``score`` is the mean
+    of its evidence's ``values`` (what intervals and paired tests resample), whose evidence rows
+    index the split (distinct rows in ``[0, N)``) and whose ``metrics`` are the declared ones, finite."""
+    split = _example(task)
+    evaluation = task.evaluate(_outputs(task, TASK_IMAGES), split, TASK_CLASSES)
+    assert isinstance(evaluation, Evaluation), f"evaluate returned {type(evaluation).__name__}, not an Evaluation"
+    values, index = evaluation.evidence.values, np.asarray(evaluation.evidence.index)
+    assert len(values) == len(index) > 0, f"evidence has {len(index)} rows and {len(values)} values"
+    assert math.isclose(evaluation.score, float(np.mean(values)), abs_tol=1e-6), \
+        f"score {evaluation.score} is not the mean of the evidence's values {float(np.mean(values))}"
+    assert len(set(index.tolist())) == len(index) and index.min() >= 0 and index.max() < len(split), \
+        f"evidence rows must be distinct rows of the split, in [0, {len(split)}): {index.tolist()}"
+    assert set(evaluation.metrics) == set(task.metrics), \
+        f"metrics {sorted(evaluation.metrics)}, declared {sorted(task.metrics)} (Task.metrics documents each)"
+    assert all(isinstance(v, float) and math.isfinite(v) for v in evaluation.metrics.values()), \
+        f"metrics must be finite floats: {evaluation.metrics}"
+
+
+# ------------------------------------------------------------------------------------------------
 # Entry points
 
 CHECKS: dict[type, list[Callable]] = {
@@ -666,24 +818,28 @@ CHECKS: dict[type, list[Callable]] = {
     BackbonePlugin: [check_options_documented, check_same_architecture, check_extract_shape,
                      check_blocks_cover_parameters],
     StrategyPlugin: [check_options_documented, check_logits_for_eval_splits, check_deterministic,
-                     check_reads_only_train_labels, check_predicts_with_its_classifier],
+                     check_reads_only_train_labels, check_predicts_with_its_classifier,
+                     check_outputs_on_a_detection_cell],
     ExecutorPlugin: [check_options_documented, check_same_records_as_inprocess, check_dead_worker_retried_once],
     ScorerPlugin: [check_finite_score, check_deterministic_score, check_order_invariant, check_ranks_separated_first],
+    Task: [check_task_documented, check_model_has_backbone_and_head, check_step_trains_the_head,
+           check_outputs_concatenate, check_evaluation_is_mean_of_evidence],
 }
 
 
 #: checks that apply only to some records of their kind: check -> whether it applies to a record
-APPLIES = {check_predicts_with_its_classifier: lambda record: record.finetunes_pretrained}
+APPLIES = {check_predicts_with_its_classifier: lambda record: record.finetunes_pretrained,
+           check_outputs_on_a_detection_cell: lambda record: bool(DENSE_TASKS & set(record.tasks))}
 
 
 def plugin_checks(record, options: dict | None = None) -> list[Check]:
-    """The checks that apply to ``record`` (a dataset, backbone, strategy, executor or scorer record)."""
+    """The checks that apply to ``record`` (a dataset, backbone, strategy, executor or scorer record, or a Task)."""
     for kind, checks in CHECKS.items():
         if isinstance(record, kind):
             return [Check(function, options) for function in checks
                     if APPLIES.get(function, lambda record: True)(record)]
     raise TypeError(f"no conformance checks for {type(record).__name__}; give a DatasetPlugin, "
-                    "BackbonePlugin, StrategyPlugin, ExecutorPlugin or ScorerPlugin")
+                    "BackbonePlugin, StrategyPlugin, ExecutorPlugin, ScorerPlugin or Task")
 
 
 def _check_all(record, options: dict | None) -> None:
@@ -719,6 +875,13 @@ def check_scorer_plugin(record: ScorerPlugin) -> None:
     """Run every scorer check (on simulated data); an AssertionError names the plugin and check."""
     assert isinstance(record, ScorerPlugin), f"{record!r} is not a tlbench.ScorerPlugin"
     _check_all(record, None)
+
+
+def check_task_plugin(task: Task) -> None:
+    """Run every task check (on the tiny_cnn backbone and the task's example); an AssertionError
+    names the task and the failed check."""
+    assert isinstance(task, Task), f"{task!r} is not a tlbench.Task"
+    _check_all(task, None)
 
 
 def parametrize_plugin_checks(records: Iterable[Any]):

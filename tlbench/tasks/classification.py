@@ -46,6 +46,24 @@ def accuracy(model, split, batch_size: int, autocast, num_classes: int) -> float
     return correct.item() / len(split)
 
 
+def _example(n: int, size: int, num_classes: int):
+    """``n`` random images, their classes in turn ``0, 1, ..., num_classes - 1, 0, ...``."""
+    import torch
+
+    from tlbench.contract.values import Split
+    from tlbench.modalities.modality import get
+
+    return Split(get("image").example(n, size), torch.arange(n) % num_classes)
+
+
+def _check_targets(split, num_classes: int) -> None:
+    """A classification split's truth is its labels: it has no ``targets``."""
+    if split.targets is not None:
+        raise ValueError(f"a classification split has no targets (its labels are the truth); got a tensor of "
+                         f"shape {tuple(split.targets.shape)}: declare the dataset's task")
+
+
 CLASSIFICATION = register(Task(
     "classification", "one class per example", "acc", "accuracy", "accuracy: the share of examples whose class is right",
-    _model, _step, _evaluate, {"macro_f1": "macro-averaged F1 over the classes (sklearn)"}, accuracy))
+    _model, _step, _evaluate, {"macro_f1": "macro-averaged F1 over the classes (sklearn)"}, accuracy,
+    example=_example, check_targets=_check_targets))

@@ -57,7 +57,12 @@ class Task:
     selection split's score during training (classification counts on the device).
     ``augment(policy, seed, device)``, if given, returns ``(images, truth) -> (images, truth)`` for
     a ``[train] augment`` policy, moving the targets with the images; without it the training loop
-    augments images alone (right when the truth is one label per example)."""
+    augments images alone (right when the truth is one label per example).
+    ``example(n, size, num_classes)``, if given, is a :class:`Split` of ``n`` raw uint8 images
+    (``size`` pixels square) as a dataset of the task gives it, targets included: what the
+    conformance kit trains and scores (:func:`tlbench.testing.check_task_plugin`).
+    ``check_targets(split, num_classes)``, if given, raises a ValueError naming what is wrong with a
+    split's ``targets`` (shape, rows, class range); the kit runs it on a dataset's splits."""
 
     name: str
     help: str
@@ -70,6 +75,8 @@ class Task:
     metrics: dict[str, str] = field(default_factory=dict)
     selection: Callable[..., float] | None = None
     augment: Callable[[str, int, Any], Callable] | None = None
+    example: Callable[[int, int, int], Split] | None = None
+    check_targets: Callable[[Split, int], None] | None = None
 
 
 #: built-in tasks and the module that declares each (imported on first use)
