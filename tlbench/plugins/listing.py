@@ -42,7 +42,8 @@ class OptionEntry:
 class PluginEntry:
     """One listed record: its ``kind`` (``"strategy"``, ...), the ``key`` it is listed under (its
     qualified name when another plugin registers its ``name`` too), its help, the plugin it came
-    from (``source``) and its options."""
+    from (``source``), its options and its ``tasks`` (a dataset's task, the tasks a strategy
+    trains; none for the other kinds)."""
 
     kind: str
     key: str
@@ -50,6 +51,7 @@ class PluginEntry:
     help: str
     source: str
     options: tuple[OptionEntry, ...]
+    tasks: tuple[str, ...] = ()
 
     @property
     def clashes(self) -> bool:
@@ -69,7 +71,8 @@ def _entry(kind: str, key: str, record, source: str) -> PluginEntry:
     return PluginEntry(kind, key, record.name, record.help, source, tuple(
         OptionEntry(field, info.description or "", None if info.is_required() else repr(info.default),
                     str(grid[field]) if grid.get(field) else None, str(space[field]) if space.get(field) else None)
-        for field, info in (options.model_fields.items() if options else ())))
+        for field, info in (options.model_fields.items() if options else ())),
+        (record.task,) if kind == "dataset" else tuple(getattr(record, "tasks", ())))
 
 
 def cache_dir() -> Path:
@@ -133,7 +136,8 @@ def load(key: str) -> list[PluginEntry] | None:
         stored = json.loads(_path().read_text())
         if stored["key"] != key:
             return None
-        return [PluginEntry(**{**entry, "options": tuple(OptionEntry(**option) for option in entry["options"])})
+        return [PluginEntry(**{**entry, "options": tuple(OptionEntry(**option) for option in entry["options"]),
+                               "tasks": tuple(entry["tasks"])})
                 for entry in stored["entries"]]
     except (OSError, ValueError, TypeError, KeyError):
         return None
