@@ -142,6 +142,25 @@ def test_the_tracker_example_logs_a_run(tmp_path, monkeypatch, cli):
     assert events[2]["status"] == "ok" and events[2]["test_acc"] > 0.1 and events[-1]["status"] == "ok"
 
 
+def test_the_task_example_passes_the_kit_and_runs_in_a_suite(tmp_path, monkeypatch, cli):
+    from tlbench.tasks import task as tasks
+    monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))  # the example's task is forgotten after the test
+    module = load_example(tmp_path, monkeypatch, page("writing-plugins.md"), "my_regression.py")
+    testing.check_task_plugin(tasks.get("regression"))
+    [record] = module.tlbench_datasets()
+    testing.check_dataset_plugin(record, {"n": 40})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "suite.toml").write_text(testing.tiny_suite([{"plugin": "finetune", "lr": 3e-3}],
+                                                            dataset={"plugin": "brightness", "n": 120}))
+    result = cli("run", "suite.toml", "--plugin", "my_regression")
+    assert result.exit_code == 0, result.output
+    assert "test closeness" in result.output
+    [row] = tlbench.load_results(tmp_path / "results/kit").to_dict("records")
+    assert row["status"] == "ok" and row["task"] == "regression"
+    assert 0 < row["val_closeness"] <= 1 and 0 < row["test_closeness"] <= 1 and row["test_mae"] >= 0
+    assert (tmp_path / "results/kit/report/report.html").is_file()
+
+
 def test_the_readme_plugin_passes_the_kit(tmp_path, monkeypatch):
     module = load_example(tmp_path, monkeypatch, page("README.md"), "my_plugin.py")
     for record in module.tlbench_strategies():
