@@ -266,6 +266,30 @@ def test_a_dataset_whose_targets_break_its_task_fails_the_kit():
         testing.check_dataset_plugin(record)
 
 
+def test_a_dense_strategy_runs_on_a_cell_of_its_task_and_missing_outputs_are_caught():
+    from dataclasses import replace
+
+    head_only = testing._installed().get("strategy", "head_only")
+    names = lambda record: [c.name for c in testing.plugin_checks(record)]  # noqa: E731
+    assert "outputs_on_a_dense_cell" in names(head_only)
+    assert "outputs_on_a_dense_cell" not in names(testing._installed().get("strategy", "linear_probe"))
+    seen = []
+
+    def segments(ctx, options):
+        seen.append(ctx.task.name)
+        return head_only.run(ctx, options)
+    testing.check_strategy_plugin(replace(head_only, name="segments", run=segments, tasks=("segmentation",)))
+    assert set(seen) == {"classification", "segmentation"}
+
+    def drops_test(ctx, options):
+        outcome = head_only.run(ctx, options)
+        return tlbench.Outcome({k: v for k, v in outcome.logits.items() if k != "test"}, 1, 1)
+    [check] = [c for c in testing.plugin_checks(head_only) if c.name == "outputs_on_a_dense_cell"]
+    with pytest.raises(AssertionError, match=r"drops: check outputs_on_a_dense_cell failed: outputs for \['val'\] on "
+                                             r"a detection cell, expected ctx.eval_splits \['test', 'val'\]"):
+        check(replace(head_only, name="drops", run=drops_test))
+
+
 # ------------------------------------------------------------------------------------------------
 # Through the command line
 

@@ -87,7 +87,7 @@ def test_ids_name_plugin_and_check():
                                                                           {"lr": 1e-2})])
     ids = mark.kwargs["ids"]
     assert ids[:3] == ["digits-options_documented", "digits-deterministic_load", "digits-splits_shaped"]
-    assert "finetune-reads_only_train_labels" in ids and "finetune-outputs_on_a_detection_cell" in ids
+    assert "finetune-reads_only_train_labels" in ids and "finetune-outputs_on_a_dense_cell" in ids
     assert len(ids) == len(set(ids)) == 9
     assert [c.options for r, c in mark.args[1] if r.name == "finetune"][0] == {"lr": 1e-2}
 

@@ -29,7 +29,8 @@ What is checked (the contracts of ``tlbench/plugins/hookspecs.py``):
   ``ctx.eval_splits``, each ``(N, num_classes)`` and finite; only the labels a strategy may use are
   read; the same seed gives the same logits; one that declares ``finetunes_pretrained`` predicts
   with a ``Classifier`` shaped as ``ctx.classifier(pretrained=True)``; one that declares detection,
-  segmentation or ``ANY_TASK`` also returns outputs for every eval split of a tiny detection cell;
+  segmentation or ``ANY_TASK`` also returns outputs for every eval split of a tiny cell of that
+  task (detection for ``ANY_TASK``);
 * tasks (:class:`tlbench.Task`), on the ``tiny_cnn`` backbone and the task's ``example``: the model
   is a ``TaskModel`` with that backbone and a new ``head``; the default step's loss is finite and
   reaches the head; eval outputs concatenate over batches; ``evaluate``'s score is the mean of its
@@ -422,17 +423,17 @@ def check_predicts_with_its_classifier(record: StrategyPlugin, options: BaseMode
         "declares finetunes_pretrained but its Classifier's parameters differ from ctx.classifier(pretrained=True)'s"
 
 
-#: the tasks whose declaration gets a strategy :func:`check_outputs_on_a_detection_cell`
+#: the tasks whose declaration gets a strategy :func:`check_outputs_on_a_dense_cell`
 DENSE_TASKS = {"detection", "segmentation", "any"}
 
 
-def tiny_scenes(images: int = 24, size: int = 32) -> LoadedDataset:
-    """``images`` detection scenes of ``size`` pixels, one or two of the digits 0-2 each (the
-    built-in ``scene_detection`` dataset)."""
+def tiny_scenes(task: str = "detection", images: int = 24, size: int = 32) -> LoadedDataset:
+    """``images`` scenes of ``size`` pixels, one or two of the digits 0-2 each: the built-in
+    ``scene_detection`` or ``scene_segmentation`` dataset, by ``task``."""
     from tlbench.builtins.datasets import scenes
 
-    return scenes.load_detection(scenes.ScenesOptions(images=images, image_size=size, objects=(1, 2),
-                                                      classes=(0, 1, 2)))
+    load = scenes.load_detection if task == "detection" else scenes.load_segmentation
+    return load(scenes.ScenesOptions(images=images, image_size=size, objects=(1, 2), classes=(0, 1, 2)))
 
 
 def _tiny_cnn(size: int) -> Callable[[bool], Backbone]:
@@ -444,19 +445,21 @@ def _tiny_cnn(size: int) -> Callable[[bool], Backbone]:
     return build
 
 
-def check_outputs_on_a_detection_cell(record: StrategyPlugin, options: BaseModel) -> None:
+def check_outputs_on_a_dense_cell(record: StrategyPlugin, options: BaseModel) -> None:
     """A strategy that declares detection, segmentation or ``ANY_TASK`` (:data:`APPLIES`) trains on
-    a tiny detection cell (``tiny_cnn`` at 32 px on :func:`tiny_scenes`, 3 steps) and returns
-    outputs for exactly ``ctx.eval_splits``, a row per example, that the task scores."""
-    ctx = tiny_context(tiny_scenes(), _tiny_cnn(32), batch_size=8, select_on=record.select_on, task="detection",
+    a tiny cell of that task (detection where it declares detection or any; ``tiny_cnn`` at 32 px
+    on :func:`tiny_scenes`, 3 steps) and returns outputs for exactly ``ctx.eval_splits``, a row per
+    example, that the task scores."""
+    task = "detection" if {"detection", "any"} & set(record.tasks) else "segmentation"
+    ctx = tiny_context(tiny_scenes(task), _tiny_cnn(32), batch_size=8, select_on=record.select_on, task=task,
                        steps=3)
     seed_everything(0)
     outcome = record.run(ctx, options)
     assert set(outcome.logits) == set(ctx.eval_splits), \
-        f"outputs for {sorted(outcome.logits)} on a detection cell, expected ctx.eval_splits {sorted(ctx.eval_splits)}"
+        f"outputs for {sorted(outcome.logits)} on a {task} cell, expected ctx.eval_splits {sorted(ctx.eval_splits)}"
     for name, out in outcome.logits.items():
         assert isinstance(out, torch.Tensor) and len(out) == len(ctx.data[name]), \
-            f"outputs[{name!r}] on a detection cell have {len(out)} rows for {len(ctx.data[name])} images"
+            f"outputs[{name!r}] on a {task} cell have {len(out)} rows for {len(ctx.data[name])} images"
     scored(ctx.task, outcome.logits, ctx.data, record.select_on, ctx.num_classes)
 
 
@@ -819,7 +822,7 @@ CHECKS: dict[type, list[Callable]] = {
                      check_blocks_cover_parameters],
     StrategyPlugin: [check_options_documented, check_logits_for_eval_splits, check_deterministic,
                      check_reads_only_train_labels, check_predicts_with_its_classifier,
-                     check_outputs_on_a_detection_cell],
+                     check_outputs_on_a_dense_cell],
     ExecutorPlugin: [check_options_documented, check_same_records_as_inprocess, check_dead_worker_retried_once],
     ScorerPlugin: [check_finite_score, check_deterministic_score, check_order_invariant, check_ranks_separated_first],
     Task: [check_task_documented, check_model_has_backbone_and_head, check_step_trains_the_head,
@@ -829,7 +832,7 @@ CHECKS: dict[type, list[Callable]] = {
 
 #: checks that apply only to some records of their kind: check -> whether it applies to a record
 APPLIES = {check_predicts_with_its_classifier: lambda record: record.finetunes_pretrained,
-           check_outputs_on_a_detection_cell: lambda record: bool(DENSE_TASKS & set(record.tasks))}
+           check_outputs_on_a_dense_cell: lambda record: bool(DENSE_TASKS & set(record.tasks))}
 
 
 def plugin_checks(record, options: dict | None = None) -> list[Check]:
