@@ -90,8 +90,8 @@ from tlbench.tasks.task import Evaluation, Task, scored
 from tlbench.tasks.task import get as get_task
 
 __all__ = ["Check", "check_backbone_plugin", "check_dataset_plugin", "check_executor_plugin", "check_scorer_plugin",
-           "check_strategy_plugin", "check_task_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data", "tiny_context",
-           "tiny_suite"]
+           "check_strategy_plugin", "check_task_plugin", "plugin_checks", "parametrize_plugin_checks", "scorer_data",
+           "tiny_context", "tiny_scenes", "tiny_suite"]
 
 SPLIT_SHAPES = ({"all"}, {"train", "test"}, {"train", "val", "test"})
 
