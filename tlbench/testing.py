@@ -297,6 +297,11 @@ def tiny_digits(per_class: int = 30, image_size: int = 8, target: bool = False) 
     return LoadedDataset(list(CLASSES), source, shifted)
 
 
+def _cpu_fp32():
+    """The precision context of the kit's CPU runs."""
+    return engine.autocast(torch.device("cpu"), "fp32")
+
+
 def _features_cache(splits: dict[str, Split], eval_batch_size: int):
     from tlbench.run.worker import extract_features  # the core's own extraction (with source logits)
 
@@ -304,8 +309,7 @@ def _features_cache(splits: dict[str, Split], eval_batch_size: int):
 
     def get(make_backbone) -> Features:
         if "features" not in cache:
-            precision = lambda: engine.autocast(torch.device("cpu"), "fp32")  # noqa: E731
-            cache["features"] = extract_features(make_backbone(), splits, eval_batch_size, precision)
+            cache["features"] = extract_features(make_backbone(), splits, eval_batch_size, _cpu_fp32)
         return cache["features"]
     return get
 
@@ -723,7 +727,6 @@ TASK_CLASSES, TASK_IMAGES, TASK_SIZE = 3, 6, 32
 
 
 def _task_model(task: Task) -> TaskModel:
-    torch.manual_seed(0)
     return task.model(_tiny_cnn(TASK_SIZE)(False), TASK_CLASSES)
 
 
@@ -754,7 +757,7 @@ def check_model_has_backbone_and_head(task: Task, options: None) -> None:
     model = task.model(backbone, TASK_CLASSES)
     assert isinstance(model, TaskModel), f"model returned {type(model).__name__}, not a TaskModel"
     assert model.backbone is backbone, "model.backbone is not the backbone it was given"
-    assert isinstance(model.head, nn.Module) and any(True for _ in model.head.parameters()), \
+    assert isinstance(model.head, nn.Module) and next(model.head.parameters(), None) is not None, \
         "model.head must be a module with parameters (what the task adds)"
     shared = {id(p) for p in model.head.parameters()} & {id(p) for p in backbone.parameters()}
     assert not shared, "model.head holds backbone parameters (freezing the backbone would freeze the head)"
@@ -777,8 +780,7 @@ def check_step_trains_the_head(task: Task, options: None) -> None:
 
 
 def _outputs(task: Task, batch_size: int) -> torch.Tensor:
-    return engine.predict(_task_model(task), _example(task), batch_size, lambda: engine.autocast(torch.device("cpu"),
-                                                                                                   "fp32"))
+    return engine.predict(_task_model(task), _example(task), batch_size, _cpu_fp32)
 
 
 def check_outputs_concatenate(task: Task, options: None) -> None:
