@@ -12,7 +12,8 @@ from tlbench.builtins.backbones.timm import build as build_timm
 from tlbench.builtins.backbones.tiny_cnn import TinyCNNOptions
 from tlbench.builtins.backbones.tiny_cnn import build as build_tiny
 from tlbench.contract.step import ModelLoss
-from tlbench.tasks.detection.model import Detector, pyramid_strides
+from tlbench.tasks.detection.model import Detector
+from tlbench.tasks.pyramid import pyramid_strides
 from tlbench.tasks.segmentation.model import Segmenter
 
 

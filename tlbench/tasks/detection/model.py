@@ -10,6 +10,7 @@ from torch import nn
 
 from tlbench.contract.backbone import TaskModel
 from tlbench.contract.step import ModelLoss
+from tlbench.tasks.pyramid import pyramid_strides
 
 if TYPE_CHECKING:  # pragma: no cover
     from tlbench.modalities.image import ImageBackbone
@@ -94,18 +95,3 @@ class PyramidFPN(nn.Module):
     def forward(self, images: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         maps = self.body.pyramid(images)[-self.levels:]
         return self.fpn(OrderedDict((str(i), m) for i, m in enumerate(maps)))
-
-
-def pyramid_strides(backbone: ImageBackbone) -> list[int]:
-    """The stride of each map of ``backbone.pyramid``, measured on one blank image of its input size
-    (no gradient, every module in eval mode for it and then back in its own mode)."""
-    modes = [(m, m.training) for m in backbone.modules()]
-    size = backbone.input_size
-    weight = next(backbone.parameters())
-    try:
-        with torch.no_grad():
-            maps = backbone.eval().pyramid(weight.new_zeros(1, 3, size, size))
-    finally:
-        for module, mode in modes:
-            module.training = mode
-    return [round(size / m.shape[-1]) for m in maps]
