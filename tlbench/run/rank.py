@@ -120,6 +120,9 @@ def _incompatible(registry, backbone: Entry, dataset: Entry) -> str | None:
     except Exception:
         return None
     from tlbench.modalities.modality import mismatch
+    if getattr(d, "task", "classification") != "classification":
+        return (f"dataset {dataset.label!r} is {d.task}: transferability scores rank backbones for classification "
+                "(features against one label per example)")
     return mismatch(b, d, backbone.label, dataset.label)
 
 

@@ -5,8 +5,9 @@ in this (the controlling) process asks for trials; each trial becomes one cell p
 :meth:`~tlbench.contract.cells.Cell.vary` of the suite's cell with the sampled options, so its id hashes
 them as for any cell. The planner runs the cells in *waves* through
 :func:`tlbench.run.runner.run_cells` (so every executor, the store's claims and resuming work as for
-any cell) and tells the study each trial's mean validation accuracy over seeds. Test labels are
-never read: the objective is ``val_acc``, the strategy's own selection split.
+any cell) and tells the study each trial's mean validation score over seeds. Test labels are
+never read: the objective is the task's ``val_<score>`` (``val_acc`` for classification), the
+strategy's own selection split.
 
 Pruning (``halving``, ``hyperband``) is planned here, in rungs of optimizer steps: a bracket's
 trials train ``[train] steps // eta**k`` steps, the best ``1/eta`` by validation accuracy train
@@ -30,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
 from tlbench.contract.cells import Cell, canonical
+from tlbench.tasks import task as tasks
 from tlbench.plugins.registry import Registry
 from tlbench.contract.results import CellRecord
 from tlbench.run.runner import RunResult, run_cells, store_plan
@@ -201,8 +203,9 @@ class GroupSearch:
 
 
 def mean_val(records) -> float | None:
-    """The trial's objective: mean validation accuracy over its seeds (None if a cell is not ok)."""
-    values = [r.metrics.get("val_acc") if r.status == "ok" else None for r in records]
+    """The trial's objective: the mean over its seeds of its task's validation score (``val_acc``,
+    ``val_ap``, ...; None if a cell is not ok)."""
+    values = [r.metrics.get(f"val_{tasks.get(r.task).score}") if r.status == "ok" else None for r in records]
     return None if not values or None in values else sum(values) / len(values)
 
 

@@ -132,7 +132,11 @@ class Worker:
         same_classes(classes, loaded.classes, entry)
         test = data_mod.prepare(loaded, True, entry.label)["test"]
         order = torch.as_tensor([classes.index(c) for c in loaded.classes])
-        return Split(test.inputs, order[test.labels])
+        if test.targets is not None and not torch.equal(order, torch.arange(len(order))):
+            raise UserError(f"its ood set {entry.label!r} lists the classes in another order; the targets of a "
+                            "detection or segmentation set are class indices: "
+                            "give its classes in the dataset's order")
+        return Split(test.inputs, order[test.labels], test.targets)
 
     def reference(self, cell: Cell, entry) -> tuple[dict[str, Split], Features, int]:
         """A ``[forgetting]`` reference task's ``train`` and ``test`` examples (at most ``examples`` of
