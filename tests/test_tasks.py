@@ -110,6 +110,10 @@ def test_a_hand_computed_mask_and_unlabelled_pixels():
     # class 1: 8 / 12; class 0: 4 / 8; the image's IoU is their mean
     assert result.score == pytest.approx((8 / 12 + 4 / 8) / 2)
     assert result.metrics["pixel_acc"] == pytest.approx(12 / 16)
+    spurious = predicted.clone()
+    spurious[:, 3, 3] = 2                        # a class the image has not: it takes a background pixel
+    result = evaluate_segmentation(one_hot_logits(spurious, 3), segmentation(truth), 3)
+    assert result.score == pytest.approx((8 / 12 + 3 / 8) / 2)  # no term of its own: background loses it
     truth[:, :, 2] = 255                         # the wrongly predicted column unlabelled: ignored
     result = evaluate_segmentation(one_hot_logits(predicted, 2), segmentation(truth), 2)
     assert result.score == pytest.approx(1.0) and result.metrics["pixel_acc"] == pytest.approx(1.0)

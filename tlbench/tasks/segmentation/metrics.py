@@ -2,11 +2,14 @@
 the split, then averaged over the classes) and pixel accuracy, and each image's own mean IoU as
 the per-example score the statistics resample.
 
-An image's IoU is the mean, over the classes present in its ground truth or its prediction, of
-that class's intersection over union in the image; unlabelled pixels (255) count nowhere. Its
-mean over images is the task's score ``test_iou``: a mean over examples, so that its intervals and
-paired tests follow the same law as accuracy's; the split's ``miou`` is the number segmentation
-papers report.
+An image's IoU is the mean, over the classes of its ground truth (background included), of that
+class's intersection over union in the image; unlabelled pixels (255) count nowhere. A class
+predicted where the image has none is not a term of its own: its pixels are taken from the image's
+classes and lower their IoU (averaging a zero for every such class would rank a model that predicts
+background everywhere above one that finds the objects but sometimes names them wrongly). Its mean
+over images is the task's score ``test_iou``: a mean over examples, so that its intervals and paired
+tests follow the same law as accuracy's; the split's ``miou`` is the number segmentation papers
+report.
 """
 from __future__ import annotations
 
@@ -20,12 +23,12 @@ IGNORE = 255
 
 
 def image_iou(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> float:
-    """The mean IoU of one ``H×W`` prediction against its truth, over the classes either holds."""
+    """The mean IoU of one ``H×W`` prediction against its truth, over the truth's classes (1 for an
+    image without a labelled pixel)."""
     from torchmetrics.functional.classification import multiclass_jaccard_index
 
     labelled = truth != IGNORE
     present = torch.zeros(num_classes, dtype=torch.bool)
-    present[predicted[labelled].unique()] = True
     present[truth[labelled].unique()] = True
     per_class = multiclass_jaccard_index(predicted[None], truth[None], num_classes, average="none",
                                          ignore_index=IGNORE)

@@ -69,7 +69,7 @@ def check_targets(split, num_classes: int) -> None:
 
 SEGMENTATION = register(Task(
     "segmentation", "a class for every pixel of each image", "iou", "per-image IoU",
-    "per-image IoU: each image's mean IoU over the classes it or its prediction holds, averaged over the images",
+    "per-image IoU: each image's mean IoU over the classes of its ground truth, averaged over the images",
     _model, _step, _evaluate,
     {"miou": "mean IoU of the split (per class over all its pixels, then averaged; torchmetrics)",
      "pixel_acc": "the share of labelled pixels whose class is right"},
