@@ -19,9 +19,10 @@ CROP_SCALE = (0.5, 1.0)
 class JointAugmenter:
     """``augmenter(images, truth) -> (images, truth)`` for a batch: ``images`` uint8 ``B×C×H×W``,
     ``truth`` the task's targets (``kind="boxes"``: ``B×M×5`` ``(class, x1, y1, x2, y2)`` padded with
-    class -1; ``kind="masks"``: ``B×H×W``)."""
+    class -1; ``kind="masks"``: ``B×H×W``). Made as ``Task.augment(policy, seed, device)`` is called;
+    it augments where the batch lies (``device`` is not needed)."""
 
-    def __init__(self, policy: str, seed: int, kind: str):
+    def __init__(self, policy: str, seed: int, device=None, *, kind: str):
         from torchvision import tv_tensors
         from torchvision.transforms import v2
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.step import TrainStep
     from tlbench.contract.values import Split
 
-__all__ = ["BUILT_IN", "Evaluation", "Task", "get", "mismatch", "register", "scored", "scores"]
+__all__ = ["BUILT_IN", "Evaluation", "Task", "get", "imported", "mismatch", "register", "scored", "scores"]
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,17 @@ class Task:
 BUILT_IN = {"classification": "tlbench.tasks.classification", "detection": "tlbench.tasks.detection.task",
             "segmentation": "tlbench.tasks.segmentation.task"}
 _TASKS: dict[str, Task] = {}
+
+
+def imported(path: str) -> Callable:
+    """The callable ``"module:name"``, imported at its first call: how a task module names its
+    model, scores and steps without importing torch when it is declared (``tlbench list``)."""
+    module, _, name = path.partition(":")
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+    call.__qualname__ = call.__name__ = name
+    return call
 
 
 def register(task: Task) -> Task:

@@ -4,31 +4,15 @@ pyramid network over the backbone's pyramid (:mod:`.model`); the loss is the det
 score is each image's COCO AP, with the split's COCO mAP and mAP@.5 (:mod:`.metrics`)."""
 from __future__ import annotations
 
-from tlbench.tasks.task import Task, register
+from functools import partial
 
-
-def _model(backbone, num_classes: int):
-    from tlbench.tasks.detection.model import Detector
-
-    return Detector(backbone, num_classes)
+from tlbench.tasks.task import Task, imported, register
 
 
 def _step(model, train):
     from tlbench.contract.step import OwnLossStep
 
     return OwnLossStep(model)
-
-
-def _augment(policy: str, seed: int, device):
-    from tlbench.tasks.augment import JointAugmenter
-
-    return JointAugmenter(policy, seed, "boxes")
-
-
-def _evaluate(detections, split, num_classes: int):
-    from tlbench.tasks.detection.metrics import evaluate
-
-    return evaluate(detections, split, num_classes)
 
 
 def _example(n: int, size: int, num_classes: int):
@@ -71,6 +55,7 @@ def check_targets(split, num_classes: int) -> None:
 DETECTION = register(Task(
     "detection", "boxes and classes of the objects in each image", "ap", "per-image AP",
     "per-image AP: each image's COCO AP@[.5:.95], averaged over the images with objects",
-    _model, _step, _evaluate,
+    imported("tlbench.tasks.detection.model:Detector"), _step, imported("tlbench.tasks.detection.metrics:evaluate"),
     {"map": "COCO mAP@[.5:.95] of the split (torchmetrics, faster-coco-eval)", "map50": "COCO mAP at IoU 0.5"},
-    augment=_augment, example=_example, check_targets=check_targets))
+    augment=partial(imported("tlbench.tasks.augment:JointAugmenter"), kind="boxes"), example=_example,
+    check_targets=check_targets))

@@ -4,31 +4,15 @@ image (:mod:`.model`); the loss is per-pixel cross-entropy; the score is each im
 with the split's mean IoU and pixel accuracy (:mod:`.metrics`)."""
 from __future__ import annotations
 
-from tlbench.tasks.task import Task, register
+from functools import partial
 
-
-def _model(backbone, num_classes: int):
-    from tlbench.tasks.segmentation.model import Segmenter
-
-    return Segmenter(backbone, num_classes)
+from tlbench.tasks.task import Task, imported, register
 
 
 def _step(model, train):
     from tlbench.contract.step import PixelCrossEntropyStep
 
     return PixelCrossEntropyStep(model)
-
-
-def _augment(policy: str, seed: int, device):
-    from tlbench.tasks.augment import JointAugmenter
-
-    return JointAugmenter(policy, seed, "masks")
-
-
-def _evaluate(logits, split, num_classes: int):
-    from tlbench.tasks.segmentation.metrics import evaluate
-
-    return evaluate(logits, split, num_classes)
 
 
 def _example(n: int, size: int, num_classes: int):
@@ -70,7 +54,9 @@ def check_targets(split, num_classes: int) -> None:
 SEGMENTATION = register(Task(
     "segmentation", "a class for every pixel of each image", "iou", "per-image IoU",
     "per-image IoU: each image's mean IoU over the classes of its ground truth, averaged over the images",
-    _model, _step, _evaluate,
+    imported("tlbench.tasks.segmentation.model:Segmenter"), _step,
+    imported("tlbench.tasks.segmentation.metrics:evaluate"),
     {"miou": "mean IoU of the split (per class over all its pixels, then averaged; torchmetrics)",
      "pixel_acc": "the share of labelled pixels whose class is right"},
-    augment=_augment, example=_example, check_targets=check_targets))
+    augment=partial(imported("tlbench.tasks.augment:JointAugmenter"), kind="masks"), example=_example,
+    check_targets=check_targets))
