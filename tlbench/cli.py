@@ -325,12 +325,11 @@ def list_(kind, refresh, plugins, strict_plugins):
     for k in [PLURALS[kind]] if kind else KINDS:
         out.print(f"[bold]{k} plugins[/bold]")
         for entry in (e for e in entries if e.kind == k):
-            clash = (f"  [yellow]clash: {entry.name!r} is registered twice; name it {entry.key!r}[/yellow]"
-                     if entry.clashes else "")
             tasks = f"  [cyan]{'task' if k == 'dataset' else 'tasks'}: {', '.join(entry.tasks)}[/cyan]" \
                 if entry.tasks else ""
-            out.print(f"  [bold]{escape(entry.key)}[/bold]  {escape(entry.help)}{tasks}  [dim]({entry.source})[/dim]"
-                      f"{clash}")
+            out.print(f"  [bold]{escape(entry.key)}[/bold]  {escape(entry.help)}{tasks}  [dim]({entry.source})[/dim]")
+            if entry.clashes:
+                out.print(f"      [yellow]clash: {entry.name!r} is registered twice; name it {entry.key!r}[/yellow]")
             for option in entry.options:
                 default = "required" if option.default is None else f"default {option.default}"
                 default += f", grid {option.grid}" if option.grid else ""
