@@ -406,3 +406,27 @@ def test_colours_stable_and_colour_blind_safe():
     assert order_strategies(["zeta", "target_oracle", "finetune", "alpha", "scratch"],
                             {"target_oracle": "oracle"}) == \
         ["scratch", "finetune", "alpha", "zeta", "target_oracle"]
+
+
+def test_records_of_two_tasks_get_a_report_each_that_reads_its_own_score(tmp_path):
+    """Classification keeps report/; the detection records get report/detection/, whose tables read
+    test_ap (not test_acc) and say "per-image AP"; the first page links the second."""
+    frame = small_frame().assign(task="classification")
+    boxes = []
+    for strategy, aps in (("finetune", (.40, .42, .44)), ("head_only", (.20, .22, .24))):
+        for seed, ap in enumerate(aps):
+            row = rec("scenes", strategy, 1.0, seed) | {"task": "detection", "val_ap": ap, "test_ap": ap,
+                                                        "test_map": ap / 4, "test_map50": ap / 2}
+            boxes.append(row)
+    frame = pd.concat([frame, pd.DataFrame(boxes)], ignore_index=True)
+    page = write_report(frame, tmp_path, META)
+    assert page == tmp_path / "report" / "report.html"
+    second = tmp_path / "report" / "detection" / "report.html"
+    assert "detection/report.html" in page.read_text() and second.is_file()
+    tables = tmp_path / "report" / "detection" / "tables"
+    ap = pd.read_csv(tables / "ap.csv")
+    assert set(ap["dataset"]) == {"scenes"} and ap["mean"].max() == pytest.approx(.42)
+    assert "per-image AP" in (tables / "ap.md").read_text()
+    assert pd.read_csv(tables / "split_metrics.csv")["map"].max() == pytest.approx(.105)
+    assert not (tables / "calibration.csv").exists()  # classification's sections stay on its page
+    assert "scenes" not in set(pd.read_csv(tmp_path / "report" / "tables" / "accuracy.csv")["dataset"])
