@@ -331,3 +331,25 @@ def test_list_shows_each_datasets_task_and_each_strategys_tasks(cli):
     lines = {line.split()[0]: line for line in result.output.splitlines() if line.startswith("  ") and line.strip()}
     assert "task: detection" in lines["scene_detection"] and "task: classification" in lines["digits"]
     assert "tasks: any" in lines["head_only"] and "tasks: classification" in lines["linear_probe"]
+
+
+def test_a_search_and_the_local_executor_run_detection_cells_and_select_on_its_score(write_suite, cli):
+    """The [search] objective, the worker processes and the selection read the task's val_ap; the
+    records carry the task's scores and cost; the run's report reads test_ap."""
+    import pandas as pd
+
+    text = testing.tiny_suite([{"plugin": "head_only"}], dataset=SCENES, seeds=(0, 1),
+                              backbone={"plugin": "tiny_cnn", "width": 4, "input_size": 32},
+                              suite={"executor": "local"}, train={"steps": 3, "batch_size": 8},
+                              tables={"search": {"method": "random", "trials": 2}, "executor": {"workers": 1}})
+    result = cli("run", write_suite(text))
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv("results/kit/results.csv")
+    assert set(frame["task"]) == {"detection"} and (frame["status"] == "ok").all()
+    assert frame["variant"].nunique() == 2 and len(frame) == 4  # two sampled trials × two seeds
+    assert frame[["val_ap", "test_ap", "test_map", "test_map50", "train_seconds"]].notna().all().all()
+    assert "test_acc" not in frame or frame["test_acc"].isna().all()
+    chosen = pd.read_csv("results/kit/report/tables/selected_variants.csv")
+    per_seed = [g.sort_values(["val_ap", "variant"], ascending=[False, True])["variant"].iloc[0]
+                for _, g in frame.groupby("seed")]  # each seed's own choice on val_ap (ties: sorted order)
+    assert set(chosen["variant"]) == set(per_seed) and "val_ap_mean" in chosen
