@@ -26,7 +26,7 @@ def test_registered_with_documented_options():
 def test_penalty_is_the_distance_from_the_start_and_the_head_norm():
     ctx = context()
     model = ctx.classifier()
-    step = L2SPStep(model, alpha=1.0, beta=1.0)
+    step = L2SPStep(ctx.task.step(model, ctx.train), alpha=1.0, beta=1.0)
     distance, norm = step.penalty()
     assert distance.item() == 0.0
     assert norm.item() == pytest.approx((model.head.weight ** 2).sum().item())
@@ -41,7 +41,7 @@ def test_a_strong_pull_keeps_the_backbone_near_its_start():
         ctx = context(keep_best=False)
         model = ctx.classifier()
         start = [p.detach().clone() for p in model.backbone.parameters()]
-        step = L2SPStep(model, alpha, 0.0)
+        step = L2SPStep(ctx.task.step(model, ctx.train), alpha, 0.0)
         ctx.fit(model, 3e-3, 0.0, step=step)
         return sum(((p - s) ** 2).sum().item() for p, s in zip(model.backbone.parameters(), start))
     assert moved(1e3) < 0.5 * moved(0.0)
@@ -56,3 +56,17 @@ def test_without_penalty_it_is_finetune():
 
 def test_conforms():
     check_strategy_plugin(load_registry().get("strategy", "l2sp"))
+
+
+def test_it_trains_a_detector_with_the_detectors_own_loss_and_the_pull():
+    """On a detection cell the task loss is the detector's (its parts in the curve) and the head
+    is the detector's new head."""
+    from tlbench.builtins.backbones import tiny_cnn
+    from tlbench.testing import tiny_scenes
+
+    options = tiny_cnn.TinyCNNOptions(width=4, input_size=32)
+    ctx = tiny_context(tiny_scenes("detection"), task="detection", steps=3, batch_size=8,
+                       build=lambda pretrained: tiny_cnn.build(options, pretrained))
+    outcome = l2sp.run(ctx, l2sp.L2SPOptions(alpha=1.0, lr=1e-3))
+    assert set(outcome.logits) == set(ctx.eval_splits)
+    assert {"l2sp", "classification", "bbox_regression"} <= set(ctx.curve[0])

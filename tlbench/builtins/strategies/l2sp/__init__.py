@@ -3,14 +3,16 @@ starting point *and* the centre of the regulariser.
 
 Full fine-tuning of backbone and new head, with the loss
 
-    cross-entropy + alpha / 2 * ||w_backbone - w_pretrained||^2 + beta / 2 * ||w_head||^2
+    task loss + alpha / 2 * ||w_backbone - w_pretrained||^2 + beta / 2 * ||w_head||^2
 
 in place of weight decay (the optimizer's decoupled weight decay is 0): the backbone may move
 where the task needs it, at a price that grows with the distance from what pretraining found.
 The paper's defaults are ``alpha = 0.1``, ``beta = 0.01``; ``[train]`` options (schedule,
 label smoothing, augmentation) apply as to ``finetune``, and so do ``layer_decay`` and precise
-batch-norm statistics before every evaluation (``recalibrate_bn``). The step (torch) is
-:mod:`.step`'s :class:`~tlbench.builtins.strategies.l2sp.step.L2SPStep`.
+batch-norm statistics before every evaluation (``recalibrate_bn``). The task loss is the dataset's
+task's own (cross-entropy for classification; a detector's loss; per-pixel cross-entropy), so L2-SP
+trains every task; the head is the task's new head. The step (torch) is :mod:`.step`'s
+:class:`~tlbench.builtins.strategies.l2sp.step.L2SPStep`.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def run(ctx, options: L2SPOptions) -> tlbench.Outcome:
     from tlbench.builtins.strategies.l2sp.step import L2SPStep
 
     model = ctx.classifier(pretrained=True)
-    return fine_tune(ctx, model, options, L2SPStep(model, options.alpha, options.beta, ctx.train.label_smoothing))
+    return fine_tune(ctx, model, options, L2SPStep(ctx.task.step(model, ctx.train), options.alpha, options.beta))
 
 
 @tlbench.hookimpl
@@ -43,4 +45,4 @@ def tlbench_strategies():
     return [tlbench.StrategyPlugin("l2sp", "fine-tune all weights with an L2 pull towards the pretrained ones "
                                    "(L2-SP, Li et al. 2018)", L2SPOptions, run, grid=FINETUNE_GRID,
                                    space={"lr": LogUniform(3e-5, 1e-2), "alpha": LogUniform(1e-3, 1.0)},
-                                   finetunes_pretrained=True)]
+                                   finetunes_pretrained=True, tasks=tlbench.ANY_TASK)]
