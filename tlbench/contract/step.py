@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from tlbench.contract.values import UNLABELLED
+
 
 @dataclass
 class StepOutput:
@@ -75,7 +77,7 @@ class PixelCrossEntropyStep(TrainStep):
     """Cross-entropy of ``model(inputs)`` (``B×C×H×W`` logits) against a class per pixel, pixels of
     class ``ignore`` left out: semantic segmentation."""
 
-    def __init__(self, model: nn.Module, ignore: int = 255):
+    def __init__(self, model: nn.Module, ignore: int = UNLABELLED):
         super().__init__(model)
         self.ignore = ignore
 

@@ -30,6 +30,10 @@ class Options(BaseModel):
         return self.model_dump(mode="json", exclude={k for k, v in self.omitted_at.items() if getattr(self, k) == v})
 
 
+#: the segmentation target of an unlabelled pixel (``Split.targets``): no loss, no score
+UNLABELLED = 255
+
+
 @dataclass(frozen=True)
 class Split:
     """One labelled (or unlabelled: labels -1) set of examples.

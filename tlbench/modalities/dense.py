@@ -14,13 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tlbench.contract.values import UNLABELLED as IGNORE
 from tlbench.contract.values import Split
 from tlbench.modalities.image import square
 
 __all__ = ["IGNORE", "detection_split", "segmentation_split", "square_mask"]
-
-#: the segmentation value of an unlabelled pixel
-IGNORE = 255
 
 
 def detection_split(images: torch.Tensor, boxes: list[np.ndarray]) -> Split:

@@ -25,8 +25,8 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from tlbench.contract.backbone import Backbone
 
-__all__ = ["IMG_EXTENSIONS", "ImageBackbone", "is_image_file", "load_image", "square", "square_geometry",
-           "square_rgb", "stack_images", "to_uint8_rgb", "upsample"]
+__all__ = ["IMG_EXTENSIONS", "ImageBackbone", "is_image_file", "last_at_each_stride", "load_image", "square",
+           "square_geometry", "square_rgb", "stack_images", "to_uint8_rgb", "upsample"]
 
 
 class ImageBackbone(Backbone):
@@ -56,6 +56,13 @@ class ImageBackbone(Backbone):
         if device not in cache:
             cache[device] = tuple(torch.tensor(v, device=device).view(1, -1, 1, 1) for v in (self.mean, self.std))
         return cache[device]
+
+
+def last_at_each_stride(strides: list[int], smallest: int = 4) -> list[int]:
+    """The stages an image backbone's ``pyramid`` returns: given each stage's stride (input pixels
+    per output cell, input to output, never decreasing), the index of the last stage at each stride
+    of ``smallest`` or more."""
+    return [i for i, s in enumerate(strides) if s >= smallest and (i + 1 == len(strides) or strides[i + 1] > s)]
 
 
 _CHUNK = 256

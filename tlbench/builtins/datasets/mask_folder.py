@@ -77,6 +77,8 @@ def _read(image_path: Path, mask_path: Path, classes: int):
     """The opened image and the mask's pixels as an array; a UserError names the file at fault."""
     import numpy as np
 
+    from tlbench.modalities.dense import IGNORE
+
     image, mask = _decoded(image_path), _decoded(mask_path)
     if mask.mode not in MASK_MODES:
         raise UserError(f"{NAME}: mask {mask_path} is {mask.mode}; masks need one channel of class indices "
@@ -85,7 +87,7 @@ def _read(image_path: Path, mask_path: Path, classes: int):
         raise UserError(f"{NAME}: mask {mask_path} is {mask.size[0]}x{mask.size[1]}, its image {image_path} "
                         f"is {image.size[0]}x{image.size[1]}; a mask must have its image's size")
     values = np.unique(np.asarray(mask))
-    bad = values[(values >= classes) & (values != 255)]
+    bad = values[(values >= classes) & (values != IGNORE)]
     if len(bad):
         raise UserError(f"{NAME}: mask {mask_path} has value {int(bad[0])}, not a class index (0-{classes - 1}) "
                         "nor 255 (unlabelled); add the class to classes or relabel the mask")

@@ -17,9 +17,8 @@ import numpy as np
 import torch
 
 from tlbench.contract.evidence import ExampleScores
+from tlbench.modalities.dense import IGNORE
 from tlbench.tasks.task import Evaluation
-
-IGNORE = 255
 
 
 def image_iou(predicted: torch.Tensor, truth: torch.Tensor, num_classes: int) -> float:

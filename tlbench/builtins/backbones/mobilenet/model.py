@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from tlbench.builtins.backbones.mobilenet import IMAGENET_MEAN, IMAGENET_STD
-from tlbench.modalities.image import ImageBackbone
+from tlbench.modalities.image import ImageBackbone, last_at_each_stride
 from tlbench.train.peft import default_lora_targets
 
 
@@ -61,5 +61,4 @@ def stride_ends(blocks: nn.Sequential, smallest: int) -> list[int]:
     """Indices of the blocks whose output is the last at its stride, for strides >= ``smallest``
     (a block's stride is the product of its convolutions' strides)."""
     strides = [math.prod(m.stride[0] for m in block.modules() if isinstance(m, nn.Conv2d)) for block in blocks]
-    total = list(itertools.accumulate(strides, operator.mul))
-    return [i for i, s in enumerate(total) if s >= smallest and (i + 1 == len(total) or total[i + 1] > s)]
+    return last_at_each_stride(list(itertools.accumulate(strides, operator.mul)), smallest)

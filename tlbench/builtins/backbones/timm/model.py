@@ -6,7 +6,7 @@ from timm.models import group_parameters
 from torch import nn
 
 from tlbench.contract.errors import NotApplicable
-from tlbench.modalities.image import ImageBackbone
+from tlbench.modalities.image import ImageBackbone, last_at_each_stride
 from tlbench.train.peft import classifier_names, default_lora_targets
 
 _MATCH_PREV_GROUP = (99999,)  # timm's marker: "merge into the previous group"
@@ -45,8 +45,7 @@ class TimmBackbone(ImageBackbone):
         if not info or not hasattr(self.model, "forward_intermediates"):
             raise NotApplicable(f"timm model {type(self.model).__name__} gives no feature pyramid "
                                 "(no feature_info / forward_intermediates): it serves classification only")
-        reductions = [int(level["reduction"]) for level in info]
-        return [i for i, r in enumerate(reductions) if r >= 4 and (i + 1 == len(reductions) or reductions[i + 1] > r)]
+        return last_at_each_stride([int(level["reduction"]) for level in info])
 
     def blocks(self) -> list[nn.Module]:
         return model_blocks(self.model)
