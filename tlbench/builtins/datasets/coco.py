@@ -65,10 +65,10 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _categories(path: Path) -> dict[int, tuple[int, str]]:
-    """Category id -> (class index, name), classes in sorted-id order."""
+def _categories(path: Path, data: dict) -> dict[int, tuple[int, str]]:
+    """Category id -> (class index, name) of the JSON ``data`` read from ``path``, classes in sorted-id order."""
     try:
-        found = {int(c["id"]): str(c["name"]) for c in _read_json(path)["categories"]}
+        found = {int(c["id"]): str(c["name"]) for c in data["categories"]}
     except (KeyError, TypeError, ValueError):
         raise UserError(f"{NAME}: {path}: every category needs an integer \"id\" and a \"name\"") from None
     if not found:
@@ -76,9 +76,8 @@ def _categories(path: Path) -> dict[int, tuple[int, str]]:
     return {cid: (k, found[cid]) for k, cid in enumerate(sorted(found))}
 
 
-def _images(path: Path, folder: Path, categories: dict[int, tuple[int, str]]) -> list[CocoImage]:
-    """The images of the JSON at ``path`` with their boxes; a UserError names the first fault."""
-    data = _read_json(path)
+def _images(path: Path, data: dict, folder: Path, categories: dict[int, tuple[int, str]]) -> list[CocoImage]:
+    """The images of the JSON ``data`` read from ``path``, with their boxes; a UserError names the first fault."""
     images: dict[int, CocoImage] = {}
     for entry in data["images"]:
         try:
@@ -111,10 +110,11 @@ def _images(path: Path, folder: Path, categories: dict[int, tuple[int, str]]) ->
 
 def _splits(options: CocoOptions) -> tuple[list[str], dict[str, tuple[Path, list[CocoImage]]]]:
     """The class names and each split's JSON and images (their files not yet opened)."""
-    categories = _categories(options.annotations)
-    files = {"train": options.annotations, "val": options.val, "test": options.test}
-    splits = {name: (path, _images(path, options.images, categories)) for name, path in files.items()
-              if path is not None}
+    data = {name: (path, _read_json(path)) for name, path in
+            (("train", options.annotations), ("val", options.val), ("test", options.test)) if path is not None}
+    categories = _categories(*data["train"])
+    splits = {name: (path, _images(path, json_data, options.images, categories))
+              for name, (path, json_data) in data.items()}
     if len(splits) == 1:
         splits = {"all": splits["train"]}
     return [name for _, name in categories.values()], splits
