@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 GROUP = ["backbone", "dataset", "strategy", "label_fraction"]
 
 
+def task_column(frame: pd.DataFrame) -> pd.Series:
+    """Each record's task (:mod:`tlbench.tasks`); records written before tasks were stored (no
+    ``task`` column, or an empty one) are classification's."""
+    if "task" not in frame.columns:
+        return pd.Series("classification", index=frame.index, dtype=object)
+    return frame["task"].fillna("classification").astype(str)
+
+
 def select_variants(frame: pd.DataFrame, by: str = "val_acc") -> pd.DataFrame:
     """The row of the selected variant of each group and seed (highest ``by``; ties: the first
     variant in sorted order); only ``ok`` rows.

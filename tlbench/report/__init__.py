@@ -96,8 +96,7 @@ def write_report(frame: pd.DataFrame, out_dir: Path, meta: dict,
 def report_dirs(df: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     """The folder of each task's report: ``out_dir/report`` for the first (classification first,
     then by name; the only one, in a suite of one task), ``out_dir/report/<task>`` for the others."""
-    tasks = sorted(df["task"].unique(), key=lambda t: (t != "classification", t))
-    return {task: out_dir / "report" / ("" if i == 0 else task) for i, task in enumerate(tasks)}
+    return {task: out_dir / "report" / ("" if i == 0 else task) for i, task in enumerate(tasks.in_order(df["task"]))}
 
 
 def report_input(df: pd.DataFrame, out_dir: Path, meta: dict | None = None, evidence=None,

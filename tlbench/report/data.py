@@ -14,7 +14,7 @@ import pandas as pd
 
 from tlbench.contract.errors import UserError
 from tlbench.report.style import ADAPTATION, BASELINE, ORACLE, ROLES, TRANSFER
-from tlbench.analysis.selection import GROUP, select_variants
+from tlbench.analysis.selection import GROUP, select_variants, task_column
 from tlbench.plan.suite import FILTER_KEYS
 from tlbench.tasks import task as tasks
 
@@ -48,7 +48,7 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["label_fraction"] = pd.to_numeric(df["label_fraction"], errors="coerce").astype(float)
     # each record's task (tlbench.tasks); records before tasks were stored are classification's
-    df["task"] = df["task"].fillna("classification").astype(str) if "task" in df.columns else "classification"
+    df["task"] = task_column(df)
     if "has_target_domain" not in df.columns:
         df["has_target_domain"] = False
     df["has_target_domain"] = df["has_target_domain"].map(_truthy)
@@ -61,8 +61,9 @@ def prepare(frame: pd.DataFrame) -> pd.DataFrame:
     df["stop"] = df["stop"].fillna("budget").astype(str) if "stop" in df.columns else "budget"
     # A "finished" row without its task's test score cannot be averaged: treat it as failed, visibly.
     for task in df["task"].unique():
-        score = f"test_{tasks.get(task).score}"
-        lacking = [c for c in (score, f"val_{tasks.get(task).score}") if c not in frame.columns]
+        name = tasks.get(task).score
+        score = f"test_{name}"
+        lacking = [c for c in (score, f"val_{name}") if c not in frame.columns]
         if lacking:
             raise UserError(f"the records lack column(s) {', '.join(lacking)} of their task {task}; "
                             "they were not written by this version of tlbench")

@@ -18,7 +18,7 @@ from tlbench.contract import evidence as evidence_mod
 from tlbench.contract.errors import UserError
 from tlbench.contract.evidence import SplitEvidence
 from tlbench.contract.results import SCHEMA_VERSION, CellRecord, columns, flatten
-from tlbench.analysis.selection import select_variants, summarize_seeds
+from tlbench.analysis.selection import select_variants, summarize_seeds, task_column
 from tlbench.tasks import task as tasks
 
 # SCHEMA_VERSION is written in meta on creation; a store of another version is refused, never changed
@@ -198,10 +198,9 @@ def score_summaries(frame: pd.DataFrame, evidence=None) -> dict[str, pd.DataFram
     re-runs apart)."""
     if "budget" in frame.columns:
         frame = frame[pd.to_numeric(frame["budget"], errors="coerce").fillna(1.0) == 1.0]
-    task_of = frame["task"].fillna("classification") if "task" in frame.columns else pd.Series("classification",
-                                                                                                 index=frame.index)
+    task_of = task_column(frame)
     out = {}
-    for task in sorted(task_of.unique(), key=lambda t: (t != "classification", t)):
+    for task in tasks.in_order(task_of):
         score = tasks.get(task).score
         out[task] = summarize_seeds(select_variants(frame[task_of == task], by=f"val_{score}"), f"test_{score}",
                                     evidence)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from tlbench.contract.step import TrainStep
     from tlbench.contract.values import Split
 
-__all__ = ["BUILT_IN", "Evaluation", "Task", "get", "imported", "mismatch", "register", "scored", "scores"]
+__all__ = ["BUILT_IN", "Evaluation", "Task", "get", "imported", "mismatch", "in_order", "register", "scored", "scores"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,11 @@ def get(name: str, plugin: str = "") -> Task:
 def scores() -> list[str]:
     """The score of every task, built-in or registered (``acc``, ``ap``, ``iou``, ...)."""
     return sorted({get(name).score for name in set(BUILT_IN) | set(_TASKS)})
+
+
+def in_order(names) -> list[str]:
+    """Task names as reports and summaries list them: classification first, then by name."""
+    return sorted(set(names), key=lambda name: (name != "classification", name))
 
 
 def mismatch(strategy, dataset, strategy_label: str, dataset_label: str) -> str | None:
