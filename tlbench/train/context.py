@@ -47,8 +47,8 @@ class CellContext:
     labels a strategy sees in ``data`` and checks that nothing changes);
     ``energy()`` reads an energy counter in joules (None: none available). After training,
     ``curve`` holds the training loss, ``val_curve`` the evaluations (``{step, examples, seconds,
-    val_<score>[, joules]}``: the task's score, e.g. ``val_acc``), ``best_step`` the step whose state was kept, ``trained_steps`` the
-    optimizer steps taken and ``stopped`` how the last training loop ended: ``"plateau"`` (the
+    val_<score>[, joules]}``: the task's score, e.g. ``val_acc``), ``best_step`` the step whose
+    state was kept, ``trained_steps`` the optimizer steps taken and ``stopped`` how the last training loop ended: ``"plateau"`` (the
     patience rule fired), ``"cap"`` (it reached its planned steps); None without a loop.
 
     ``strategies(name)`` is the registered strategy plugin of that name (the worker and the
@@ -299,8 +299,9 @@ class CellContext:
         return torch.compile(step_module, dynamic=False)
 
     def predict(self, model: nn.Module, adapter: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """The outputs of ``model`` on every evaluation split (classification: logits). ``model`` is the cell's deployed model: its
-        size and speed are measured after the strategy returns (:mod:`tlbench.train.deploy`).
+        """The outputs of ``model`` on every evaluation split (classification: logits). ``model`` is
+        the cell's deployed model: its size and speed are measured after the strategy returns
+        (:mod:`tlbench.train.deploy`).
         ``adapter``: when ``model`` has trained tensors merged in (LoRA), those tensors as they were
         before merging, i.e. what a separate adapter file holds; its size is measured too."""
         self.deployed = (model, adapter)
