@@ -353,3 +353,16 @@ def test_a_search_and_the_local_executor_run_detection_cells_and_select_on_its_s
     per_seed = [g.sort_values(["val_ap", "variant"], ascending=[False, True])["variant"].iloc[0]
                 for _, g in frame.groupby("seed")]  # each seed's own choice on val_ap (ties: sorted order)
     assert set(chosen["variant"]) == set(per_seed) and "val_ap_mean" in chosen
+
+
+@pytest.mark.parametrize("command", ["--dry-run", None])
+def test_an_augmentation_a_dense_task_cannot_apply_is_one_line_exit_2_before_training(write_suite, cli, command):
+    """TrivialAugment moves no boxes: the suite is refused while it is read, naming the file, the key
+    and the dataset, with nothing trained and no results folder."""
+    text = testing.tiny_suite([{"plugin": "head_only"}], dataset=SCENES,
+                              backbone={"plugin": "tiny_cnn", "width": 4, "input_size": 32},
+                              train={"steps": 2, "batch_size": 8, "augment": "trivialaugment"})
+    path = write_suite(text)
+    assert_user_error(cli("run", path, *([command] if command else [])), "suite.toml", "[train] augment",
+                      "'trivialaugment'", "crop, flip_crop", "dataset 'scene_detection' is detection")
+    assert not (path.parent / "results").exists()

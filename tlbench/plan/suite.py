@@ -244,6 +244,7 @@ def parse_suite(text: str, path: str | Path, registry: Registry, output: str | N
                             "cells while it runs, and the budget check re-runs planned cells; leave out "
                             "[budget_check] or use method = \"grid\"")
     forgetting = _forgetting(raw.get("forgetting"), axes["dataset"], registry, where)
+    _check_augment(trains, axes["dataset"], registry, where)
     cells = []
     for backbone, dataset, strategy, (train, train_variant) in itertools.product(
             axes["backbone"], axes["dataset"], axes["strategy"], trains):
@@ -302,6 +303,22 @@ def _dataset_entries(values: list, registry: Registry, at: str) -> tuple[Entry, 
     if len(set(labels)) < len(labels):
         raise UserError(f"{at}: two entries are labelled {max(labels, key=labels.count)!r}; give one a label = \"...\"")
     return tuple(entries)
+
+
+def _check_augment(trains, datasets: list[Entry], registry: Registry, where: str) -> None:
+    """A UserError when a ``[train] augment`` policy is one a dataset's task cannot apply (detection
+    and segmentation move boxes and masks with crops and flips only): its augmenter is made here,
+    before anything trains, as the training loop would make it."""
+    for train, _ in trains:
+        if train.augment == "none":
+            continue
+        for dataset in datasets:
+            task = tasks.get(registry.get("dataset", dataset.plugin).task)
+            if task.augment is not None:
+                try:
+                    task.augment(train.augment, 0, "cpu")
+                except UserError as exc:
+                    raise UserError(f"{where}{exc} (dataset {dataset.label!r} is {task.name})") from None
 
 
 def _skip_reason(registry: Registry, backbone: Entry, dataset: Entry, strategy: Entry) -> str | None:
